@@ -1,0 +1,92 @@
+"""Each dbt model an asset, each dbt test an asset check: one ``@dbt_assets`` per dbt project."""
+
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+from dagster import AssetExecutionContext
+from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
+
+from dalgo_assets.spec import DbtProjectSpec, OrgSpec
+from dalgo_assets.transform.projects import PreparedProject, dbt_executable, read_manifest
+from dalgo_assets.transform.translator import OrgDbtTranslator, RelationIndex, dbt_relations
+from dalgo_assets.warehouse.profiles import PROFILE_NAME, profiles_dir
+
+
+def dbt_resource_key(project: str) -> str:
+    return f"dbt_{project}"
+
+
+def dbt_pool(org: str, project: str) -> str:
+    """The concurrency pool of a dbt project: the instance can allow one dbt step per project at a time."""
+    return f"dbt/{org}/{project}"
+
+
+@dataclass
+class LoadedProject:
+    spec: DbtProjectSpec
+    prepared: PreparedProject
+    manifest: Mapping[str, Any]
+
+
+@dataclass
+class DbtDefinitions:
+    assets: list[dg.AssetsDefinition] = field(default_factory=list)
+    resources: dict[str, Any] = field(default_factory=dict)
+
+
+def load_projects(spec: OrgSpec) -> list[LoadedProject]:
+    loaded = []
+    for project in spec.dbt_projects:
+        prepared, manifest = read_manifest(spec, project)
+        loaded.append(LoadedProject(project, prepared, manifest))
+    return loaded
+
+
+def project_relations(org: str, projects: list[LoadedProject]) -> dict:
+    relations: dict = {}
+    for project in projects:
+        relations.update(dbt_relations(org, project.spec.name, project.manifest))
+    return relations
+
+
+def _project_assets(
+    spec: OrgSpec, project: LoadedProject, translator: OrgDbtTranslator
+) -> tuple[dg.AssetsDefinition, DbtCliResource]:
+    dbt_project = DbtProject(
+        project_dir=project.prepared.project_dir,
+        target_path=project.prepared.target_dir,
+        profiles_dir=profiles_dir(spec),
+        profile=PROFILE_NAME,
+    )
+    key = dbt_resource_key(project.spec.name)
+    runs_dir = project.prepared.target_dir.parent / "runs"
+
+    @dbt_assets(
+        manifest=project.manifest,
+        project=dbt_project,
+        name=f"{spec.slug}__{project.spec.name}",
+        dagster_dbt_translator=translator,
+        required_resource_keys={key, "warehouse"},
+        pool=dbt_pool(spec.slug, project.spec.name),
+    )
+    def _dbt_build(context: AssetExecutionContext):
+        dbt: DbtCliResource = getattr(context.resources, key)
+        with context.resources.warehouse.dbt_environment():
+            yield from dbt.cli(["build"], context=context, target_path=runs_dir / context.run_id).stream()
+
+    resource = DbtCliResource(project_dir=dbt_project, profile=PROFILE_NAME, dbt_executable=dbt_executable())
+    return _dbt_build, resource
+
+
+def build_dbt_definitions(spec: OrgSpec, projects: list[LoadedProject], relations: RelationIndex) -> DbtDefinitions:
+    """The organization's dbt assets, with sources wired to whatever builds their tables."""
+    out = DbtDefinitions()
+    for project in projects:
+        translator = OrgDbtTranslator(spec.slug, project.spec.name, relations, spec.warehouse.type)
+        assets_def, resource = _project_assets(spec, project, translator)
+        out.assets.append(assets_def)
+        out.resources[dbt_resource_key(project.spec.name)] = resource
+    return out

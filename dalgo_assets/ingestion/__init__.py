@@ -1,4 +1,10 @@
-"""Airbyte connections as assets: one asset per stream, ``<org>/<connection>/<stream>``."""
+"""Airbyte connections as assets: one asset per stream, ``<org>/<connection>/<stream>``.
+
+Two ways to run a connection, chosen per organization (``ingestion.mode`` in its spec):
+``embedded`` (the default) runs Airbyte's Python source connectors on this host and loads their records
+into the organization's warehouse; ``server`` drives an Airbyte server through dagster-airbyte's
+``AirbyteWorkspace``. Either way the stream's table feeds the dbt sources that read it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from typing import Any
 
 import dagster as dg
 
-from dalgo_assets.spec import OrgSpec
+from dalgo_assets.spec import ConnectionSpec, OrgSpec
 from dalgo_assets.transform.translator import Relation
 
 
@@ -23,5 +29,40 @@ def stream_key(org: str, connection: str, stream: str) -> dg.AssetKey:
     return dg.AssetKey([org, connection, stream])
 
 
+def ingestion_group(org: str) -> str:
+    return f"{org}_ingestion"
+
+
+def connection_pool(org: str, connection: str) -> str:
+    """One sync of a connection at a time (the instance's pools give every pool a limit of one)."""
+    return f"airbyte/{org}/{connection}"
+
+
+def stream_relations(spec: OrgSpec) -> dict[Relation, tuple[str, dg.AssetKey]]:
+    return {
+        (conn.destination_schema.lower(), stream.name.lower()): (conn.name, stream_key(spec.slug, conn.name, stream.name))
+        for conn in spec.connections
+        for stream in conn.streams
+    }
+
+
+def connection_by_name(spec: OrgSpec, name: str) -> ConnectionSpec:
+    for conn in spec.connections:
+        if conn.name == name:
+            return conn
+    raise KeyError(f"organization '{spec.slug}' has no connection '{name}'")
+
+
 def build_ingestion_definitions(spec: OrgSpec) -> IngestionDefinitions:
-    return IngestionDefinitions()
+    if not spec.connections:
+        return IngestionDefinitions()
+    if spec.ingestion.mode == "server":
+        from dalgo_assets.ingestion.server import build_server_ingestion
+
+        built = build_server_ingestion(spec)
+    else:
+        from dalgo_assets.ingestion.embedded import build_embedded_ingestion
+
+        built = build_embedded_ingestion(spec)
+    built.relations = stream_relations(spec)
+    return built

@@ -7,7 +7,7 @@ from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
-from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
 
 from dalgo_assets.spec import DbtProjectSpec, OrgSpec
 from dalgo_assets.transform.projects import PreparedProject, dbt_executable, read_manifest
@@ -75,10 +75,28 @@ def _project_assets(
     def _dbt_build(context: AssetExecutionContext):
         dbt: DbtCliResource = getattr(context.resources, key)
         with context.resources.warehouse.dbt_environment():
-            yield from dbt.cli(["build"], context=context, target_path=runs_dir / context.run_id).stream()
+            invocation = dbt.cli(
+                ["build"], context=context, target_path=runs_dir / context.run_id, raise_on_error=False
+            )
+            yield from invocation.stream()
+        raise_for_dbt_errors(invocation, f"organization '{spec.slug}', dbt project '{project.spec.name}'")
 
     resource = DbtCliResource(project_dir=dbt_project, profile=PROFILE_NAME, dbt_executable=dbt_executable())
     return _dbt_build, resource
+
+
+def raise_for_dbt_errors(invocation: DbtCliInvocation, where: str) -> None:
+    """Fail the step for dbt errors, but not for failing dbt tests: those are failed asset checks."""
+    if invocation.is_successful():
+        return
+    try:
+        results = invocation.get_artifact("run_results.json")["results"]
+    except Exception:  # dbt stopped before writing results: a connection or compilation error
+        raise dg.Failure(description=f"{where}: dbt build failed: {invocation.get_error()}") from None
+    errors = [r for r in results if r["status"] in ("error", "runtime error")]
+    if errors:
+        details = "\n".join(f"{r['unique_id']}: {(r.get('message') or '').strip()}" for r in errors)
+        raise dg.Failure(description=f"{where}: dbt build failed for {len(errors)} node(s):\n{details}")
 
 
 def build_dbt_definitions(spec: OrgSpec, projects: list[LoadedProject], relations: RelationIndex) -> DbtDefinitions:

@@ -1,0 +1,96 @@
+"""Organization specs: validation errors name the organization, the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dalgo_assets.spec import SpecError, list_org_slugs, load_org_spec, parse_org_spec, write_org_spec
+from tests.support.orgs import REPO, write_spec
+
+
+def test_repo_orgs_are_valid_and_one_is_on_postgres() -> None:
+    slugs = list_org_slugs(REPO / "orgs")
+    assert {"demo_ngo", "partner_ngo"} <= set(slugs)
+    types = {slug: load_org_spec(slug, REPO / "orgs").warehouse.type for slug in slugs}
+    assert types["demo_ngo"] == "duckdb"
+    assert types["partner_ngo"] == "postgres"
+
+
+def _error(tmp_path: Path, spec: object) -> SpecError:
+    path = tmp_path / "acme" / "org.yaml"
+    with pytest.raises(SpecError) as exc:
+        parse_org_spec(spec, org="acme", path=path)
+    message = str(exc.value)
+    assert "acme" in message and str(path) in message
+    return exc.value
+
+
+def test_unknown_warehouse_type_names_the_field(tmp_path: Path) -> None:
+    err = _error(tmp_path, {"slug": "acme", "name": "Acme", "warehouse": {"type": "snowflake"}})
+    assert any(p.startswith("warehouse") and "snowflake" in p for p in err.problems), err.problems
+
+
+def test_missing_field_names_the_field(tmp_path: Path) -> None:
+    err = _error(tmp_path, {"slug": "acme"})
+    assert any(p.startswith("name") and "required" in p.lower() for p in err.problems), err.problems
+
+
+def test_postgres_password_must_be_a_reference(tmp_path: Path) -> None:
+    spec = {
+        "slug": "acme",
+        "name": "Acme",
+        "warehouse": {"type": "postgres", "host": "h", "user": "u", "database": "d", "password": "hunter2"},
+    }
+    err = _error(tmp_path, spec)
+    assert any("warehouse.postgres.password" in p for p in err.problems), err.problems
+    assert "hunter2" not in str(err)
+
+
+def test_slug_must_match_folder(tmp_path: Path) -> None:
+    err = _error(tmp_path, {"slug": "other", "name": "Acme"})
+    assert any("slug" in p and "folder" in p for p in err.problems)
+
+
+def test_not_yaml_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "acme" / "org.yaml"
+    path.parent.mkdir()
+    path.write_text("slug: [unclosed")
+    with pytest.raises(SpecError, match="not valid YAML") as exc:
+        load_org_spec("acme", tmp_path)
+    assert exc.value.org == "acme"
+
+
+def test_bad_cron_and_lag_are_rejected(tmp_path: Path) -> None:
+    base = {"slug": "acme", "name": "Acme"}
+    err = _error(tmp_path, {**base, "pipelines": [{"name": "p", "assets": ["x/y"], "schedule": {"cron": "99 * *"}}]})
+    assert any("pipelines.0.schedule.cron" in p for p in err.problems), err.problems
+    err = _error(
+        tmp_path, {**base, "pipelines": [{"name": "p", "assets": ["x/y"], "freshness": {"max_lag_minutes": 0}}]}
+    )
+    assert any("max_lag_minutes" in p for p in err.problems), err.problems
+
+
+def test_write_then_load_round_trips(tmp_path: Path) -> None:
+    spec = parse_org_spec(
+        {
+            "slug": "acme",
+            "name": "Acme",
+            "warehouse": {"type": "postgres", "host": "db", "user": "u", "database": "d", "password": {"env": "PW"}},
+            "dbt_projects": [{"name": "p1", "git": {"url": "https://example.org/p.git", "ref": "v1"}}],
+        },
+        org="acme",
+        path=tmp_path / "acme" / "org.yaml",
+    )
+    write_org_spec(spec, tmp_path)
+    again = load_org_spec("acme", tmp_path)
+    assert again.model_dump() == spec.model_dump()
+    assert "PW" in (tmp_path / "acme" / "org.yaml").read_text()
+
+
+def test_list_skips_folders_without_spec(tmp_path: Path) -> None:
+    write_spec(tmp_path, "b_org", {"slug": "b_org", "name": "B"})
+    write_spec(tmp_path, "a_org", {"slug": "a_org", "name": "A"})
+    (tmp_path / "not_an_org").mkdir()
+    assert list_org_slugs(tmp_path) == ["a_org", "b_org"]

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
-from dagster_gcp import BigQueryResource
 from pydantic import Field
 
 from dalgo_assets.spec import (
@@ -164,6 +163,8 @@ def warehouse_resources(spec: OrgSpec) -> dict[str, dg.ConfigurableResource]:
     resources: dict[str, dg.ConfigurableResource] = {"warehouse": warehouse_resource(spec)}
     wh = spec.warehouse
     if isinstance(wh, BigQueryWarehouse):
+        from dagster_gcp import BigQueryResource  # heavy (google-cloud): only for BigQuery organizations
+
         key = wh.keyfile_json
         resources["bigquery"] = BigQueryResource(
             project=wh.project,

@@ -1,4 +1,12 @@
-"""Server ingestion: an Airbyte server driven through dagster-airbyte's AirbyteWorkspace (to be built)."""
+"""Server ingestion: an organization's connections run by an Airbyte server, driven by Dagster.
+
+Loading the definitions makes no HTTP call: the stream assets come from the spec's connections and the
+connection ids from the spec or from what ``dalgo airbyte apply`` recorded (``state.py``). A
+materialization starts the connection's sync through dagster-airbyte's ``AirbyteWorkspace``, waits for
+it and records what the job reported (``assets.py``, ``workspace.py``). ``reconcile.py`` and ``cli.py``
+are connections as code: ``dalgo airbyte plan|apply <org>``. ``standin.py`` is a stand-in Airbyte server
+for machines that cannot run Airbyte.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,38 @@ if TYPE_CHECKING:
     from dalgo_assets.ingestion import IngestionDefinitions
     from dalgo_assets.spec import OrgSpec
 
+AIRBYTE_RESOURCE_KEY = "airbyte"
+
 
 def build_server_ingestion(spec: OrgSpec) -> IngestionDefinitions:
-    raise NotImplementedError("server ingestion")
+    """One multi-asset per declared connection and the ``airbyte`` workspace resource."""
+    # imported here so that running the stand-in (``-m ...server.standin``) does not import Dagster
+    from dalgo_assets.ingestion import IngestionDefinitions
+    from dalgo_assets.ingestion.server.assets import OrgAirbyteTranslator, connection_assets
+    from dalgo_assets.ingestion.server.state import connection_id, read_state
+    from dalgo_assets.ingestion.server.workspace import airbyte_workspace
+    from dalgo_assets.spec import SpecError
+
+    server = spec.ingestion.server
+    assert server is not None
+    if (server.username is None) != (server.password is None):
+        raise SpecError(
+            spec.slug, spec.spec_path or "", ["ingestion.server: give both username and password"]
+        )
+    if (server.client_id is None) != (server.client_secret is None):
+        raise SpecError(
+            spec.slug, spec.spec_path or "", ["ingestion.server: give both client_id and client_secret"]
+        )
+    if server.username and server.client_id:
+        raise SpecError(
+            spec.slug,
+            spec.spec_path or "",
+            ["ingestion.server: use username/password or client credentials, not both"],
+        )
+    state = read_state(spec)
+    ids = {conn.name: connection_id(spec, conn, state) for conn in spec.connections}
+    translator = OrgAirbyteTranslator(spec.slug, {cid: name for name, cid in ids.items() if cid})
+    return IngestionDefinitions(
+        assets=[connection_assets(spec, conn, ids[conn.name], translator) for conn in spec.connections],
+        resources={AIRBYTE_RESOURCE_KEY: airbyte_workspace(spec)},
+    )

@@ -60,8 +60,15 @@ def generate_project(root: Path) -> Path:
     (project / "models" / "staging").mkdir(parents=True)
     (project / "models" / "marts").mkdir(parents=True)
     (project / "dbt_project.yml").write_text(
-        yaml.safe_dump({"name": "big_project", "version": "1.0.0", "config-version": 2, "profile": "dalgo",
-                        "models": {"big_project": {"+materialized": "view"}}})
+        yaml.safe_dump(
+            {
+                "name": "big_project",
+                "version": "1.0.0",
+                "config-version": 2,
+                "profile": "dalgo",
+                "models": {"big_project": {"+materialized": "view"}},
+            }
+        )
     )
     sources = [{"name": "raw", "schema": "raw", "tables": [{"name": f"table_{i}"} for i in range(10)]}]
     schema_models = []
@@ -83,8 +90,9 @@ def generate_project(root: Path) -> Path:
 
 
 def run(code: str, *args: str, env: dict[str, str]) -> dict:
-    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code, *args], env=env, capture_output=True,
-                         text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code, *args], env=env, capture_output=True, text=True, check=False
+    )
     if out.returncode != 0:
         raise SystemExit(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -92,8 +100,12 @@ def run(code: str, *args: str, env: dict[str, str]) -> dict:
 
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="dalgo-bench-load-"))
-    env = {**os.environ, "DALGO_HOME": str(root / "home"), "DALGO_ORGS_DIR": str(root / "orgs"),
-           "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "DALGO_HOME": str(root / "home"),
+        "DALGO_ORGS_DIR": str(root / "orgs"),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    }
     os.environ.update(env)
     project = generate_project(root)
     (root / "orgs" / "big_org").mkdir(parents=True)
@@ -117,8 +129,10 @@ def main() -> None:
     o_mb = max(r["rss_mb"] for r in ours)
     p_mb = max(r["rss_mb"] for r in plain)
     print(f"assets: ours {ours[0]['assets']}, plain {plain[0]['assets']}")
-    print(f"load ratio {o_s / p_s:.2f}: ours {o_s:.2f} s, plain {p_s:.2f} s (past imports, median of {RUNS}); "
-          f"peak RSS ours {o_mb:.0f} MB, plain {p_mb:.0f} MB; {MODELS} models")
+    print(
+        f"load ratio {o_s / p_s:.2f}: ours {o_s:.2f} s, plain {p_s:.2f} s (past imports, median of {RUNS}); "
+        f"peak RSS ours {o_mb:.0f} MB, plain {p_mb:.0f} MB; {MODELS} models"
+    )
 
 
 if __name__ == "__main__":

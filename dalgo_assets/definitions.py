@@ -13,6 +13,7 @@ from dalgo_assets.automation import build_automation
 from dalgo_assets.ingestion import build_ingestion_definitions
 from dalgo_assets.spec import OrgSpec, load_org_spec
 from dalgo_assets.transform.assets import build_dbt_definitions, load_projects, project_relations
+from dalgo_assets.transform.maintenance import maintenance_jobs
 from dalgo_assets.warehouse import warehouse_resources
 
 ORG_TAG = "dalgo/org"
@@ -36,7 +37,7 @@ def build_org_definitions(spec: OrgSpec) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=automation.assets,
-        jobs=[everything, *automation.jobs],
+        jobs=[everything, *automation.jobs, *maintenance_jobs(spec)],
         schedules=automation.schedules,
         sensors=automation.sensors,
         resources={**warehouse_resources(spec), **ingestion.resources, **dbt.resources},

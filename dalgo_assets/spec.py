@@ -12,7 +12,6 @@ through it.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -71,9 +70,12 @@ class SecretRef(_Model):
             return value
         path = settings.secrets_dir() / org / str(self.file)
         try:
-            return path.read_text().strip()
+            text = path.read_text().strip()
         except FileNotFoundError:
             raise LookupError(f"organization '{org}': secret file {path} does not exist") from None
+        from dalgo_assets.secret_store import reveal  # files written by the API are encrypted
+
+        return reveal(text)
 
 
 # --- warehouses ------------------------------------------------------------------------------------
@@ -197,6 +199,9 @@ class FreshnessSpec(_Model):
     warn_lag_minutes: float | None = Field(None, gt=0)
     deadline_cron: str | None = Field(None, description="e.g. '0 9 * * *': data must be fresh by then")
     deadline_max_age_minutes: float | None = Field(None, gt=0, description="age allowed at the deadline")
+    expected_run_minutes: float | None = Field(
+        None, gt=0, description="how long a refresh of the selection and its upstream takes; runs start this early"
+    )
 
     @model_validator(mode="after")
     def _something(self) -> FreshnessSpec:

@@ -44,9 +44,7 @@ def workspace_config(
     return {"load_from": entries}
 
 
-def write_workspace(
-    path: Path, orgs_dir: Path | None = None, *, grpc_base_port: int | None = None
-) -> list[str]:
+def write_workspace(path: Path, orgs_dir: Path | None = None, *, grpc_base_port: int | None = None) -> list[str]:
     slugs = list_org_slugs(orgs_dir)
     text = HEADER + yaml.safe_dump(workspace_config(slugs, grpc_base_port=grpc_base_port), sort_keys=False)
     if not path.exists() or path.read_text() != text:

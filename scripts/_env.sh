@@ -5,5 +5,5 @@ if ! command -v uv >/dev/null 2>&1; then
   python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
   export PATH="$HOME/.local/bin:$PATH"
 fi
-uv sync --frozen --quiet
+UV_COMPILE_BYTECODE=1 uv sync --frozen --quiet
 export PATH="$PWD/.venv/bin:$PATH"

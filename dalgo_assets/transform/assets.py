@@ -1,6 +1,5 @@
 """Each dbt model an asset, each dbt test an asset check: one ``@dbt_assets`` per dbt project."""
 
-
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,7 +102,7 @@ def build_dbt_definitions(spec: OrgSpec, projects: list[LoadedProject], relation
     """The organization's dbt assets, with sources wired to whatever builds their tables."""
     out = DbtDefinitions()
     for project in projects:
-        translator = OrgDbtTranslator(spec.slug, project.spec.name, relations, spec.warehouse.type)
+        translator = OrgDbtTranslator(spec.slug, project.spec.name, relations)
         assets_def, resource = _project_assets(spec, project, translator)
         out.assets.append(assets_def)
         out.resources[dbt_resource_key(project.spec.name)] = resource

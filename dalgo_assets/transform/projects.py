@@ -10,15 +10,16 @@ manifest JSON.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
 from dalgo_assets.spec import DbtProjectSpec, OrgSpec
-from dalgo_assets.warehouse.profiles import PROFILE_NAME, profiles_dir, render_profiles, write_profiles
+from dalgo_assets.warehouse.profiles import PROFILE_NAME, render_profiles, write_profiles
 
 FINGERPRINT_FILE = "dalgo_fingerprint"
 _SKIP_DIRS = {"target", "dbt_packages", "logs", ".git", "__pycache__", ".venv"}
@@ -158,8 +159,6 @@ def read_manifest(spec: OrgSpec, project: DbtProjectSpec) -> tuple[PreparedProje
     if not (prepared.project_dir / "dbt_project.yml").is_file():
         raise DbtProjectError(f"{where}: no dbt_project.yml in {prepared.project_dir}")
     try:
-        return prepared, json.loads(prepared.manifest_path.read_bytes())
+        return prepared, orjson.loads(prepared.manifest_path.read_bytes())
     except FileNotFoundError:
-        raise DbtProjectError(
-            f"{where}: its manifest is not prepared; run `dalgo prepare {spec.slug}`"
-        ) from None
+        raise DbtProjectError(f"{where}: its manifest is not prepared; run `dalgo prepare {spec.slug}`") from None

@@ -44,12 +44,11 @@ def dbt_relations(org: str, project: str, manifest: Mapping[str, Any]) -> dict[R
 
 
 class OrgDbtTranslator(DagsterDbtTranslator):
-    def __init__(self, org: str, project: str, relations: RelationIndex, warehouse_type: str):
+    def __init__(self, org: str, project: str, relations: RelationIndex):
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
         self.org = org
         self.project = project
         self.relations = relations
-        self.warehouse_type = warehouse_type
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         props = dbt_resource_props
@@ -68,7 +67,3 @@ class OrgDbtTranslator(DagsterDbtTranslator):
 
     def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
         return {**super().get_tags(dbt_resource_props), "dalgo/org": self.org, "dalgo/dbt_project": self.project}
-
-    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> dg.AssetSpec:
-        spec = super().get_asset_spec(manifest, unique_id, project)
-        return spec.merge_attributes(kinds={self.warehouse_type})

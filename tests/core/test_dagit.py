@@ -37,8 +37,11 @@ def test_webserver_loads_every_org_as_its_own_location(dalgo_env: Path) -> None:
             time.sleep(1)
         assert set(entries) == {"org_demo_ngo", "org_partner_ngo", "org_broken_org"}
         kinds = {name: e["locationOrLoadError"]["__typename"] for name, e in entries.items()}
-        assert kinds == {"org_demo_ngo": "RepositoryLocation", "org_partner_ngo": "RepositoryLocation",
-                         "org_broken_org": "PythonError"}
+        assert kinds == {
+            "org_demo_ngo": "RepositoryLocation",
+            "org_partner_ngo": "RepositoryLocation",
+            "org_broken_org": "PythonError",
+        }
         load_error = entries["org_broken_org"]["locationOrLoadError"]
         error = " ".join([load_error["message"], *(c["message"] for c in load_error["causes"])])
         assert "organization 'broken_org'" in error and "warehouse" in error and "oracle" in error

@@ -27,17 +27,18 @@ MODELS = {
 
 def _small_org(dalgo_env: Path, slug: str = "acme", files: dict[str, str] = MODELS) -> None:
     project = write_dbt_project(dalgo_env / "projects", "people", files)
-    write_spec(dalgo_env / "orgs", slug, {"slug": slug, "name": slug.title(),
-                                          "dbt_projects": [{"name": "people", "path": str(project)}]})
+    write_spec(
+        dalgo_env / "orgs",
+        slug,
+        {"slug": slug, "name": slug.title(), "dbt_projects": [{"name": "people", "path": str(project)}]},
+    )
 
 
 def _check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
-    return {
-        f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:{e.asset_check_evaluation_data.check_name}":
-            e.asset_check_evaluation_data.passed
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
+    evaluations = [
+        e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    return {f"{ev.asset_key.to_user_string()}:{ev.check_name}": ev.passed for ev in evaluations}
 
 
 def test_demo_lineage_is_org_prefixed_and_crosses_projects(dalgo_env: Path) -> None:
@@ -47,9 +48,10 @@ def test_demo_lineage_is_org_prefixed_and_crosses_projects(dalgo_env: Path) -> N
     keys = graph.get_all_asset_keys()
     assert keys and all(k.path[0] == "demo_ngo" for k in keys)
     # analytics' source `sales_marts.customers` is the sales project's model: one lineage across projects
-    assert dg.AssetKey(["demo_ngo", "sales", "customers"]) in graph.get(
-        dg.AssetKey(["demo_ngo", "analytics", "customer_segments"])
-    ).parent_keys
+    assert (
+        dg.AssetKey(["demo_ngo", "sales", "customers"])
+        in graph.get(dg.AssetKey(["demo_ngo", "analytics", "customer_segments"])).parent_keys
+    )
     # staging models read the raw tables, whoever builds them
     stg_users = graph.get(dg.AssetKey(["demo_ngo", "sales", "stg_users"]))
     assert len(stg_users.parent_keys) == 1
@@ -86,7 +88,9 @@ def test_manifest_is_prepared_once_and_again_when_the_project_changes(dalgo_env:
     (Path(dalgo_env / "projects/people/models/extra.sql")).write_text("select 1 as one\n")
     prepare_projects(spec)
     assert prepared.manifest_path.stat().st_mtime_ns != first
-    assert dg.AssetKey(["acme", "people", "extra"]) in org_definitions("acme").resolve_asset_graph().get_all_asset_keys()
+    assert (
+        dg.AssetKey(["acme", "people", "extra"]) in org_definitions("acme").resolve_asset_graph().get_all_asset_keys()
+    )
 
 
 def test_failing_dbt_test_is_a_failed_check_not_a_crash(dalgo_env: Path) -> None:
@@ -96,8 +100,9 @@ def test_failing_dbt_test_is_a_failed_check_not_a_crash(dalgo_env: Path) -> None
     spec = load_org_spec("acme")
     prepare_projects(spec)
     defs = build_org_definitions(spec)
-    result = dg.materialize(defs.assets, resources=defs.resources, instance=dg.DagsterInstance.ephemeral(),
-                            raise_on_error=False)
+    result = dg.materialize(
+        defs.assets, resources=defs.resources, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert {"acme/people/people", "acme/people/people_clean"} <= materialized
     assert "acme/people/people_count" not in materialized
@@ -114,8 +119,9 @@ def test_model_error_fails_the_run_naming_org_project_and_model(dalgo_env: Path)
     spec = load_org_spec("acme")
     prepare_projects(spec)
     defs = build_org_definitions(spec)
-    result = dg.materialize(defs.assets, resources=defs.resources, instance=dg.DagsterInstance.ephemeral(),
-                            raise_on_error=False)
+    result = dg.materialize(
+        defs.assets, resources=defs.resources, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     message = failure.step_failure_data.error.message + str(failure.step_failure_data.user_failure_data)
@@ -133,12 +139,22 @@ def test_model_error_fails_the_run_naming_org_project_and_model(dalgo_env: Path)
 def test_broken_dbt_project_is_a_clear_error_for_that_org_only(dalgo_env: Path, files, expected) -> None:
     _small_org(dalgo_env, "good")
     if files is None:
-        write_spec(dalgo_env / "orgs", "broken", {"slug": "broken", "name": "Broken", "dbt_projects": [
-            {"name": "gone", "path": str(dalgo_env / "nowhere")}]})
+        write_spec(
+            dalgo_env / "orgs",
+            "broken",
+            {
+                "slug": "broken",
+                "name": "Broken",
+                "dbt_projects": [{"name": "gone", "path": str(dalgo_env / "nowhere")}],
+            },
+        )
     else:
         project = write_dbt_project(dalgo_env / "projects", "bad", files)
-        write_spec(dalgo_env / "orgs", "broken", {"slug": "broken", "name": "Broken",
-                                                  "dbt_projects": [{"name": "bad", "path": str(project)}]})
+        write_spec(
+            dalgo_env / "orgs",
+            "broken",
+            {"slug": "broken", "name": "Broken", "dbt_projects": [{"name": "bad", "path": str(project)}]},
+        )
     from dalgo_assets.cli import prepare
 
     problems = prepare(["broken", "good"])
@@ -154,8 +170,9 @@ def _materialize_demo(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult
     spec = load_org_spec("demo_ngo")
     prepare_projects(spec)
     defs = build_org_definitions(spec)
-    return dg.materialize(defs.assets, resources=defs.resources, instance=instance, raise_on_error=False,
-                          tags={"dalgo/org": "demo_ngo"})
+    return dg.materialize(
+        defs.assets, resources=defs.resources, instance=instance, raise_on_error=False, tags={"dalgo/org": "demo_ngo"}
+    )
 
 
 def test_demo_materializes_end_to_end_on_duckdb(dalgo_env: Path) -> None:
@@ -178,9 +195,18 @@ def test_demo_materializes_end_to_end_on_postgres(dalgo_env: Path, postgres, mon
 
     postgres.create_database("demo_wh", owner="demo_owner", password="pg-pass-123")
     monkeypatch.setenv("DEMO_WH_PASSWORD", "pg-pass-123")
-    copy_demo_org(dalgo_env / "orgs", warehouse={
-        "type": "postgres", "host": postgres.host, "port": postgres.port, "user": "demo_owner",
-        "database": "demo_wh", "password": {"env": "DEMO_WH_PASSWORD"}, "schema": "public"})
+    copy_demo_org(
+        dalgo_env / "orgs",
+        warehouse={
+            "type": "postgres",
+            "host": postgres.host,
+            "port": postgres.port,
+            "user": "demo_owner",
+            "database": "demo_wh",
+            "password": {"env": "DEMO_WH_PASSWORD"},
+            "schema": "public",
+        },
+    )
     result = _materialize_demo(dg.DagsterInstance.ephemeral())
     assert result.success
     assert all(_check_results(result).values())

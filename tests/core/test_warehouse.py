@@ -33,8 +33,15 @@ def test_duckdb_is_the_default_with_one_file_per_org(dalgo_env: Path) -> None:
 def test_postgres_profile_reads_the_password_from_the_environment(tmp_path: Path, monkeypatch) -> None:
     spec = _spec(
         tmp_path,
-        {"type": "postgres", "host": "db", "port": 6543, "user": "acme", "database": "wh",
-         "password": {"env": "ACME_PG_PASSWORD"}, "schema": "analytics"},
+        {
+            "type": "postgres",
+            "host": "db",
+            "port": 6543,
+            "user": "acme",
+            "database": "wh",
+            "password": {"env": "ACME_PG_PASSWORD"},
+            "schema": "analytics",
+        },
     )
     monkeypatch.setenv("ACME_PG_PASSWORD", "s3cret-value")
     text = render_profiles(spec)
@@ -59,7 +66,7 @@ def test_file_secret_is_read_from_the_org_secrets_folder(dalgo_env: Path) -> Non
         {"type": "postgres", "host": "db", "user": "acme", "database": "wh", "password": {"file": "pg_password"}},
     )
     resource = warehouse_resources(spec)["warehouse"]
-    with pytest.raises(LookupError, match="acme.*pg_password"):
+    with pytest.raises(LookupError, match=r"acme.*pg_password"):
         resource.postgres_dsn()
     secret = dalgo_env / "home" / "secrets" / "acme" / "pg_password"
     secret.parent.mkdir(parents=True)
@@ -70,12 +77,23 @@ def test_file_secret_is_read_from_the_org_secrets_folder(dalgo_env: Path) -> Non
 def test_bigquery_profile_and_dagster_gcp_resource(tmp_path: Path, monkeypatch) -> None:
     spec = _spec(
         tmp_path,
-        {"type": "bigquery", "project": "ngo-gcp", "dataset": "analytics", "location": "asia-south1",
-         "keyfile_json": {"env": "ACME_BQ_KEY"}},
+        {
+            "type": "bigquery",
+            "project": "ngo-gcp",
+            "dataset": "analytics",
+            "location": "asia-south1",
+            "keyfile_json": {"env": "ACME_BQ_KEY"},
+        },
     )
     output = dbt_profile(spec)["dalgo"]["outputs"]["bigquery"]
-    assert output == {"type": "bigquery", "project": "ngo-gcp", "dataset": "analytics",
-                      "location": "asia-south1", "method": "oauth", "threads": 4}
+    assert output == {
+        "type": "bigquery",
+        "project": "ngo-gcp",
+        "dataset": "analytics",
+        "location": "asia-south1",
+        "method": "oauth",
+        "threads": 4,
+    }
     resources = warehouse_resources(spec)
     bigquery = resources["bigquery"]
     assert isinstance(bigquery, BigQueryResource)

@@ -1,0 +1,108 @@
+"""dbt project chores as recorded Dagster runs: ``git pull``, ``dbt deps`` and ``dbt clean``.
+
+Dalgo runs these inside a web request or a Celery task and keeps their output in Redis for a while
+(or not at all); here each is a one-op job per dbt project, ``<org>__<project>__<command>``, whose
+output goes to the run's event log (one message per command) and to the step's captured stdout, so it
+stays in Dagster's run history. The job holds the project's dbt pool, so a chore never runs beside a
+dbt build of the same project.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+
+import dagster as dg
+
+from dalgo_assets.spec import DbtProjectSpec, OrgSpec
+from dalgo_assets.transform.assets import dbt_pool
+from dalgo_assets.transform.projects import (
+    DbtProjectError,
+    dbt_executable,
+    git_sync,
+    located_project,
+    prepare_project,
+)
+from dalgo_assets.warehouse.profiles import PROFILE_NAME, profiles_dir
+
+COMMANDS = ("git_pull", "dbt_deps", "dbt_clean")
+ORG_TAG = "dalgo/org"
+COMMAND_TAG = "dalgo/maintenance"
+
+
+def maintenance_job_name(slug: str, project: str, command: str) -> str:
+    return f"{slug}__{project}__{command}"
+
+
+def _run(context: dg.OpExecutionContext, cmd: list[str], cwd: str, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    output = f"$ {' '.join(cmd)}\n{result.stdout}{result.stderr}".rstrip()
+    print(output, flush=True)  # captured stdout of the step
+    context.log.info(output)
+    if result.returncode != 0:
+        raise dg.Failure(description=f"`{' '.join(cmd[:2])}` exited with {result.returncode}:\n{output[-4000:]}")
+    return output
+
+
+def _dbt_env(spec: OrgSpec, project: DbtProjectSpec) -> dict[str, str]:
+    prepared = located_project(spec, project)
+    return {
+        **os.environ,
+        "DBT_PROFILES_DIR": str(profiles_dir(spec)),
+        "DBT_TARGET_PATH": str(prepared.target_dir),
+        "DBT_LOG_PATH": str(prepared.target_dir),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+
+
+def _git_pull(context: dg.OpExecutionContext, spec: OrgSpec, project: DbtProjectSpec) -> None:
+    where = located_project(spec, project).project_dir
+    if project.git is not None:
+        output = git_sync(spec, project)
+        print(output, flush=True)
+        context.log.info(output)
+    elif (where / ".git").exists() or (where.parent / ".git").exists():
+        _run(context, ["git", "-C", str(where), "pull", "--ff-only"], str(where))
+    else:
+        context.log.info(f"{where} is a local folder, not a git checkout: nothing to pull")
+        return
+    try:  # the code changed: prepare its manifest now (the API reloads the code location)
+        prepare_project(spec, project)
+    except DbtProjectError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    context.log.info("manifest prepared; reload the organization's code location to use it")
+
+
+def _dbt_command(command: str) -> Callable[[dg.OpExecutionContext, OrgSpec, DbtProjectSpec], None]:
+    def run(context: dg.OpExecutionContext, spec: OrgSpec, project: DbtProjectSpec) -> None:
+        where = str(located_project(spec, project).project_dir)
+        _run(context, [dbt_executable(), command, "--profile", PROFILE_NAME], where, _dbt_env(spec, project))
+
+    return run
+
+
+ACTIONS = {"git_pull": _git_pull, "dbt_deps": _dbt_command("deps"), "dbt_clean": _dbt_command("clean")}
+
+
+def maintenance_job(spec: OrgSpec, project: DbtProjectSpec, command: str) -> dg.JobDefinition:
+    action = ACTIONS[command]
+
+    @dg.op(name=f"{spec.slug}__{project.name}__{command}_op", pool=dbt_pool(spec.slug, project.name))
+    def chore(context) -> None:  # unannotated: Dagster resolves no string annotation here
+        action(context, spec, project)
+
+    @dg.job(
+        name=maintenance_job_name(spec.slug, project.name, command),
+        tags={ORG_TAG: spec.slug, COMMAND_TAG: command},
+        description=f"`{command.replace('_', ' ')}` for dbt project '{project.name}' of {spec.name}",
+    )
+    def _job() -> None:
+        chore()
+
+    return _job
+
+
+def maintenance_jobs(spec: OrgSpec) -> list[dg.JobDefinition]:
+    """Every chore job of every dbt project of the organization."""
+    return [maintenance_job(spec, p, c) for p in spec.dbt_projects for c in COMMANDS]

@@ -1,0 +1,173 @@
+"""Token authentication and per-endpoint permissions.
+
+Every operation passes one of these as its ninja ``auth``:
+
+- ``authenticated``: any valid token (login-level endpoints such as logout or the current user);
+- ``has_permission([...])``: a valid token, the organization named by the ``x-dalgo-org`` header (or by
+  the path's ``{slug}`` for ``/organizations/{slug}``), and every listed permission slug in the caller's
+  role there. Platform-level operations (``org=False``) check the slugs without an organization: only
+  Super Admins (``is_superuser``) hold permissions outside one.
+
+Failures raise ``ApiError`` (401 bad/expired token, 404 unknown organization or not a member - never
+revealing that it exists, 403 missing permission), mapped to JSON in ``dalgo_api.api``. Running the check
+as the operation's auth means a denied caller learns nothing about the body's validation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.http import HttpRequest
+from ninja.security import HttpBearer
+
+from dalgo_api.accounts.models import ApiToken, Permission, Role, User, hash_token
+from dalgo_api.accounts.roles import load_matrix
+from dalgo_api.errors import ApiError
+
+if TYPE_CHECKING:
+    from dalgo_api.orgs.models import Org
+
+ORG_HEADER = "x-dalgo-org"
+
+
+@dataclass
+class RequestContext:
+    """Who is calling, in which organization, with which role and permissions (``request.auth``)."""
+
+    user: User
+    token: ApiToken
+    org: Org | None = None
+    role: str | None = None
+    permissions: frozenset[str] = field(default_factory=frozenset)
+    obj: Any = None  # the object named by the path, found by the operation's ``lookup``
+
+
+PERMISSIONS_TTL_SECONDS = 30.0
+_permissions_cache: dict[str, tuple[float, frozenset[str]]] = {}
+
+
+def role_permissions(role: str) -> frozenset[str]:
+    """A role's permission slugs, from the tables the migration (or ``seed_roles``) loaded from
+    ``roles.csv``. Kept per process for ``PERMISSIONS_TTL_SECONDS`` (a query less per request), so a
+    change made in the admin applies everywhere within that time."""
+    now = time.monotonic()
+    cached = _permissions_cache.get(role)
+    if cached is None or cached[0] < now:
+        slugs = frozenset(Permission.objects.filter(roles__slug=role).values_list("slug", flat=True))
+        cached = _permissions_cache[role] = (now + PERMISSIONS_TTL_SECONDS, slugs)
+    return cached[1]
+
+
+def forget_role_permissions(**_: object) -> None:
+    """Drop this process's cache (connected to role changes, and used by tests)."""
+    _permissions_cache.clear()
+
+
+class TokenAuth(HttpBearer):
+    """``Authorization: Bearer <token>``; tokens are looked up by their sha256 and must not be expired."""
+
+    permissions: tuple[str, ...] = ()
+
+    def authenticate(self, request: HttpRequest, token: str) -> RequestContext:
+        row = ApiToken.objects.select_related("user").filter(key_hash=hash_token(token)).first()
+        if row is None or not row.user.is_active:
+            raise ApiError(401, "invalid token: log in again")
+        if row.expired:
+            row.delete()
+            raise ApiError(401, "token expired: log in again")
+        return RequestContext(user=row.user, token=row)
+
+    def __call__(self, request: HttpRequest) -> RequestContext | None:
+        # HttpBearer returns None without a header (ninja then answers a bare 401): say why instead.
+        if not request.headers.get("Authorization", "").lower().startswith("bearer "):
+            raise ApiError(401, "missing 'Authorization: Bearer <token>' header")
+        return super().__call__(request)
+
+
+Lookup = Callable[[RequestContext, dict[str, Any]], Any]
+
+
+class PermissionAuth(TokenAuth):
+    """A valid token plus the operation's permission slugs, in its organization (see ``has_permission``)."""
+
+    def __init__(
+        self,
+        permissions: list[str],
+        *,
+        org: bool = True,
+        org_path_param: str | None = None,
+        lookup: Lookup | None = None,
+    ):
+        super().__init__()
+        unknown = set(permissions) - set().union(*load_matrix().values())
+        if unknown:
+            raise ValueError(f"has_permission: unknown permission slug(s) {sorted(unknown)}")
+        self.permissions = tuple(permissions)
+        self.org_scoped = org
+        self.org_path_param = org_path_param
+        self.lookup = lookup
+
+    def authenticate(self, request: HttpRequest, token: str) -> RequestContext:
+        ctx = super().authenticate(request, token)
+        if self.org_scoped:
+            _enter_org(ctx, self._org_slug(request))
+        elif ctx.user.is_superuser:
+            ctx.role, ctx.permissions = Role.SUPER_ADMIN, role_permissions(Role.SUPER_ADMIN)
+        if self.lookup is not None:
+            # Before the permission check: an object outside the caller's organization is 404 for
+            # everyone, so 403 only ever speaks of objects the caller's organization owns.
+            match = request.resolver_match
+            ctx.obj = self.lookup(ctx, dict(match.kwargs) if match else {})
+        missing = [p for p in self.permissions if p not in ctx.permissions]
+        if missing:
+            if ctx.org is not None:
+                held = f"your role in organization '{ctx.org.slug}' is {ctx.role}"
+            else:
+                held = "this platform-level operation is for Super Admins"
+            raise ApiError(403, f"permission denied: {', '.join(missing)} required; {held}")
+        return ctx
+
+    def _org_slug(self, request: HttpRequest) -> str | None:
+        if self.org_path_param:
+            match = request.resolver_match
+            return match.kwargs.get(self.org_path_param) if match else None
+        return request.headers.get(ORG_HEADER)
+
+
+def _enter_org(ctx: RequestContext, slug: str | None) -> None:
+    """Set the organization and the role the membership (or Super Admin status) gives there."""
+    from dalgo_api.orgs.models import Org, OrgUser
+
+    if not slug:
+        memberships = list(OrgUser.objects.filter(user=ctx.user).select_related("org", "role")[:2])
+        if len(memberships) != 1 or ctx.user.is_superuser:
+            raise ApiError(400, f"name the organization with the '{ORG_HEADER}' header")
+        ctx.org, ctx.role = memberships[0].org, memberships[0].role.slug
+    elif ctx.user.is_superuser:
+        ctx.org = Org.objects.filter(slug=slug).first()
+        ctx.role = Role.SUPER_ADMIN
+    else:
+        member = OrgUser.objects.filter(user=ctx.user, org__slug=slug).select_related("org", "role").first()
+        ctx.org, ctx.role = (member.org, member.role.slug) if member else (None, None)
+    if ctx.org is None:
+        raise ApiError(404, f"organization '{slug}' not found")
+    ctx.permissions = role_permissions(ctx.role)
+
+
+authenticated = TokenAuth()
+
+
+def has_permission(
+    permissions: list[str],
+    *,
+    org: bool = True,
+    org_path_param: str | None = None,
+    lookup: Lookup | None = None,
+) -> PermissionAuth:
+    """The auth of an endpoint that needs these permission slugs (see the module docstring);
+    ``lookup(ctx, path_params)`` finds the path's object in the caller's organization (or raises 404)
+    and leaves it in ``request.auth.obj``."""
+    return PermissionAuth(permissions, org=org, org_path_param=org_path_param, lookup=lookup)

@@ -1,0 +1,89 @@
+"""Request and response bodies of the accounts endpoints. Passwords are ``SecretStr`` so they never
+appear in a repr, a log line or a validation error."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from ninja import Schema
+from pydantic import AfterValidator, Field, SecretStr
+
+
+def _email(value: str) -> str:
+    value = value.strip().lower()
+    try:
+        validate_email(value)
+    except DjangoValidationError:
+        raise ValueError("not a valid email address") from None
+    return value
+
+
+Email = Annotated[str, Field(max_length=254), AfterValidator(_email)]
+Password = Annotated[SecretStr, Field(min_length=1, max_length=256)]
+
+
+class LoginIn(Schema):
+    email: Email
+    password: Password
+
+
+class UserOut(Schema):
+    id: int
+    email: str
+    first_name: str
+    last_name: str
+    is_super_admin: bool
+
+
+class LoginOut(Schema):
+    token: str
+    expires_at: datetime
+    user: UserOut
+
+
+class OrgRef(Schema):
+    slug: str
+    name: str
+
+
+class MembershipOut(Schema):
+    org: OrgRef
+    role: str
+    permissions: list[str]
+
+
+class CurrentUserOut(UserOut):
+    memberships: list[MembershipOut]
+
+
+class SignupIn(Schema):
+    email: Email
+    password: Password
+    signup_code: Annotated[str, Field(min_length=1)]
+    first_name: str = ""
+    last_name: str = ""
+    organization: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        None, description="Create this organization with the new user as its Account Manager"
+    )
+
+
+class ChangePasswordIn(Schema):
+    old_password: Password
+    new_password: Password
+
+
+class ForgotPasswordIn(Schema):
+    email: Email
+
+
+class ResetPasswordIn(Schema):
+    uid: Annotated[str, Field(min_length=1)]
+    token: Annotated[str, Field(min_length=1)]
+    password: Password
+
+
+class Message(Schema):
+    detail: str

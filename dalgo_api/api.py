@@ -1,0 +1,122 @@
+"""The NinjaAPI at ``/api/`` (docs at ``/api/docs``) and the one place errors become JSON.
+
+Every error answer is ``{"detail": "<sentence>", "errors": [{"field": ..., "message": ...}]}``:
+400 bad input (malformed JSON, a rule the body breaks), 401 no or bad token, 403 missing permission,
+404 unknown or other organization's object, 409 conflicting state, 422 body/path/query that does not
+validate (each field named). Validation errors never echo the input (it may hold a password).
+Unexpected exceptions are logged and answered 500 without details.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from django.db import IntegrityError
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import HttpError, ValidationError
+
+from dalgo_api.accounts.api import router as accounts_router
+from dalgo_api.errors import ApiError
+from dalgo_api.orgs.api import invitations, organizations, users
+from dalgo_assets.spec import SpecError
+
+logger = logging.getLogger(__name__)
+
+api = NinjaAPI(
+    title="Dalgo API",
+    version="1.0",
+    description="Users, organizations, roles and permissions, warehouses and feature flags. "
+    "Authenticate with `Authorization: Bearer <token>` from `POST /api/login/`; name the organization "
+    "with the `x-dalgo-org` header.",
+    urls_namespace="api",
+)
+
+
+def error_response(request: HttpRequest, status: int, detail: str, errors: list[Any] | None = None) -> HttpResponse:
+    return api.create_response(request, {"detail": detail, "errors": errors or []}, status=status)
+
+
+def _field(loc: tuple | list) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+@api.exception_handler(ApiError)
+def _api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
+    return error_response(request, exc.status, exc.detail, exc.errors)
+
+
+@api.exception_handler(ValidationError)
+def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    errors = [
+        {
+            "field": _field(e.get("loc", ())),
+            "message": str(e.get("msg", "invalid")).removeprefix("Value error, "),
+        }
+        for e in exc.errors
+    ]
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    return error_response(request, 422, f"invalid input: {summary}", errors)
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    detail = str(exc)
+    if exc.status_code == 400 and detail.startswith("Cannot parse request body"):
+        detail = "malformed JSON: the request body cannot be parsed"
+    return error_response(request, exc.status_code, detail)
+
+
+@api.exception_handler(Http404)
+def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return error_response(request, 404, "not found")
+
+
+@api.exception_handler(SpecError)
+def _spec_error(request: HttpRequest, exc: SpecError) -> HttpResponse:
+    logger.error("spec problem: %s", exc)
+    return error_response(request, 409, f"the organization's spec cannot be used: {exc}")
+
+
+@api.exception_handler(IntegrityError)
+def _integrity_error(request: HttpRequest, exc: IntegrityError) -> HttpResponse:
+    return error_response(request, 409, "conflict: the change collides with existing data, retry")
+
+
+@api.exception_handler(Exception)
+def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(request, 500, "internal error")
+
+
+@api.get("/health", auth=None, tags=["platform"])
+def health(request: HttpRequest) -> dict[str, str]:
+    """Liveness probe (no database access)."""
+    return {"status": "ok"}
+
+
+api.add_router("/", accounts_router)
+api.add_router("/organizations", organizations)
+api.add_router("/users", users)
+api.add_router("/invitations", invitations)
+
+
+def operations() -> list[tuple[str, str, tuple[str, ...] | None]]:
+    """Every API operation as ``(METHOD, /api/path, permissions)``; ``permissions`` is ``None`` for an
+    operation without authentication and ``()`` for one that needs only a valid token. The endpoint
+    matrix test and ROLES.md read this, so an endpoint cannot go unchecked."""
+    from dalgo_api.accounts.auth import TokenAuth
+
+    found = []
+    for bound in api._get_bound_routers():
+        for path, view in bound.path_operations.items():
+            full = "/api/" + "/".join(p.strip("/") for p in (bound.prefix, path) if p.strip("/"))
+            full = re.sub(r"\{\w+:", "{", full) + ("/" if path.endswith("/") and full != "/api/" else "")
+            for op in view.operations:
+                auths = [a for a in op.auth_callbacks if isinstance(a, TokenAuth)]
+                perms = auths[0].permissions if auths else None
+                for method in op.methods:
+                    found.append((method, full, perms))
+    return sorted(found, key=lambda o: (o[1], o[0]))

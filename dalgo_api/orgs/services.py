@@ -1,0 +1,173 @@
+"""What the organization endpoints and management commands do: create and delete organizations (with
+their specs), manage memberships and invitations, keeping at least one Account Manager per organization."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from dalgo_api import mail
+from dalgo_api.accounts.models import Role, User
+from dalgo_api.accounts.roles import ASSIGNABLE_ROLES, ROLE_SLUGS
+from dalgo_api.errors import ApiError
+from dalgo_api.orgs import specs
+from dalgo_api.orgs.models import Invitation, Org, OrgUser
+
+logger = logging.getLogger(__name__)
+
+RESERVED_SLUGS = {"flags", "warehouse"}  # sub-paths of /api/organizations/
+
+
+def get_role(slug: str, *, assignable: bool = True) -> Role:
+    """A role by slug; 400 naming the known roles otherwise."""
+    allowed = ASSIGNABLE_ROLES if assignable else ROLE_SLUGS
+    if slug not in allowed:
+        extra = " (super-admin is platform staff: createorganduser --role super-admin)" if assignable else ""
+        raise ApiError(
+            400,
+            f"role: unknown role '{slug}'; use one of {', '.join(allowed)}{extra}",
+            [{"field": "role", "message": f"unknown role '{slug}'"}],
+        )
+    return Role.objects.get(slug=slug)
+
+
+# --- organizations ---------------------------------------------------------------------------------
+
+
+def create_org(name: str, slug: str | None = None) -> Org:
+    """Create the organization row and its spec (DuckDB warehouse), and add it to the Dagster workspace."""
+    taken = set(Org.objects.values_list("slug", flat=True)) | RESERVED_SLUGS
+    if slug is None:
+        slug = specs.slugify_name(name, taken)
+    elif slug in taken:
+        raise ApiError(409, f"an organization with slug '{slug}' already exists")
+    with transaction.atomic():
+        org = Org.objects.create(name=name, slug=slug)
+        specs.create_org_spec(slug, name)
+    logger.info("created organization %s", slug)
+    return org
+
+
+def rename_org(org: Org, name: str) -> Org:
+    with transaction.atomic():
+        org.name = name
+        org.save(update_fields=["name"])
+        specs.rename_org_spec(org.slug, name)
+    return org
+
+
+def delete_org(org: Org) -> None:
+    slug = org.slug
+    with transaction.atomic():
+        org.delete()
+        specs.delete_org_spec(slug)
+    logger.info("deleted organization %s", slug)
+
+
+# --- memberships -----------------------------------------------------------------------------------
+
+
+def add_member(org: Org, user: User, role: Role) -> OrgUser:
+    member, created = OrgUser.objects.get_or_create(user=user, org=org, defaults={"role": role})
+    if not created and member.role_id != role.id:
+        change_role(member, role)
+    return member
+
+
+def _keeps_an_account_manager(member: OrgUser) -> None:
+    """409 if ``member`` is the organization's last Account Manager (it must always have one)."""
+    if member.role.slug != Role.ACCOUNT_MANAGER:
+        return
+    others = (
+        OrgUser.objects.select_for_update()
+        .filter(org=member.org, role__slug=Role.ACCOUNT_MANAGER)
+        .exclude(pk=member.pk)
+    )
+    if not others.exists():
+        raise ApiError(
+            409,
+            f"{member.user.email} is the last Account Manager of '{member.org.slug}': "
+            "make someone else Account Manager first",
+        )
+
+
+def change_role(member: OrgUser, role: Role) -> OrgUser:
+    with transaction.atomic():
+        if role.slug != Role.ACCOUNT_MANAGER:
+            _keeps_an_account_manager(member)
+        member.role = role
+        member.save(update_fields=["role"])
+    return member
+
+
+def remove_member(member: OrgUser) -> None:
+    with transaction.atomic():
+        _keeps_an_account_manager(member)
+        member.delete()
+
+
+# --- invitations -----------------------------------------------------------------------------------
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _send_invitation(invitation: Invitation) -> None:
+    """Give the invitation a fresh token and email it (an older link stops working)."""
+    token = secrets.token_urlsafe(32)
+    invitation.token_hash = _hash(token)
+    invitation.sent_at = timezone.now()
+    invitation.save()
+    link = mail.frontend_link("invitations", invite_code=token)
+    mail.send(
+        invitation.email,
+        f"You are invited to {invitation.org.name} on Dalgo",
+        f"You have been invited to join {invitation.org.name} on Dalgo as {invitation.role.name}.\n\n"
+        f"Accept the invitation here: {link}\n\nThe link is valid for {settings.INVITATION_TTL_DAYS:g} days.",
+    )
+
+
+def invite(org: Org, email: str, role: Role, invited_by: User | None) -> Invitation:
+    if OrgUser.objects.filter(org=org, user__email=email).exists():
+        raise ApiError(409, f"{email} is already a member of '{org.slug}'")
+    if Invitation.objects.filter(org=org, email=email).exists():
+        raise ApiError(409, f"{email} is already invited to '{org.slug}': resend or delete that invitation")
+    with transaction.atomic():
+        invitation = Invitation(org=org, email=email, role=role, invited_by=invited_by)
+        _send_invitation(invitation)
+    return invitation
+
+
+def resend(invitation: Invitation) -> Invitation:
+    _send_invitation(invitation)
+    return invitation
+
+
+def accept(token: str, password: str | None, first_name: str, last_name: str) -> OrgUser:
+    """Join the organization; creates the user (then ``password`` is required) if the email is new."""
+    invitation = Invitation.objects.select_related("org", "role").filter(token_hash=_hash(token)).first()
+    age = timezone.now() - invitation.sent_at if invitation else None
+    if invitation is None or age.total_seconds() > settings.INVITATION_TTL_DAYS * 86400:
+        raise ApiError(400, "invite_code: the invitation is invalid or has expired")
+    with transaction.atomic():
+        user = User.objects.filter(email=invitation.email).first()
+        if user is None:
+            if not password:
+                raise ApiError(
+                    400,
+                    "password: required to create your account",
+                    [{"field": "password", "message": "required"}],
+                )
+            from dalgo_api.accounts.passwords import check_password_strength
+
+            check_password_strength(password)
+            user = User.objects.create_user(invitation.email, password, first_name=first_name, last_name=last_name)
+        member = add_member(invitation.org, user, invitation.role)
+        invitation.delete()
+    return member

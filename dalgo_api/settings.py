@@ -1,0 +1,197 @@
+"""Django settings for the Dalgo API, read from the environment.
+
+- ``DALGO_API_SECRET_KEY``: Django's secret key (when unset, one generated once under ``$DALGO_HOME``).
+- ``DALGO_API_DEBUG``: ``1``/``true`` for debug mode.
+- ``DALGO_API_DATABASE_URL``: ``postgresql://user:pass@host:port/db`` or ``sqlite:///path``; default a
+  SQLite file ``$DALGO_HOME/api.sqlite3``.
+- ``DALGO_API_ALLOWED_HOSTS``: comma-separated (default ``127.0.0.1,localhost``).
+- ``DALGO_API_HTTPS``: served over HTTPS behind a proxy (secure cookies); ``DALGO_API_CSRF_TRUSTED_ORIGINS``
+  for the admin's forms behind that proxy.
+- ``DALGO_API_TOKEN_TTL_HOURS``: how long a login token lives (default 12).
+- ``DALGO_API_SIGNUP_CODE``: the code a new user must give to sign up (signup is closed when unset).
+- ``DALGO_API_FRONTEND_URL``: base of links sent by email (invitations, password resets).
+- ``DALGO_API_EMAIL_*``: ``BACKEND`` (default console), ``HOST``, ``PORT``, ``HOST_USER``,
+  ``HOST_PASSWORD``, ``USE_TLS``, ``FROM``; SMTP is used as soon as ``DALGO_API_EMAIL_HOST`` is set.
+- ``DALGO_WORKSPACE_FILE``: the Dagster workspace regenerated when organizations change (default
+  ``workspace.yaml`` next to the organizations folder).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from dalgo_assets import settings as dalgo_settings
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def database_from_url(url: str) -> dict[str, Any]:
+    """Django's DATABASES entry for a ``postgresql://`` or ``sqlite:///`` URL."""
+    parts = urlsplit(url)
+    if parts.scheme in {"postgres", "postgresql"}:
+        options = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(parts.path.lstrip("/")),
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(parts.port or ""),
+            "OPTIONS": options,
+            "CONN_MAX_AGE": 60,
+        }
+    if parts.scheme == "sqlite":
+        path = unquote(parts.path)
+        return sqlite_database(path if path not in {"", "/:memory:"} else ":memory:")
+    raise ValueError(f"DALGO_API_DATABASE_URL: unsupported scheme '{parts.scheme}' (postgresql:// or sqlite:///)")
+
+
+def sqlite_database(name: str) -> dict[str, Any]:
+    # persistent connections (one per worker thread) and a busy timeout for concurrent writers
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": name,
+        "OPTIONS": {"timeout": 20},
+        "CONN_MAX_AGE": 60,
+    }
+
+
+def default_database() -> dict[str, Any]:
+    path = dalgo_settings.home_dir() / "api.sqlite3"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return sqlite_database(str(path))
+
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _secret_key() -> str:
+    """``DALGO_API_SECRET_KEY``, else one generated once into ``$DALGO_HOME/django-secret.key`` (0600),
+    so every worker process signs password-reset links and admin sessions with the same key."""
+    if os.environ.get("DALGO_API_SECRET_KEY"):
+        return os.environ["DALGO_API_SECRET_KEY"]
+    path = dalgo_settings.home_dir() / "django-secret.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".django-secret.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(50))
+        try:
+            os.link(tmp, path)  # atomic: the first worker's key wins, complete
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = _env_bool("DALGO_API_DEBUG")
+ALLOWED_HOSTS = [
+    h.strip() for h in os.environ.get("DALGO_API_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()
+]
+
+# Behind HTTPS (a TLS-terminating proxy setting X-Forwarded-Proto): secure cookies for the admin.
+HTTPS = _env_bool("DALGO_API_HTTPS")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("DALGO_API_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "dalgo_api.accounts",
+    "dalgo_api.orgs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "dalgo_api.urls"
+WSGI_APPLICATION = "dalgo_api.wsgi.application"
+ASGI_APPLICATION = "dalgo_api.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+_db_url = os.environ.get("DALGO_API_DATABASE_URL")
+DATABASES = {"default": database_from_url(_db_url) if _db_url else default_database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = os.environ.get("DALGO_API_STATIC_ROOT", str(dalgo_settings.home_dir() / "static"))
+
+# --- Dalgo ------------------------------------------------------------------------------------------
+
+TOKEN_TTL_HOURS = float(os.environ.get("DALGO_API_TOKEN_TTL_HOURS", "12"))
+INVITATION_TTL_DAYS = float(os.environ.get("DALGO_API_INVITATION_TTL_DAYS", "7"))
+SIGNUP_CODE = os.environ.get("DALGO_API_SIGNUP_CODE", "")
+FRONTEND_URL = os.environ.get("DALGO_API_FRONTEND_URL", "http://127.0.0.1:3000").rstrip("/")
+WORKSPACE_FILE = os.environ.get("DALGO_WORKSPACE_FILE", "")  # empty: next to the organizations folder
+SYSTEM_USER_EMAIL = os.environ.get("DALGO_API_SYSTEM_USER_EMAIL", "system@dalgo.local")
+
+# --- email ------------------------------------------------------------------------------------------
+
+EMAIL_HOST = os.environ.get("DALGO_API_EMAIL_HOST", "")
+EMAIL_BACKEND = os.environ.get(
+    "DALGO_API_EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = int(os.environ.get("DALGO_API_EMAIL_PORT", "587"))
+EMAIL_HOST_USER = os.environ.get("DALGO_API_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("DALGO_API_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _env_bool("DALGO_API_EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = os.environ.get("DALGO_API_EMAIL_FROM", "Dalgo <no-reply@dalgo.local>")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "dalgo_api": {"handlers": ["console"], "level": os.environ.get("DALGO_API_LOG_LEVEL", "INFO")},
+    },
+}

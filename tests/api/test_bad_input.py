@@ -1,0 +1,128 @@
+"""Bad input answers the documented 4xx in the one error format, with a message naming what is wrong,
+never a 500: malformed JSON, missing fields, wrong types, unknown role, unknown organization header,
+duplicate email, expired or missing token."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from dalgo_api.accounts.models import ApiToken
+from dalgo_api.orgs import services
+from dalgo_api.orgs.models import Org
+from tests.api.conftest import OrgWorld
+
+
+def _error(response, status: int) -> str:
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert set(body) == {"detail", "errors"}, body
+    return body["detail"]
+
+
+def test_malformed_json(api, world: OrgWorld):
+    r = api.call("POST", "/api/login/", raw='{"email": "a@b.org", ')
+    assert _error(r, 400) == "malformed JSON: the request body cannot be parsed"
+    r = api.call("POST", "/api/invitations/", raw="{nope", token=world.tokens["account-manager"], org=world.slug)
+    assert "malformed JSON" in _error(r, 400)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/login/", {"email": "a@b.org"}, "body.payload.password"),
+        ("/api/login/", {"email": "not-an-email", "password": "x"}, "body.payload.email"),
+        ("/api/signup/", {"email": "a@b.org", "password": "x"}, "body.payload.signup_code"),
+        ("/api/invitations/accept/", {}, "body.payload.invite_code"),
+    ],
+)
+def test_missing_or_invalid_fields_are_named(api, path, body, field):
+    r = api.post(path, body)
+    detail = _error(r, 422)
+    assert field in detail
+    assert field in [e["field"] for e in r.json()["errors"]]
+
+
+def test_wrong_types(api, world: OrgWorld):
+    token, org = world.tokens["super-admin"], world.slug
+    r = api.put("/api/organizations/flags/DATA_QUALITY", {"enabled": "perhaps"}, token=token, org=org)
+    assert "body.payload.enabled" in _error(r, 422)
+    r = api.put("/api/organizations/warehouse", {"type": "oracle"}, token=token, org=org)
+    assert "body.payload" in _error(r, 422)
+    r = api.get("/api/users/not-a-number", token=token, org=org)
+    assert r.status_code == 404  # no such route: the id converter only takes integers
+    r = api.post("/api/organizations/", {"name": ""}, token=token)
+    assert "body.payload.name" in _error(r, 422)
+
+
+def test_unknown_role(api, world: OrgWorld):
+    token, org = world.tokens["account-manager"], world.slug
+    r = api.post("/api/invitations/", {"email": "x@example.org", "role": "emperor"}, token=token, org=org)
+    detail = _error(r, 400)
+    assert "unknown role 'emperor'" in detail and "analyst" in detail
+    r = api.put(f"/api/users/{world.target.pk}", {"role": "super-admin"}, token=token, org=org)
+    assert "super-admin is platform staff" in _error(r, 400)
+
+
+def test_unknown_or_missing_org_header(api, world: OrgWorld, other_world: OrgWorld):
+    r = api.get("/api/users/", token=world.tokens["analyst"], org="nowhere")
+    assert _error(r, 404) == "organization 'nowhere' not found"
+    # the super admin of A also belongs to nothing else, but a user with two organizations must say which
+    services.add_member(other_world.org, world.target, world.target.memberships.first().role)
+    from dalgo_api.accounts.models import ApiToken as Token
+
+    token = Token.issue(world.target)[1]
+    assert "x-dalgo-org" in _error(api.get("/api/users/", token=token), 400)
+
+
+def test_single_membership_needs_no_header(api, world: OrgWorld):
+    r = api.get("/api/users/", token=world.tokens["guest"])
+    assert r.status_code == 200
+
+
+def test_duplicate_email(api, world: OrgWorld):
+    existing = world.users["analyst"].email
+    r = api.post(
+        "/api/signup/",
+        {"email": existing.upper(), "password": "An0ther-long-one", "signup_code": "let-me-in"},
+    )
+    assert "already exists" in _error(r, 409)
+    token, org = world.tokens["account-manager"], world.slug
+    r = api.post("/api/invitations/", {"email": existing, "role": "guest"}, token=token, org=org)
+    assert "already a member" in _error(r, 409)
+    r = api.post("/api/invitations/", {"email": world.invitation.email, "role": "guest"}, token=token, org=org)
+    assert "already invited" in _error(r, 409)
+
+
+def test_expired_missing_and_bogus_tokens(api, world: OrgWorld):
+    token = world.tokens["guest"]
+    ApiToken.objects.filter(user=world.users["guest"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert _error(api.get("/api/currentuser", token=token), 401) == "token expired: log in again"
+    assert _error(api.get("/api/currentuser", token=token), 401) == "invalid token: log in again"
+    assert "Authorization: Bearer" in _error(api.get("/api/currentuser"), 401)
+    assert _error(api.get("/api/currentuser", token="forged"), 401) == "invalid token: log in again"
+
+
+def test_wrong_password_and_signup_code(api, world: OrgWorld):
+    r = api.post("/api/login/", {"email": world.users["guest"].email, "password": "wrong-one"})
+    assert _error(r, 401) == "invalid email or password"
+    r = api.post("/api/signup/", {"email": "new@example.org", "password": "An0ther-long-one", "signup_code": "no"})
+    assert _error(r, 403) == "signup_code: invalid signup code"
+    r = api.post("/api/signup/", {"email": "new@example.org", "password": "short", "signup_code": "let-me-in"})
+    assert _error(r, 400).startswith("password: This password is too short")
+
+
+def test_unknown_flag_and_last_account_manager(api, world: OrgWorld):
+    token, org = world.tokens["super-admin"], world.slug
+    r = api.put("/api/organizations/flags/TELEPORT", {"enabled": True}, token=token, org=org)
+    assert "unknown feature flag 'TELEPORT'" in _error(r, 404)
+    spare = world.org.members.get(user__email__startswith="manager2")
+    assert api.delete(f"/api/users/{spare.user_id}", token=token, org=org).status_code == 204
+    manager = world.users["account-manager"]
+    r = api.put(f"/api/users/{manager.pk}", {"role": "guest"}, token=token, org=org)
+    assert "last Account Manager" in _error(r, 409)
+    r = api.delete(f"/api/users/{manager.pk}", token=token, org=org)
+    assert "last Account Manager" in _error(r, 409)
+    assert Org.objects.get(pk=world.org.pk).members.filter(role__slug="account-manager").count() == 1

@@ -1,0 +1,140 @@
+"""Organizations and their specs and code locations, memberships, feature flags, and the management
+commands of the seed."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import yaml
+from django.core import mail
+from django.core.management import CommandError, call_command
+
+from dalgo_api.accounts.models import User
+from dalgo_api.orgs.flags import FEATURE_FLAGS, set_flag
+from dalgo_api.orgs.models import Org, OrgUser
+from dalgo_assets.spec import list_org_slugs, load_org_spec
+from tests.api.conftest import OrgWorld
+
+
+def _workspace_locations(root: Path) -> list[str]:
+    data = yaml.safe_load((root / "workspace.yaml").read_text())
+    return [entry["python_module"]["location_name"] for entry in data["load_from"]]
+
+
+def test_create_rename_delete_org_with_its_spec_and_location(api, world: OrgWorld, dalgo_env: Path):
+    token = world.tokens["super-admin"]
+    manager = world.users["analyst"]
+    r = api.post("/api/organizations/", {"name": "Demo NGO", "account_manager_email": manager.email}, token=token)
+    assert r.status_code == 201 and r.json()["slug"] == "demo_ngo"
+    spec = load_org_spec("demo_ngo")
+    assert (spec.name, spec.warehouse.type, spec.dbt_projects) == ("Demo NGO", "duckdb", [])
+    assert spec.spec_path == dalgo_env / "orgs" / "demo_ngo" / "org.yaml"
+    assert "org_demo_ngo" in _workspace_locations(dalgo_env)
+    assert OrgUser.objects.get(org__slug="demo_ngo", user=manager).role.slug == "account-manager"
+
+    # same name again: a unique slug
+    again = api.post("/api/organizations/", {"name": "Demo NGO!"}, token=token)
+    assert again.json()["slug"] == "demo_ngo_2"
+
+    r = api.put("/api/organizations/demo_ngo", {"name": "Demo NGO (renamed)"}, token=token)
+    assert r.status_code == 200 and load_org_spec("demo_ngo").name == "Demo NGO (renamed)"
+
+    assert api.delete("/api/organizations/demo_ngo", token=token).status_code == 204
+    assert "demo_ngo" not in list_org_slugs() and not (dalgo_env / "orgs" / "demo_ngo").exists()
+    assert "org_demo_ngo" not in _workspace_locations(dalgo_env)
+    assert not Org.objects.filter(slug="demo_ngo").exists()
+    assert api.get("/api/organizations/demo_ngo", token=token).status_code == 404
+
+
+def test_member_role_change_and_removal(api, world: OrgWorld):
+    token, org = world.tokens["account-manager"], world.slug
+    target = world.target
+    r = api.put(f"/api/users/{target.pk}", {"role": "pipeline-manager"}, token=token, org=org)
+    assert r.status_code == 200 and r.json()["role"] == "pipeline-manager"
+    assert api.get(f"/api/users/{target.pk}", token=token, org=org).json()["role"] == "pipeline-manager"
+    assert api.delete(f"/api/users/{target.pk}", token=token, org=org).status_code == 204
+    assert api.get(f"/api/users/{target.pk}", token=token, org=org).status_code == 404
+    assert User.objects.filter(pk=target.pk).exists()  # the account stays
+
+
+def test_flags_org_value_wins_over_global(api, world: OrgWorld, other_world: OrgWorld):
+    set_flag("DATA_QUALITY", True)
+    set_flag("DATA_QUALITY", False, world.org)
+    set_flag("LOG_SUMMARIZATION", True, world.org)
+    a = api.get("/api/organizations/flags", token=world.tokens["guest"], org=world.slug).json()
+    b = api.get("/api/organizations/flags", token=other_world.tokens["guest"], org=other_world.slug).json()
+    assert set(a) == set(FEATURE_FLAGS)
+    assert (a["DATA_QUALITY"], a["LOG_SUMMARIZATION"], a["EMBED_SUPERSET"]) == (False, True, False)
+    assert (b["DATA_QUALITY"], b["LOG_SUMMARIZATION"]) == (True, False)
+    r = api.put(
+        "/api/organizations/flags/EMBED_SUPERSET",
+        {"enabled": True},
+        token=world.tokens["super-admin"],
+        org=world.slug,
+    )
+    assert r.json()["EMBED_SUPERSET"] is True
+
+
+def _run(*args: str) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_manage_feature_flags_command(api, world: OrgWorld):
+    _run("manage_feature_flags", "--enable-all-global")
+    _run("manage_feature_flags", "--disable", "AI_DATA_ANALYSIS", "--org-slug", world.slug)
+    flags = api.get("/api/organizations/flags", token=world.tokens["analyst"], org=world.slug).json()
+    assert flags["AI_DATA_ANALYSIS"] is False and flags["DATA_STATISTICS"] is True
+    assert "AI_DATA_ANALYSIS: off" in _run("manage_feature_flags", "--list", "--org-slug", world.slug)
+    with pytest.raises(CommandError, match="unknown feature flag 'NOPE'"):
+        _run("manage_feature_flags", "--enable", "NOPE")
+    with pytest.raises(CommandError, match="organization 'ghost' does not exist"):
+        _run("manage_feature_flags", "--enable", "DATA_QUALITY", "--org-slug", "ghost")
+
+
+def test_createorganduser_and_system_user(api, db):
+    _run(
+        "createorganduser",
+        "Partner NGO",
+        "boss@example.org",
+        "--role",
+        "super-admin",
+        "--password",
+        "B0ss-pass!",
+    )
+    boss = User.objects.get(email="boss@example.org")
+    assert boss.is_superuser
+    assert load_org_spec("partner_ngo").name == "Partner NGO"
+    _run("createorganduser", "partner_ngo", "Helper@Example.org")  # existing slug, default role
+    helper = OrgUser.objects.get(user__email="helper@example.org", org__slug="partner_ngo")
+    assert helper.role.slug == "account-manager" and not helper.user.has_usable_password()
+    assert mail.outbox[-1].to == ["helper@example.org"] and "reset_password" not in mail.outbox[-1].body
+    assert "resetpassword?uid=" in mail.outbox[-1].body
+    assert Org.objects.filter(name="Partner NGO").count() == 1
+
+    assert "created" in _run("create-system-orguser")
+    assert "already exists" in _run("create-system-orguser")
+    system = User.objects.get(email="system@dalgo.local")
+    assert not system.has_usable_password()
+
+
+def test_seed_roles_is_idempotent(db):
+    from dalgo_api.accounts.models import Role
+
+    before = {r.slug: set(r.permissions.values_list("slug", flat=True)) for r in Role.objects.all()}
+    assert "roles synced" in _run("seed_roles")
+    after = {r.slug: set(r.permissions.values_list("slug", flat=True)) for r in Role.objects.all()}
+    assert before == after and len(after) == 5
+
+
+def test_django_admin_pages(db, world: OrgWorld):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(world.users["super-admin"])
+    for page in ("accounts/user", "orgs/org", "orgs/orguser", "orgs/invitation", "orgs/featureflag", "accounts/role"):
+        assert client.get(f"/admin/{page}/").status_code == 200, page
+    assert client.get(f"/admin/orgs/org/{world.org.pk}/change/").status_code == 200

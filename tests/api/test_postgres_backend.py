@@ -1,0 +1,58 @@
+"""The same API tests on a real PostgreSQL database: this folder re-run in a subprocess (Django's
+database is chosen once per process) with ``DALGO_API_DATABASE_URL`` pointing at the ``postgres``
+fixture's server; Django creates and drops its ``test_`` database there."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+REPO = HERE.parents[2]
+
+
+def test_api_suite_passes_on_postgresql(postgres):
+    env = {
+        **os.environ,
+        "DALGO_API_DATABASE_URL": postgres.dsn("dalgo_api"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(HERE.parent),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-x",
+            f"--deselect={HERE.relative_to(REPO)}::test_api_suite_passes_on_postgresql",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
+    assert result.returncode == 0, tail
+    assert " passed" in tail, tail
+
+
+def test_database_url_selects_postgresql():
+    from dalgo_api.settings import database_from_url
+
+    db = database_from_url("postgresql://dalgo:p%40ss@db.internal:6432/dalgo_api?sslmode=require")
+    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert (db["USER"], db["PASSWORD"], db["HOST"], db["PORT"], db["NAME"]) == (
+        "dalgo",
+        "p@ss",
+        "db.internal",
+        "6432",
+        "dalgo_api",
+    )
+    assert db["OPTIONS"] == {"sslmode": "require"}
+    assert database_from_url("sqlite:///tmp/x.sqlite3")["NAME"] == "/tmp/x.sqlite3"

@@ -1,0 +1,93 @@
+"""A member of organization A, whatever their role short of Super Admin, sees nothing of organization B:
+every object of B by id answers 404 (the same as a missing one), and naming B in the header or the
+path answers 404 too. A Super Admin reaches B."""
+
+from __future__ import annotations
+
+import pytest
+
+from dalgo_api.accounts.roles import ASSIGNABLE_ROLES
+from dalgo_api.orgs.models import Invitation, Org, OrgUser
+from tests.api.conftest import OrgWorld
+
+
+def _b_objects(b: OrgWorld) -> list[tuple[str, str, object]]:
+    """Every endpoint that takes an id or slug, aimed at organization B's objects."""
+    return [
+        ("GET", f"/api/users/{b.target.pk}", None),
+        ("PUT", f"/api/users/{b.target.pk}", {"role": "guest"}),
+        ("DELETE", f"/api/users/{b.target.pk}", None),
+        ("POST", f"/api/invitations/{b.invitation.pk}/resend", None),
+        ("DELETE", f"/api/invitations/{b.invitation.pk}", None),
+        ("GET", f"/api/organizations/{b.slug}", None),
+        ("PUT", f"/api/organizations/{b.slug}", {"name": "Hijacked"}),
+        ("DELETE", f"/api/organizations/{b.slug}", None),
+    ]
+
+
+# Org-scoped endpoints, acted on through the x-dalgo-org header.
+HEADER_SCOPED = [
+    ("GET", "/api/users/", None),
+    ("GET", "/api/invitations/", None),
+    ("POST", "/api/invitations/", {"email": "x@example.org", "role": "guest"}),
+    ("GET", "/api/organizations/flags", None),
+    ("PUT", "/api/organizations/flags/DATA_QUALITY", {"enabled": True}),
+    ("GET", "/api/organizations/warehouse", None),
+    ("PUT", "/api/organizations/warehouse", {"type": "duckdb"}),
+    ("POST", "/api/organizations/warehouse/test", {"type": "duckdb"}),
+    ("DELETE", "/api/organizations/warehouse", None),
+]
+
+
+def _unchanged(b: OrgWorld) -> None:
+    b.org.refresh_from_db()
+    assert b.org.name == "Org B"
+    assert OrgUser.objects.get(org=b.org, user=b.target).role.slug == "analyst"
+    assert Invitation.objects.filter(pk=b.invitation.pk).exists()
+
+
+@pytest.mark.parametrize("role", ASSIGNABLE_ROLES)
+def test_objects_of_another_org_are_not_found(api, world: OrgWorld, other_world: OrgWorld, role: str):
+    token = world.tokens[role]
+    for method, path, body in _b_objects(other_world):
+        r = api.call(method, path, body, token=token, org=world.slug)
+        assert r.status_code == 404, (role, method, path, r.content)
+        assert set(r.json()) == {"detail", "errors"} and "not found" in r.json()["detail"]
+    _unchanged(other_world)
+
+
+@pytest.mark.parametrize("role", ASSIGNABLE_ROLES)
+def test_naming_another_org_in_the_header_is_not_found(api, world: OrgWorld, other_world: OrgWorld, role: str):
+    token = world.tokens[role]
+    for method, path, body in HEADER_SCOPED + _b_objects(other_world):
+        r = api.call(method, path, body, token=token, org=other_world.slug)
+        assert r.status_code == 404, (role, method, path, r.content)
+        # the same answer as for an organization that does not exist
+        missing = api.call(method, path, body, token=token, org="no_such_org")
+        assert missing.status_code == 404
+
+        def normalized(response):
+            return response.json()["detail"].replace(other_world.slug, "X").replace("no_such_org", "X")
+
+        assert normalized(r) == normalized(missing)
+    _unchanged(other_world)
+    assert Invitation.objects.filter(org=other_world.org, email="x@example.org").count() == 0
+
+
+def test_lists_only_show_the_callers_org(api, world: OrgWorld, other_world: OrgWorld):
+    token = world.tokens["account-manager"]
+    emails = {u["email"] for u in api.get("/api/users/", token=token, org=world.slug).json()}
+    assert emails and all(e.endswith(f"@{world.slug.replace('_', '-')}.example.org") for e in emails)
+    orgs = api.get("/api/organizations/", token=token).json()
+    assert [o["slug"] for o in orgs] == [world.slug]
+
+
+def test_super_admin_acts_in_every_org(api, world: OrgWorld, other_world: OrgWorld):
+    token = world.tokens["super-admin"]  # a member of A only, but platform staff
+    r = api.get(f"/api/users/{other_world.target.pk}", token=token, org=other_world.slug)
+    assert r.status_code == 200 and r.json()["email"] == other_world.target.email
+    r = api.put(f"/api/organizations/{other_world.slug}", {"name": "Org B2"}, token=token)
+    assert r.status_code == 200
+    assert Org.objects.get(slug=other_world.slug).name == "Org B2"
+    slugs = {o["slug"] for o in api.get("/api/organizations/", token=token).json()}
+    assert {world.slug, other_world.slug} <= slugs

@@ -1,0 +1,1 @@
+"""dbt projects as assets: prepared manifests, the organization translator, maintenance jobs."""

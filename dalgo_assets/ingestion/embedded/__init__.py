@@ -1,4 +1,11 @@
-"""Embedded ingestion: Airbyte's Python source connectors run on this host (to be built)."""
+"""Embedded ingestion: Airbyte's Python source connectors run on this host, no Airbyte server.
+
+Each connector is installed from PyPI into its own venv (``connectors.py``) and run as an
+Airbyte-protocol CLI (``protocol.py``); its records are typed from the discovered JSON schemas
+(``schema.py``) and loaded into the organization's warehouse (``loaders.py``, ``bigquery.py``,
+``sql.py``) with the connector state in the same transaction (``state.py``), one sync per connection
+(``sync.py``), each connection a multi-asset (``assets.py``).
+"""
 
 from __future__ import annotations
 
@@ -10,4 +17,11 @@ if TYPE_CHECKING:
 
 
 def build_embedded_ingestion(spec: OrgSpec) -> IngestionDefinitions:
-    raise NotImplementedError("embedded ingestion")
+    """One multi-asset per connection and the connector runtime resource; no network, no install."""
+    from dalgo_assets.ingestion import IngestionDefinitions
+    from dalgo_assets.ingestion.embedded.assets import RUNTIME_KEY, ConnectorRuntime, connection_asset
+
+    return IngestionDefinitions(
+        assets=[connection_asset(spec, conn) for conn in spec.connections],
+        resources={RUNTIME_KEY: ConnectorRuntime()},
+    )

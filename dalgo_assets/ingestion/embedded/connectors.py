@@ -1,0 +1,113 @@
+"""Installing Airbyte's Python source connectors from PyPI, each into its own virtual environment.
+
+A connector pins its own airbyte-cdk, pydantic, requests... which conflict with the platform's pins,
+so each ``airbyte-<connector>`` package gets a venv of its own under
+``$DALGO_CONNECTORS_DIR`` (default ``$DALGO_HOME/connectors``), named ``<connector>-<version>``
+(``latest`` when the spec gives no version: installed once, then kept until the folder is removed).
+Installs happen at run time, on first use, never while definitions load; a file lock makes concurrent
+runs wait for one install instead of racing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from dalgo_assets import settings
+
+INSTALLED_MARKER = ".dalgo-installed"
+INSTALL_TIMEOUT_SECONDS = 900
+
+
+class ConnectorInstallError(Exception):
+    """The connector's package could not be installed (unknown package, version, or no registry)."""
+
+
+def connectors_dir(override: str | None = None) -> Path:
+    if override:
+        return Path(override).expanduser().absolute()
+    env = os.environ.get("DALGO_CONNECTORS_DIR")
+    return Path(env).expanduser().absolute() if env else settings.home_dir() / "connectors"
+
+
+def package_name(connector: str) -> str:
+    """The PyPI package of an Airbyte connector: ``source-faker`` -> ``airbyte-source-faker``."""
+    return f"airbyte-{connector}"
+
+
+def find_uv() -> str:
+    """``uv`` beside the running interpreter (the project's venv), else on PATH."""
+    beside = Path(sys.executable).parent / "uv"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("uv")
+    if not found:
+        raise ConnectorInstallError("'uv' is not installed beside the Python interpreter nor on PATH")
+    return found
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run(cmd: list[str], what: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}  # uv must not target our venv
+    try:
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_SECONDS, env=env, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise ConnectorInstallError(f"{what} timed out after {INSTALL_TIMEOUT_SECONDS}s") from None
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+        raise ConnectorInstallError(f"{what} failed: {tail}")
+
+
+def ensure_connector(connector: str, version: str | None = None, root: str | None = None) -> Path:
+    """The connector's executable, installing ``airbyte-<connector>[==version]`` first if needed."""
+    venv = connectors_dir(root) / f"{connector}-{version or 'latest'}"
+    executable = venv / "bin" / connector
+    if (venv / INSTALLED_MARKER).exists():
+        return executable
+    with _file_lock(venv.with_name(venv.name + ".lock")):
+        if (venv / INSTALLED_MARKER).exists():  # another run installed it while we waited
+            return executable
+        shutil.rmtree(venv, ignore_errors=True)  # a half-done earlier attempt
+        requirement = package_name(connector) + (f"=={version}" if version else "")
+        uv = find_uv()
+        try:
+            # the platform's own interpreter as the base: no Python download, a version the CDK supports
+            _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], f"creating a venv for {connector}")
+            _run(
+                [
+                    uv,
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--python",
+                    str(venv / "bin" / "python"),
+                    requirement,
+                ],
+                f"installing {requirement} from PyPI",
+            )
+        except ConnectorInstallError:
+            shutil.rmtree(venv, ignore_errors=True)
+            raise
+        if not executable.exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            raise ConnectorInstallError(f"{requirement} installed no '{connector}' command")
+        (venv / INSTALLED_MARKER).write_text(requirement + "\n")
+    return executable

@@ -1,0 +1,173 @@
+"""The SQL that moves a sync's staged rows into its final tables, for every warehouse dialect.
+
+Kept as text builders (no connection) so the same statements serve DuckDB, PostgreSQL and BigQuery
+and can be checked without a warehouse. Full refresh replaces a table's rows (delete + insert in the
+sync's transaction: readers see the old rows or the new, never none, and views that dbt built on the
+table stay valid); incremental with a primary key keeps the latest record per key by cursor (then by
+extraction time); incremental without a key appends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dalgo_assets.ingestion.embedded.schema import (
+    BOOLEAN,
+    DATE,
+    EXTRACTED_AT,
+    INTEGER,
+    JSON,
+    NUMBER,
+    STRING,
+    TIMESTAMP,
+    TIMESTAMP_TZ,
+    StreamTable,
+)
+
+STATE_TABLE = "_dalgo_airbyte_state"
+STAGING_PREFIX = "_dalgo_stg_"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    types: dict[str, str]
+    quote_char: str = '"'
+    param: str = "%s"  # placeholder of the driver
+    text_type: str = "varchar"
+    timestamp_type: str = "timestamp"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def quote(self, name: str) -> str:
+        q = self.quote_char
+        return q + name.replace(q, q + q) + q
+
+    def table(self, schema: str, table: str) -> str:
+        return f"{self.quote(schema)}.{self.quote(table)}"
+
+
+DUCKDB = Dialect(
+    "duckdb",
+    {
+        INTEGER: "BIGINT",
+        NUMBER: "DOUBLE",
+        BOOLEAN: "BOOLEAN",
+        STRING: "VARCHAR",
+        TIMESTAMP_TZ: "TIMESTAMPTZ",
+        TIMESTAMP: "TIMESTAMP",
+        DATE: "DATE",
+        JSON: "JSON",
+    },
+    param="?",
+)
+POSTGRES = Dialect(
+    "postgres",
+    {
+        INTEGER: "bigint",
+        NUMBER: "numeric",
+        BOOLEAN: "boolean",
+        STRING: "text",
+        TIMESTAMP_TZ: "timestamptz",
+        TIMESTAMP: "timestamp",
+        DATE: "date",
+        JSON: "jsonb",
+    },
+    text_type="text",
+)
+BIGQUERY = Dialect(
+    "bigquery",
+    {
+        INTEGER: "INT64",
+        NUMBER: "FLOAT64",
+        BOOLEAN: "BOOL",
+        STRING: "STRING",
+        TIMESTAMP_TZ: "TIMESTAMP",
+        TIMESTAMP: "DATETIME",
+        DATE: "DATE",
+        JSON: "JSON",
+    },
+    quote_char="`",
+    param="?",
+    text_type="STRING",
+    timestamp_type="TIMESTAMP",
+)
+
+
+def _cols(d: Dialect, names: list[str], prefix: str = "") -> str:
+    return ", ".join(prefix + d.quote(n) for n in names)
+
+
+def create_final_table(d: Dialect, t: StreamTable) -> list[str]:
+    """Create the stream's table if missing, and add columns the stream gained since."""
+    target = d.table(t.schema, t.table)
+    typed = [f"{d.quote(n)} {d.types[k]}" for n, k in zip(t.column_names, t.kinds, strict=True)]
+    return [
+        f"create table if not exists {target} ({', '.join(typed)})",
+        *(f"alter table {target} add column if not exists {col}" for col in typed),
+    ]
+
+
+def dedup_query(d: Dialect, t: StreamTable, staging: str) -> str:
+    """The staged rows, one per primary key: the latest cursor, then the latest extracted."""
+    names = t.column_names
+    order = [f"{d.quote(t.cursor)} desc nulls last"] if t.cursor else []
+    order.append(f"{d.quote(EXTRACTED_AT)} desc")
+    return (
+        f"select {_cols(d, names)} from (select {_cols(d, names)}, row_number() over "
+        f"(partition by {_cols(d, list(t.primary_key))} order by {', '.join(order)}) as _dalgo_rn "
+        f"from {staging}) ranked where _dalgo_rn = 1"
+    )
+
+
+def merge_statements(d: Dialect, t: StreamTable, staging: str) -> list[str]:
+    """Statements moving the staged rows into the final table, by the stream's sync mode."""
+    target = d.table(t.schema, t.table)
+    names = _cols(d, t.column_names)
+    if t.sync_mode == "full_refresh":
+        return [
+            f"delete from {target} where true",
+            f"insert into {target} ({names}) select {names} from {staging}",
+        ]
+    if not t.primary_key:
+        return [f"insert into {target} ({names}) select {names} from {staging}"]
+    same_key = " and ".join(f"s.{d.quote(k)} = f.{d.quote(k)}" for k in t.primary_key)
+    newer = ""
+    if t.cursor:
+        c = d.quote(t.cursor)
+        newer = f" and (f.{c} is null or s.{c} is null or f.{c} <= s.{c})"
+    latest = dedup_query(d, t, staging)
+    return [
+        f"delete from {target} as f where exists (select 1 from ({latest}) s where {same_key}{newer})",
+        f"insert into {target} ({names}) select {names} from ({latest}) s "
+        f"where not exists (select 1 from {target} as f where {same_key})",
+    ]
+
+
+# --- connector state, per organization + connection + stream ----------------------------------------
+
+
+def create_state_table(d: Dialect, schema: str) -> str:
+    cols = ", ".join(f"{d.quote(c)} {d.text_type}" for c in ("org", "connection", "stream", "state"))
+    return (
+        f"create table if not exists {d.table(schema, STATE_TABLE)} "
+        f"({cols}, {d.quote('updated_at')} {d.timestamp_type})"
+    )
+
+
+def select_state(d: Dialect, schema: str) -> str:
+    return (
+        f"select {d.quote('stream')}, {d.quote('state')} from {d.table(schema, STATE_TABLE)} "
+        f"where {d.quote('org')} = {d.param} and {d.quote('connection')} = {d.param}"
+    )
+
+
+def save_state(d: Dialect, schema: str) -> list[str]:
+    """Replace one stream's state: a delete (org, connection, stream) and an insert (the same + state)."""
+    table = d.table(schema, STATE_TABLE)
+    p = d.param
+    key = f"{d.quote('org')} = {p} and {d.quote('connection')} = {p} and {d.quote('stream')} = {p}"
+    return [
+        f"delete from {table} where {key}",
+        f"insert into {table} ({_cols(d, ['org', 'connection', 'stream', 'state', 'updated_at'])}) "
+        f"values ({p}, {p}, {p}, {p}, current_timestamp)",
+    ]

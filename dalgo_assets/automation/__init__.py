@@ -1,11 +1,38 @@
-"""Pipelines: freshness targets that launch runs before data goes stale, and cron schedules."""
+"""Pipelines: freshness targets that launch runs before data goes stale, and cron schedules.
+
+``build_automation`` receives every ingestion and dbt asset of an organization and returns them with
+- a ``FreshnessPolicy`` on each asset that has a target (monitoring: fresh / warn / stale),
+- an automation condition on each target and on each asset upstream of a target (automatic runs,
+  see ``conditions``); every other asset is left without a condition and never runs by itself,
+- the ``<slug>_automation`` sensor that evaluates those conditions,
+- a job per pipeline and a schedule per pipeline with ``schedule`` (stopped when the pipeline is disabled).
+
+Problems in the targets (a selection that matches nothing, a lag too small, a bad cron or timezone) are
+collected and raised together as one ``SpecError`` naming the organization, its file and the pipeline or
+dbt model, which fails this organization's code location only.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from dalgo_assets.automation.conditions import KeepFresh
+from dalgo_assets.automation.policies import freshness_policy
+from dalgo_assets.automation.schedules import pipeline_job, pipeline_schedule
+from dalgo_assets.automation.sensors import automation_sensor
+from dalgo_assets.automation.targets import (
+    FreshnessTarget,
+    TargetProblems,
+    dbt_targets,
+    materializable_keys,
+    pipeline_keys,
+    spec_targets,
+)
 from dalgo_assets.spec import OrgSpec
 
 
@@ -15,7 +42,106 @@ class AutomationDefinitions:
     jobs: list[dg.UnresolvedAssetJobDefinition] = field(default_factory=list)
     schedules: list[dg.ScheduleDefinition] = field(default_factory=list)
     sensors: list[dg.SensorDefinition] = field(default_factory=list)
+    targets: list[FreshnessTarget] = field(default_factory=list)
+
+
+def _check_timezones(spec: OrgSpec, problems: TargetProblems) -> None:
+    named = [("timezone", spec.timezone)] + [
+        (f"pipelines.{p.name}.schedule.timezone", p.schedule.timezone)
+        for p in spec.pipelines
+        if p.schedule is not None and p.schedule.timezone
+    ]
+    for where, tz in named:
+        try:
+            ZoneInfo(tz)
+        except (ValueError, KeyError, OSError):
+            problems.add(where, f"'{tz}' is not a known IANA timezone")
+
+
+def _dependencies(assets: Iterable[dg.AssetsDefinition]) -> tuple[dict, set[dg.AssetKey]]:
+    deps: dict[dg.AssetKey, set[dg.AssetKey]] = {}
+    materializable: set[dg.AssetKey] = set()
+    for assets_def in assets:
+        for key, key_deps in assets_def.asset_deps.items():
+            deps[key] = set(key_deps)
+        if assets_def.is_materializable:
+            materializable.update(assets_def.keys)
+    return deps, materializable
+
+
+def upstream_closure(deps: Mapping[dg.AssetKey, set[dg.AssetKey]], root: dg.AssetKey) -> set[dg.AssetKey]:
+    """Every asset ``root`` depends on, directly or not."""
+    seen: set[dg.AssetKey] = set()
+    stack = list(deps.get(root, ()))
+    while stack:
+        key = stack.pop()
+        if key not in seen:
+            seen.add(key)
+            stack.extend(deps.get(key, ()))
+    return seen
+
+
+def conditions_for(
+    targets: Sequence[FreshnessTarget], assets: Sequence[dg.AssetsDefinition]
+) -> dict[dg.AssetKey, dg.AutomationCondition]:
+    """Targets and the assets upstream of them get a ``KeepFresh``; nothing else gets a condition."""
+    own: dict[dg.AssetKey, list[FreshnessTarget]] = defaultdict(list)
+    serves: dict[dg.AssetKey, list[FreshnessTarget]] = defaultdict(list)
+    for target in targets:
+        own[target.key].append(target)
+    deps, materializable = _dependencies(assets)
+    for key, key_targets in own.items():
+        for upstream in upstream_closure(deps, key) & materializable:
+            serves[upstream].extend(key_targets)
+    org = tuple(targets)
+    return {
+        key: KeepFresh(tuple(own.get(key, ())), tuple(serves.get(key, ())), org)
+        for key in sorted(own.keys() | serves.keys(), key=lambda k: k.path)
+    }
+
+
+def apply_automation(
+    assets: Sequence[dg.AssetsDefinition], targets: Sequence[FreshnessTarget]
+) -> tuple[list[dg.AssetsDefinition], dict[dg.AssetKey, dg.AutomationCondition]]:
+    """The assets with policies and conditions attached (map_asset_specs keeps keys and deps)."""
+    conditions = conditions_for(targets, assets)
+    policies: Mapping[dg.AssetKey, dg.FreshnessPolicy] = {
+        key: freshness_policy([t for t in targets if t.key == key]) for key in {t.key for t in targets}
+    }
+
+    def attach(spec: dg.AssetSpec) -> dg.AssetSpec:
+        changes: dict = {}
+        if spec.key in conditions:
+            changes["automation_condition"] = conditions[spec.key]
+        if spec.key in policies:
+            changes["freshness_policy"] = policies[spec.key]
+        return spec.replace_attributes(**changes) if changes else spec
+
+    mapped = [
+        a.map_asset_specs(attach) if a.is_materializable and any(k in conditions for k in a.keys) else a for a in assets
+    ]
+    return mapped, conditions
 
 
 def build_automation(spec: OrgSpec, assets: list[dg.AssetsDefinition]) -> AutomationDefinitions:
-    return AutomationDefinitions(assets=assets)
+    """The org's assets with their policies and conditions, plus pipeline jobs, schedules and the sensor.
+
+    Raises ``SpecError`` listing every problem of the org's targets, so that only this org's location fails.
+    """
+    problems = TargetProblems(spec)
+    _check_timezones(spec, problems)
+    keys = materializable_keys(assets)
+    selections = {p.name: pipeline_keys(spec, p, keys, problems) for p in spec.pipelines}
+    targets = [*spec_targets(spec, selections, problems), *dbt_targets(spec, assets, problems)]
+    problems.raise_if_any()
+
+    mapped, conditions = apply_automation(assets, targets)
+    jobs, schedules = [], []
+    for pipeline in spec.pipelines:
+        job = pipeline_job(spec, pipeline, selections[pipeline.name])
+        jobs.append(job)
+        schedule = pipeline_schedule(spec, pipeline, job)
+        if schedule is not None:
+            schedules.append(schedule)
+    sensor = automation_sensor(spec.slug, sorted(conditions, key=lambda k: k.path))
+    return AutomationDefinitions(assets=mapped, jobs=jobs, schedules=schedules, sensors=[sensor], targets=targets)

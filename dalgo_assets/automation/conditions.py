@@ -1,0 +1,180 @@
+"""Automation conditions that keep targets fresh, evaluated by Dagster's automation sensor on every tick.
+
+Every asset that a target needs carries one ``KeepFresh`` condition, naming the targets it serves: its
+own (if it has any) and the downstream targets it feeds (ingestion streams, staging models, other
+projects' models). A target *wants* a refresh when
+- it is *due*: its age reached the lag minus the expected run time (minus the time to the next tick),
+  or its deadline window is open and the deadline is an expected run away, or it missed its last
+  deadline, or it was never materialized; or
+- it is *ripe* (past 60% of its lag threshold, or inside its deadline window) and another target of the
+  organization is due: the run that happens anyway then serves both, and their shared upstream is
+  synced once instead of twice;
+- and it is neither in a run in progress nor backing off after a failed run (a quarter of the expected
+  run time, 30 s to 5 min), so a failure is retried inside the target's window without hammering.
+
+An asset is requested when one of the targets it serves wants a refresh and it is not itself in a
+run in progress. All the assets requested in a tick form one run, so a target and its whole upstream
+chain are refreshed together, once for every target that needs them. An asset that no target needs
+has no condition and never runs by itself.
+
+This is what ``(target condition) & ~in_progress()`` on targets plus ``any_downstream_conditions()``
+on their upstream would do, in one node per asset: Dagster then evaluates a handful of nodes per tick
+instead of every downstream condition for every upstream asset. The condition reads materialization
+times itself rather than the FreshnessDaemon's stored state: it needs no daemon round trip, knows
+"due soon" before Dagster's WARN, and turns false as soon as a materialization lands. Being a custom
+condition, it is evaluated in the code location (``use_user_code_server=True`` on the sensor).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import dagster as dg
+from dagster._core.definitions.declarative_automation.automation_context import AutomationContext
+from dagster._core.storage.dagster_run import DagsterRunStatus, RunRecord
+from dagster._core.storage.event_log.base import AssetRecord
+
+from dalgo_assets.automation.targets import FreshnessTarget
+
+MIN_RETRY_DELAY = timedelta(seconds=30)
+MAX_RETRY_DELAY = timedelta(minutes=5)
+MAX_HORIZON = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class TargetState:
+    due: bool
+    ripe: bool
+    blocked: bool  # in a run in progress, or backing off after a failure
+
+
+@dataclass
+class _Tick:
+    """What one evaluation tick learned about the organization's targets."""
+
+    states: dict[dg.AssetKey, TargetState] = field(default_factory=dict)
+    due_keys: set[dg.AssetKey] | None = None
+
+
+# one evaluation tick = one AssetGraphView
+_TICKS: weakref.WeakKeyDictionary[Any, _Tick] = weakref.WeakKeyDictionary()
+
+
+def retry_delay(target: FreshnessTarget) -> float:
+    return min(max(target.expected_run / 4, MIN_RETRY_DELAY), MAX_RETRY_DELAY).total_seconds()
+
+
+def _horizon(context: AutomationContext) -> float:
+    """Time until the next tick, taken to be the time since the previous one (bounded)."""
+    previous = context.previous_evaluation_time
+    if previous is None:
+        return 0.0
+    return min(max((context.evaluation_time - previous).total_seconds(), 0.0), MAX_HORIZON.total_seconds())
+
+
+async def _in_progress(view: Any, key: dg.AssetKey) -> bool:
+    running = await view.compute_run_in_progress_subset(key=key, from_subset=view.get_full_subset(key=key))
+    return not running.is_empty
+
+
+async def _failed_at(view: Any, key: dg.AssetKey) -> float | None:
+    """When the latest run planned to materialize ``key`` failed, if it did."""
+    info = view.instance.event_log_storage.get_latest_planned_materialization_info(key)
+    if info is None:
+        return None
+    run = await RunRecord.gen(view, info.run_id)
+    if run is None or run.dagster_run.status != DagsterRunStatus.FAILURE:
+        return None
+    return run.end_time or run.update_timestamp.timestamp()
+
+
+async def target_state(context: AutomationContext, target: FreshnessTarget) -> TargetState:
+    tick = _TICKS.setdefault(context.asset_graph_view, _Tick())
+    if target.key in tick.states:
+        return tick.states[target.key]
+    view = context.asset_graph_view
+    record = await AssetRecord.gen(view, target.key)
+    materialization = record.asset_entry.last_materialization_record if record else None
+    last = materialization.timestamp if materialization else None
+    now = context.evaluation_time.timestamp()
+    due = target.due(last, now, horizon=_horizon(context))
+    ripe = due or target.ripe(last, now)
+    blocked = False
+    if ripe:
+        failed = await _failed_at(view, target.key)
+        blocked = (failed is not None and failed > (last or 0) and now - failed < retry_delay(target)) or (
+            await _in_progress(view, target.key)
+        )
+    state = TargetState(due, ripe, blocked)
+    tick.states[target.key] = state
+    return state
+
+
+async def _due_keys(context: AutomationContext, org: Sequence[FreshnessTarget]) -> set[dg.AssetKey]:
+    """The organization's targets that will be requested this tick whatever else happens."""
+    tick = _TICKS.setdefault(context.asset_graph_view, _Tick())
+    if tick.due_keys is None:
+        due = set()
+        for target in org:
+            state = await target_state(context, target)
+            if state.due and not state.blocked:
+                due.add(target.key)
+        tick.due_keys = due
+    return tick.due_keys
+
+
+async def wants_refresh(context: AutomationContext, target: FreshnessTarget, org: Sequence[FreshnessTarget]) -> bool:
+    state = await target_state(context, target)
+    if state.blocked or not state.ripe:
+        return False
+    return state.due or bool(await _due_keys(context, org) - {target.key})
+
+
+@dataclass(frozen=True)
+class KeepFresh(dg.AutomationCondition):
+    """Request this asset when a target it serves wants a refresh; see the module docstring."""
+
+    own: tuple[FreshnessTarget, ...]
+    downstream: tuple[FreshnessTarget, ...] = ()
+    org: tuple[FreshnessTarget, ...] = field(default=(), compare=False, hash=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return "keep_fresh"
+
+    def get_label(self) -> str | None:
+        parts = []
+        if self.own:
+            parts.append("keep fresh: " + "; ".join(t.describe() for t in self.own))
+        if self.downstream:
+            names = sorted({t.key.to_user_string() for t in self.downstream})
+            parts.append("needed by " + ", ".join(names))
+        return " | ".join(parts)
+
+    @property
+    def description(self) -> str:
+        return "; ".join(f"{t.key.to_user_string()}: {t.describe()} ({t.origin})" for t in self.own + self.downstream)
+
+    @property
+    def requires_cursor(self) -> bool:
+        return False
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.own, self.downstream))
+
+    async def evaluate(self, context: AutomationContext) -> dg.AutomationResult:  # type: ignore[override]
+        wanted = False
+        if not context.candidate_subset.is_empty:
+            for target in self.own + self.downstream:
+                if await wants_refresh(context, target, self.org):
+                    wanted = True
+                    break
+        if wanted and await _in_progress(context.asset_graph_view, context.key):
+            wanted = False
+        return dg.AutomationResult(
+            context, true_subset=context.candidate_subset if wanted else context.get_empty_subset()
+        )

@@ -1,0 +1,42 @@
+"""Cron pipelines: a pipeline's selection as an asset job, on its schedule (Dalgo's orchestration pipeline)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dagster as dg
+
+from dalgo_assets.automation.sensors import ORG_TAG
+from dalgo_assets.spec import OrgSpec, PipelineSpec
+
+PIPELINE_TAG = "dalgo/pipeline"
+
+
+def pipeline_job_name(slug: str, pipeline: str) -> str:
+    return f"{slug}__{pipeline}"
+
+
+def pipeline_job(spec: OrgSpec, pipeline: PipelineSpec, keys: Sequence[dg.AssetKey]) -> dg.UnresolvedAssetJobDefinition:
+    """Every pipeline gets a job (to run it by hand or from the API), tagged with its org and name."""
+    return dg.define_asset_job(
+        pipeline_job_name(spec.slug, pipeline.name),
+        selection=dg.AssetSelection.assets(*keys),
+        tags={ORG_TAG: spec.slug, PIPELINE_TAG: pipeline.name},
+        description=f"Pipeline '{pipeline.name}' of {spec.name}",
+    )
+
+
+def pipeline_schedule(
+    spec: OrgSpec, pipeline: PipelineSpec, job: dg.UnresolvedAssetJobDefinition
+) -> dg.ScheduleDefinition | None:
+    """The pipeline's cron schedule, running unless the pipeline is disabled."""
+    if pipeline.schedule is None:
+        return None
+    return dg.ScheduleDefinition(
+        name=f"{job.name}_schedule",
+        job=job,
+        cron_schedule=pipeline.schedule.cron,
+        execution_timezone=pipeline.schedule.timezone or spec.timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING if pipeline.enabled else dg.DefaultScheduleStatus.STOPPED,
+        tags={ORG_TAG: spec.slug, PIPELINE_TAG: pipeline.name},
+    )

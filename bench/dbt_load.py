@@ -30,6 +30,7 @@ PLAIN = r"""
 import json, resource, sys, time
 import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
+import dbt.graph.cli  # imported lazily by dagster-dbt: an import, kept out of the timing in both
 project_dir, manifest = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
 @dbt_assets(manifest=manifest)
@@ -45,6 +46,7 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "assets": n,
 OURS = r"""
 import json, resource, sys, time
 import dagster as dg, dagster_dbt  # the same imports as plain, outside the timing
+import dbt.graph.cli
 from dalgo_assets import locations
 t0 = time.perf_counter()
 defs = getattr(locations, sys.argv[1])

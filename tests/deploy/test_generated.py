@@ -1,0 +1,144 @@
+"""The generated deployment files: compose for one host, Helm values and API manifests for Kubernetes.
+
+Docker and Helm cannot run here, so the files are checked for what a deployment relies on: every
+organization has its code server / user deployment, the workspace points at it, ports are unique, every
+Dalgo container has its environment, the files parse, and the Helm values validate against the chart's
+own JSON schema (the part Dalgo uses, vendored in ``helm/values.schema.json``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from dalgo_assets.cli import main
+from dalgo_assets.deploy.compose import compose_config, write_compose
+from dalgo_assets.deploy.helm import dagster_values, write_helm
+from dalgo_assets.deploy.naming import code_server_service, org_secret_name, user_deployment_name
+from dalgo_assets.spec import list_org_slugs
+from tests.support.orgs import copy_demo_org, write_spec
+
+SCHEMA = Path(__file__).with_name("helm") / "values.schema.json"
+REPO = Path(__file__).resolve().parents[2]
+ENV_KEYS = {"DAGSTER_HOME", "DALGO_HOME", "DALGO_ORGS_DIR", "DAGSTER_PG_HOST", "DAGSTER_PG_PASSWORD"}
+DALGO_SERVICES = {"prepare", "webserver", "webserver-readonly", "daemon", "api"}
+
+
+@pytest.fixture
+def three_orgs(dalgo_env: Path) -> list[str]:
+    orgs = dalgo_env / "orgs"
+    copy_demo_org(orgs, "demo_ngo")
+    copy_demo_org(orgs, "partner_ngo")
+    write_spec(orgs, "third_org", {"slug": "third_org", "name": "Third", "warehouse": {"type": "duckdb"}})
+    return ["demo_ngo", "partner_ngo", "third_org"]
+
+
+def test_compose_has_a_code_server_per_org_wired_into_the_workspace(three_orgs: list[str], tmp_path: Path) -> None:
+    out = tmp_path / "docker"
+    assert main(["deploy", "compose", "--output", str(out)]) == 0
+    compose = yaml.safe_load((out / "compose.yaml").read_text())
+    workspace = yaml.safe_load((out / "workspace.yaml").read_text())
+    services = compose["services"]
+
+    servers = {s: services[code_server_service(s)] for s in three_orgs}
+    assert set(services) == {"postgres", *DALGO_SERVICES, *(code_server_service(s) for s in three_orgs)}
+    entries = {e["grpc_server"]["location_name"]: e["grpc_server"] for e in workspace["load_from"]}
+    assert set(entries) == {f"org_{s}" for s in three_orgs}
+    ports = []
+    for slug, service in servers.items():
+        command = service["command"]
+        assert command[:3] == ["dagster", "api", "grpc"]
+        assert command[command.index("-a") + 1] == slug
+        assert command[command.index("--location-name") + 1] == f"org_{slug}"
+        port = int(command[command.index("-p") + 1])
+        ports.append(port)
+        entry = entries[f"org_{slug}"]
+        assert (entry["host"], entry["port"]) == (code_server_service(slug), port)
+        # the org's secrets reach its own code server only
+        assert service["env_file"] == [{"path": f"secrets/{org_secret_name(slug)}.env", "required": False}]
+        assert "healthcheck" in service and service["depends_on"]["prepare"]["condition"] == (
+            "service_completed_successfully"
+        )
+    assert len(set(ports)) == len(ports)
+    for name in [*DALGO_SERVICES, *(code_server_service(s) for s in three_orgs)]:
+        assert set(services[name]["environment"]) >= ENV_KEYS, name
+    for name in ("webserver", "webserver-readonly", "daemon"):
+        assert set(services[name]["depends_on"]) >= {code_server_service(s) for s in three_orgs}
+    # what is published is published on the host's loopback only, and the operators' webserver is read-only
+    published = {n: s["ports"] for n, s in services.items() if "ports" in s}
+    assert set(published) == {"webserver-readonly", "api"}
+    assert all(p.startswith("127.0.0.1:") for ports_ in published.values() for p in ports_)
+    assert "--read-only" in services["webserver-readonly"]["command"]
+    assert services["api"]["environment"]["DALGO_DAGSTER_URL"] == "http://webserver:3000"
+    assert "DALGO_API_SECRET_KEY" in services["api"]["environment"]
+
+
+def test_adding_an_org_regenerates_compose(three_orgs: list[str], dalgo_env: Path, tmp_path: Path) -> None:
+    write_compose(tmp_path)
+    write_spec(dalgo_env / "orgs", "fourth_org", {"slug": "fourth_org", "name": "Fourth"})
+    assert write_compose(tmp_path) == sorted([*three_orgs, "fourth_org"])
+    assert code_server_service("fourth_org") in yaml.safe_load((tmp_path / "compose.yaml").read_text())["services"]
+
+
+def test_repo_deployment_files_are_current() -> None:
+    """The compose file and Helm values in the repository match the repository's organizations
+    (run ``dalgo deploy compose`` and ``dalgo deploy helm`` after adding one)."""
+    slugs = list_org_slugs(REPO / "orgs")
+    assert yaml.safe_load((REPO / "deploy" / "docker" / "compose.yaml").read_text()) == compose_config(slugs)
+    values = yaml.safe_load((REPO / "deploy" / "k8s" / "dagster-values.yaml").read_text())
+    assert values == dagster_values(slugs)
+
+
+def test_helm_values_give_each_org_a_user_deployment_and_validate(three_orgs: list[str], tmp_path: Path) -> None:
+    assert main(["deploy", "helm", "--output", str(tmp_path), "--image", "registry.example.org/dalgo:1.2.3"]) == 0
+    values = yaml.safe_load((tmp_path / "dagster-values.yaml").read_text())
+    jsonschema.validate(values, json.loads(SCHEMA.read_text()))
+
+    deployments = {d["name"]: d for d in values["dagster-user-deployments"]["deployments"]}
+    assert set(deployments) == {user_deployment_name(s) for s in three_orgs}
+    servers = {s["name"]: s for s in values["dagsterWebserver"]["workspace"]["servers"]}
+    for slug in three_orgs:
+        deployment = deployments[user_deployment_name(slug)]
+        args = deployment["dagsterApiGrpcArgs"]
+        assert args[args.index("-a") + 1] == slug and args[args.index("--location-name") + 1] == f"org_{slug}"
+        assert deployment["image"] == {"repository": "registry.example.org/dalgo", "tag": "1.2.3",
+                                       "pullPolicy": "IfNotPresent"}
+        assert deployment["envSecrets"] == [{"name": org_secret_name(slug), "optional": True}]
+        server = servers[f"org_{slug}"]
+        assert (server["host"], server["port"]) == (deployment["name"], deployment["port"])
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert values["postgresql"]["enabled"] is False
+    assert values["postgresql"]["postgresqlScheme"] == "postgresql+psycopg2"
+    limits = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
+    assert limits[0]["key"] == "dagster/code_location" and limits[0]["value"] == {"applyLimitPerUniqueValue": True}
+
+    api = list(yaml.safe_load_all((tmp_path / "api.yaml").read_text()))
+    assert [m["kind"] for m in api] == ["Deployment", "Service"]
+    pod = api[0]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "registry.example.org/dalgo:1.2.3"
+    assert "migrate" in pod["initContainers"][0]["command"][-1]
+    # the API reads runs from the instance the chart renders, with the chart's database password
+    assert pod["volumes"] == [{"name": "dagster-instance", "configMap": {"name": "dagster-instance"}}]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["DAGSTER_PG_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "dagster-postgresql-secret"
+    assert env["DALGO_DAGSTER_URL"]["value"] == "http://dagster-webserver:80"
+    assert api[1]["spec"]["selector"] == api[0]["spec"]["selector"]["matchLabels"]
+
+
+def test_helm_values_schema_rejects_a_broken_deployment(three_orgs: list[str], tmp_path: Path) -> None:
+    """The vendored schema is not a rubber stamp: a user deployment without a port is refused."""
+    write_helm(tmp_path)
+    values = yaml.safe_load((tmp_path / "dagster-values.yaml").read_text())
+    del values["dagster-user-deployments"]["deployments"][0]["port"]
+    with pytest.raises(jsonschema.ValidationError, match="'port' is a required property"):
+        jsonschema.validate(values, json.loads(SCHEMA.read_text()))
+
+
+def test_dockerfile_installs_the_locked_environment() -> None:
+    dockerfile = (REPO / "deploy" / "docker" / "Dockerfile").read_text()
+    assert "uv sync --frozen" in dockerfile
+    assert "dagster.postgres.yaml" in dockerfile

@@ -1,0 +1,250 @@
+"""The production topology on one machine (``dalgo serve``, no Docker) and its faults.
+
+PostgreSQL comes from the ``postgres`` fixture; ``dalgo serve`` starts one code server per organization,
+the webserver, the daemon and the API under gunicorn. Runs are launched through the API
+(``POST /api/runs/``) where the API is what is tested (a run, load), and as an operator does (the
+webserver's GraphQL ``launchRun`` of the org's job) in the fault tests, which are about Dagster's own
+processes; every run is read back from PostgreSQL.
+The tests share one topology and run in order: a run, a killed run worker, a PostgreSQL restart, a dead
+code server, then load.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from tests.deploy.topology import Topology, retry, start_topology
+from tests.support.postgres import PostgresServer
+
+SENSOR_TICKS = """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) {
+  ... on Sensor { sensorState { ticks(limit: 20) { timestamp status } } } } }"""
+
+
+@pytest.fixture(scope="module")
+def topology(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    running = start_topology(tmp_path_factory.mktemp("serve"), postgres)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def events(topology: Topology, run_id: str) -> Counter:
+    rows = topology.sql("select dagster_event_type from event_logs where run_id = %s", run_id)
+    return Counter(r[0] for r in rows)
+
+
+def materialized(topology: Topology, run_id: str) -> set[str]:
+    rows = topology.sql(
+        "select asset_key from event_logs where run_id = %s and dagster_event_type = 'ASSET_MATERIALIZATION'",
+        run_id,
+    )
+    return {r[0] for r in rows}
+
+
+def assert_complete_success(topology: Topology, run_id: str, slug: str) -> None:
+    """The run succeeded and every one of its events is in PostgreSQL: start, success, both assets."""
+    assert topology.sql("select status from runs where run_id = %s", run_id) == [("SUCCESS",)]
+    counts = events(topology, run_id)
+    assert counts["PIPELINE_START"] == 1 and counts["PIPELINE_SUCCESS"] == 1, counts
+    assert counts["ASSET_MATERIALIZATION"] == 2, counts
+    assert materialized(topology, run_id) == {f'["{slug}", "tiny", "numbers"]', f'["{slug}", "tiny", "slow"]'}
+
+
+def test_a_run_succeeds_and_its_events_are_in_postgres(topology: Topology) -> None:
+    assert topology.wait_locations_loaded() == {"org_alpha": "LOADED", "org_beta": "LOADED"}
+    run_id = topology.launch("alpha")
+    assert topology.wait_run(run_id) == "SUCCESS", topology.output()
+    tags = {t["key"]: t["value"] for t in topology.run(run_id)["tags"]}
+    assert tags["dagster/code_location"] == "org_alpha"  # the per-organization queue limit's key
+    assert tags["dalgo/org"] == "alpha"
+    assert_complete_success(topology, run_id, "alpha")
+    # ...and the dbt models really were built in the organization's own warehouse
+    assert topology.sql("select count(*) from analytics.slow", dsn=topology.warehouses["alpha"]) == [(10,)]
+
+
+def _wait_for_sleeping_worker(topology: Topology, slug: str, timeout: float = 180) -> psutil.Process:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        worker = topology.run_worker(slug)
+        sleeping = topology.sql(
+            "select count(*) from pg_stat_activity where query like '%%pg_sleep%%' and datname = %s",
+            f"{slug}_wh",
+            dsn=topology.postgres.dsn(),  # a superuser sees every session's query
+        )[0][0]
+        if worker is not None and sleeping:
+            return worker
+        time.sleep(0.5)
+    raise TimeoutError(f"no run worker of {slug} reached its dbt model:\n{topology.output()}")
+
+
+def test_killed_run_worker_fails_the_run_and_the_retry_succeeds(topology: Topology) -> None:
+    warehouse = topology.warehouses["alpha"]
+    topology.sql("insert into dalgo_sleep values (120)", dsn=warehouse)
+    run_id = topology.launch_job("alpha")
+    worker = _wait_for_sleeping_worker(topology, "alpha")
+    topology.sql("delete from dalgo_sleep", dsn=warehouse)  # the retry will not sleep
+    doomed = [worker, *worker.children(recursive=True)]  # the worker and the dbt process it started
+    for proc in doomed:
+        proc.kill()
+
+    assert topology.wait_run(run_id) == "FAILURE"
+    crash = topology.sql(
+        "select count(*) from event_logs where run_id = %s and event like '%%unexpectedly%%'", run_id
+    )
+    assert crash == [(1,)] or events(topology, run_id)["PIPELINE_FAILURE"] == 1
+
+    deadline = time.time() + 120
+    retries: list[tuple] = []
+    while not retries and time.time() < deadline:
+        retries = topology.sql(
+            "select run_id from run_tags where key = 'dagster/parent_run_id' and value = %s", run_id
+        )
+        time.sleep(1)
+    assert len(retries) == 1, f"the daemon did not retry the run:\n{topology.output()}"
+    retry_id = retries[0][0]
+    assert topology.wait_run(retry_id) == "SUCCESS", topology.output()
+    assert topology.sql("select count(*) from analytics.slow", dsn=warehouse) == [(10,)]
+
+
+def _all_api_workers_answer(topology: Topology, token: str) -> bool:
+    """40 concurrent requests (every gunicorn worker thread gets some) all answer 200."""
+    headers = {"Authorization": f"Bearer {token}"}
+    with ThreadPoolExecutor(40) as pool:
+        codes = list(
+            pool.map(
+                lambda _: (
+                    requests.get(f"{topology.api}/api/currentuser", headers=headers, timeout=30).status_code
+                ),
+                range(40),
+            )
+        )
+    return codes == [200] * 40
+
+
+def test_postgres_restart_while_idle_api_and_daemon_recover(topology: Topology) -> None:
+    """After a restart, a pooled connection fails once when it is next used (Django's persistent
+    connections, the webserver's SQLAlchemy pool): the processes recover by themselves, without a
+    restart, and the first client retries succeed."""
+    token = topology.token("restart@example.org")
+    pids = {name: topology.pid(name) for name in ("api", "daemon", "webserver")}
+    topology.postgres.restart()
+
+    deadline = time.time() + 90
+    while not _all_api_workers_answer(topology, token) and time.time() < deadline:
+        time.sleep(1)
+    assert _all_api_workers_answer(topology, token)
+
+    run_id = retry(lambda: topology.launch_job("beta"))  # the daemon dequeues it after the restart
+    assert topology.wait_run(run_id) == "SUCCESS", topology.output()
+    assert_complete_success(topology, run_id, "beta")
+    # recovered by themselves: the supervisor restarted none of them
+    assert {name: topology.pid(name) for name in pids} == pids
+    assert all(psutil.pid_exists(pid) for pid in pids.values())
+
+
+def test_one_organizations_code_server_down_others_go_on(topology: Topology) -> None:
+    alpha = topology.pid("code-server-alpha")
+    os.killpg(alpha, signal.SIGKILL)
+    killed_at = time.time()
+    deadline = time.time() + 30
+    while alive(alpha):
+        assert time.time() < deadline, "the code server survived SIGKILL"
+        time.sleep(0.1)
+
+    run_id = topology.launch_job("beta")
+    assert topology.pid("code-server-alpha") == alpha, "beta's run was launched while alpha was down"
+    assert topology.wait_run(run_id) == "SUCCESS", topology.output()
+    assert_complete_success(topology, run_id, "beta")
+
+    selector = {
+        "repositoryLocationName": "org_beta",
+        "repositoryName": "__repository__",
+        "sensorName": "beta_automation",
+    }
+    deadline = time.time() + 90
+    later: list[dict] = []
+    while not later and time.time() < deadline:
+        ticks = topology.graphql(SENSOR_TICKS, {"s": selector})["sensorOrError"]["sensorState"]["ticks"]
+        later = [t for t in ticks if t["timestamp"] > killed_at and t["status"] in {"SKIPPED", "SUCCESS"}]
+        time.sleep(1)
+    assert later, "beta's automation sensor stopped ticking when alpha's code server died"
+
+    # the supervisor brings alpha back; it serves runs again
+    deadline = time.time() + 120
+    while topology.pid("code-server-alpha") == alpha and time.time() < deadline:
+        time.sleep(0.5)
+    assert topology.pid("code-server-alpha") != alpha, topology.output()
+    assert topology.wait_locations_loaded()["org_alpha"] == "LOADED"
+    run_id = topology.launch_job("alpha")
+    assert topology.wait_run(run_id) == "SUCCESS", topology.output()
+
+
+LOAD_SECONDS = float(os.environ.get("DALGO_LOAD_SECONDS", "10"))
+CLIENTS = 50
+
+
+def test_load_50_api_clients_no_5xx_and_no_run_or_event_lost(topology: Topology) -> None:
+    """50 concurrent clients on loopback for ``DALGO_LOAD_SECONDS`` (10 s here; 60 s in ``bench``-like
+    runs) while four runs execute: no 5xx, every run succeeds with all its events."""
+    assert topology.wait_locations_loaded() == {"org_alpha": "LOADED", "org_beta": "LOADED"}
+    tokens = [topology.token(f"load{i}@example.org") for i in range(5)]
+    runs = {topology.launch(slug): slug for slug in ("alpha", "beta", "alpha", "beta")}
+    statuses: Counter = Counter()
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop_at = time.time() + LOAD_SECONDS
+
+    def client(i: int) -> None:
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {tokens[i % len(tokens)]}"}
+        local: Counter = Counter()
+        while time.time() < stop_at:
+            path = "/api/currentuser" if i % 5 else "/api/health"
+            try:
+                local[session.get(f"{topology.api}{path}", headers=headers, timeout=30).status_code] += 1
+            except requests.RequestException as exc:
+                with lock:
+                    errors.append(repr(exc))
+        with lock:
+            statuses.update(local)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[:5]
+    assert statuses and all(code < 500 for code in statuses), statuses
+    assert set(statuses) == {200}, statuses
+
+    for run_id, slug in runs.items():
+        assert topology.wait_run(run_id, timeout=300) == "SUCCESS", topology.output()
+        assert_complete_success(topology, run_id, slug)
+    assert topology.sql("select count(*) from runs where run_id = any(%s)", list(runs)) == [(4,)]
+
+
+def test_serve_stop_leaves_no_process(topology: Topology, tmp_path: Path) -> None:
+    pids = [int(p.read_text().split()[0]) for p in (topology.run_dir / "pids").glob("*.pid")]
+    assert len(pids) == 5  # two code servers, webserver, daemon, API
+    topology.stop()
+    assert not [p for p in pids if alive(p)]
+    assert not list((topology.run_dir / "pids").glob("*.pid"))

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 from dalgo_assets import settings
+from dalgo_assets.deploy.cli import register as register_deploy
+from dalgo_assets.ingestion.server.cli import register as register_airbyte
 from dalgo_assets.spec import SpecError, list_org_slugs, load_org_spec
 from dalgo_assets.transform.projects import DbtProjectError, prepare_projects
 from dalgo_assets.workspace import write_workspace
@@ -116,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--workspace", default="workspace.yaml")
     p.set_defaults(func=cmd_up)
+
+    register_airbyte(sub)
+    register_deploy(sub)
     return parser
 
 

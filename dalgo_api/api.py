@@ -101,6 +101,13 @@ api.add_router("/", accounts_router)
 api.add_router("/organizations", organizations)
 api.add_router("/users", users)
 api.add_router("/invitations", invitations)
+api.add_router("/assets", "dalgo_api.runs.api.assets")
+api.add_router("/runs", "dalgo_api.runs.api.runs")
+api.add_router("/notifications", "dalgo_api.runs.api.notifications")
+api.add_router("/connections", "dalgo_api.workspace.connections.connections")
+api.add_router("/dbt", "dalgo_api.workspace.dbt.dbt")
+api.add_router("/pipelines", "dalgo_api.workspace.pipelines.pipelines")
+api.add_router("/warehouse", "dalgo_api.explore.api.explore")
 
 
 def operations() -> list[tuple[str, str, tuple[str, ...] | None]]:

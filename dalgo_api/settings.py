@@ -48,6 +48,8 @@ def database_from_url(url: str) -> dict[str, Any]:
             "PORT": str(parts.port or ""),
             "OPTIONS": options,
             "CONN_MAX_AGE": 60,
+            # a pooled connection broken by a database restart is replaced instead of failing a request
+            "CONN_HEALTH_CHECKS": True,
         }
     if parts.scheme == "sqlite":
         path = unquote(parts.path)
@@ -105,6 +107,13 @@ ALLOWED_HOSTS = [
 HTTPS = _env_bool("DALGO_API_HTTPS")
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+if HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^api/health$"]  # the proxy's and orchestrator's health probe
+    SECURE_HSTS_SECONDS = int(os.environ.get("DALGO_API_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # HSTS preload is a domain owner's decision, not the platform's
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("DALGO_API_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 INSTALLED_APPS = [
@@ -116,6 +125,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "dalgo_api.accounts",
     "dalgo_api.orgs",
+    "dalgo_api.runs",
 ]
 
 MIDDLEWARE = [

@@ -74,15 +74,25 @@ def _git_pull(context: dg.OpExecutionContext, spec: OrgSpec, project: DbtProject
     context.log.info("manifest prepared; reload the organization's code location to use it")
 
 
-def _dbt_command(command: str) -> Callable[[dg.OpExecutionContext, OrgSpec, DbtProjectSpec], None]:
+def _dbt_command(*args: str) -> Callable[[dg.OpExecutionContext, OrgSpec, DbtProjectSpec], None]:
     def run(context: dg.OpExecutionContext, spec: OrgSpec, project: DbtProjectSpec) -> None:
         where = str(located_project(spec, project).project_dir)
-        _run(context, [dbt_executable(), command, "--profile", PROFILE_NAME], where, _dbt_env(spec, project))
+        _run(context, [dbt_executable(), *args, "--profile", PROFILE_NAME], where, _dbt_env(spec, project))
+        try:  # clean removes, deps may change, what the manifest was built from: prepare it again
+            prepare_project(spec, project, force=True)
+        except DbtProjectError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        context.log.info("manifest prepared again")
 
     return run
 
 
-ACTIONS = {"git_pull": _git_pull, "dbt_deps": _dbt_command("deps"), "dbt_clean": _dbt_command("clean")}
+# the target folder lives in the organization's state folder, outside the project: clean it too
+ACTIONS = {
+    "git_pull": _git_pull,
+    "dbt_deps": _dbt_command("deps"),
+    "dbt_clean": _dbt_command("clean", "--no-clean-project-files-only"),
+}
 
 
 def maintenance_job(spec: OrgSpec, project: DbtProjectSpec, command: str) -> dg.JobDefinition:

@@ -1,0 +1,199 @@
+"""The organization's assets (``/api/assets/``), runs and their logs (``/api/runs/``), and run-failure
+email subscriptions (``/api/notifications/``). Everything is scoped to the ``x-dalgo-org`` organization:
+a run id of another organization is 404, exactly like an unknown one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.http import HttpRequest
+from ninja import Query, Router, Schema
+from pydantic import Field
+
+from dalgo_api import dagster_bridge as bridge
+from dalgo_api.accounts.auth import RequestContext, has_permission
+from dalgo_api.errors import ApiError
+from dalgo_api.orgs import specs
+from dalgo_api.runs import services
+from dalgo_api.runs.models import Subscription
+from dalgo_api.runs.schemas import (
+    AssetDetailOut,
+    AssetOut,
+    LineageOut,
+    LogPage,
+    OutputOut,
+    RunIn,
+    RunOut,
+    RunPage,
+    RunStatus,
+    SubscriptionOut,
+)
+
+assets = Router(tags=["assets"])
+runs = Router(tags=["runs"])
+notifications = Router(tags=["notifications"])
+
+
+# --- assets ----------------------------------------------------------------------------------------
+
+
+@assets.get("/", response=list[AssetOut], auth=has_permission(["can_view_assets"]))
+def list_assets(request: HttpRequest) -> list[dict]:
+    """Every asset of the organization: ingestion streams, dbt models and external sources, with the last
+    materialization, freshness state and latest check results."""
+    slug = request.auth.org.slug
+    spec = specs.load_spec(slug)
+    return [services.asset_out(spec, n) for n in bridge.asset_nodes(slug)]
+
+
+@assets.get("/lineage", response=LineageOut, auth=has_permission(["can_view_assets"]))
+def lineage(request: HttpRequest) -> dict:
+    """The lineage graph: every asset and every upstream -> downstream edge."""
+    slug = request.auth.org.slug
+    spec = specs.load_spec(slug)
+    nodes = bridge.asset_nodes(slug)
+    edges = [{"upstream": up, "downstream": n.key} for n in nodes for up in n.upstream]
+    return {"nodes": [services.asset_out(spec, n) for n in nodes], "edges": edges}
+
+
+@assets.get("/{path:key}", response=AssetDetailOut, auth=has_permission(["can_view_assets"]))
+def get_asset(request: HttpRequest, key: str) -> dict:
+    """One asset with its upstream and downstream assets and a link into Dagit for operators."""
+    slug = request.auth.org.slug
+    node = services.find_asset(slug, key.strip("/"))
+    return {
+        **services.asset_out(specs.load_spec(slug), node),
+        "description": node.description,
+        "upstream": node.upstream,
+        "downstream": node.downstream,
+        "dagit_url": services.asset_dagit_url(slug, node.key),
+    }
+
+
+# --- runs ------------------------------------------------------------------------------------------
+
+
+def _run(ctx: RequestContext, params: dict) -> object:
+    return services.get_run(ctx.org.slug, params["run_id"])
+
+
+@runs.post("/", response={201: RunOut}, auth=has_permission(["can_run_assets"]))
+def start_run(request: HttpRequest, payload: RunIn) -> tuple[int, dict]:
+    """Materialize a selection of the organization's assets. The run waits in Dagster's queue while the
+    organization's run slots or a dbt project's pool are taken: ``state`` is then ``queued``, with the
+    queue position and the reason."""
+    ctx = request.auth
+    keys = services.check_selection(ctx.org.slug, payload.assets)
+    run_id = bridge.launch_run(ctx.org.slug, asset_keys=keys, tags=services.run_tags(ctx.user.email, "manual"))
+    return 201, services.launched(ctx.org.slug, run_id)
+
+
+class RunFilters(Schema):
+    status: list[RunStatus] = Field(default_factory=list, description="Repeat for several statuses")
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    asset: str | None = Field(None, description="Runs that selected this asset key")
+    trigger: str | None = Field(None, description="manual, pipeline, maintenance, ...")
+    pipeline: str | None = None
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=64)
+
+
+@runs.get("/", response=RunPage, auth=has_permission(["can_view_runs"]))
+def list_runs(request: HttpRequest, filters: Query[RunFilters]) -> dict:
+    """The organization's runs, newest first, a page at a time."""
+    slug = request.auth.org.slug
+    query = bridge.RunQuery(
+        statuses=list(filters.status),
+        created_after=filters.created_after,
+        created_before=filters.created_before,
+        trigger=filters.trigger,
+        pipeline=filters.pipeline,
+        asset_key=filters.asset.strip("/") if filters.asset else None,
+        limit=filters.limit,
+        cursor=filters.cursor,
+    )
+    records, next_cursor = bridge.list_runs(slug, query)
+    return {"runs": [services.run_out(slug, r) for r in records], "next_cursor": next_cursor}
+
+
+@runs.get("/{run_id}", response=RunOut, auth=has_permission(["can_view_runs"], lookup=_run))
+def get_run(request: HttpRequest, run_id: str) -> dict:
+    """One run; a queued run says where it is in the queue and why, a failed one its error."""
+    return services.run_out(request.auth.org.slug, request.auth.obj, detail=True)
+
+
+@runs.post("/{run_id}/cancel", response=RunOut, auth=has_permission(["can_cancel_run"], lookup=_run))
+def cancel_run(request: HttpRequest, run_id: str) -> dict:
+    """Cancel a queued or running run (409 once it has ended)."""
+    slug = request.auth.org.slug
+    record = request.auth.obj
+    if record.dagster_run.status.value in services.TERMINAL:
+        raise ApiError(409, f"run '{run_id}' already ended ({record.dagster_run.status.value})")
+    bridge.cancel_run(slug, run_id)
+    return services.launched(slug, run_id)
+
+
+class LogQuery(Schema):
+    cursor: str | None = Field(None, max_length=200, description="The cursor of the previous page")
+    limit: int = Field(200, ge=1, le=1000)
+
+
+@runs.get("/{run_id}/logs", response=LogPage, auth=has_permission(["can_view_logs"], lookup=_run))
+def run_logs(request: HttpRequest, run_id: str, params: Query[LogQuery]) -> dict:
+    """The run's event log, oldest first. To follow a running run, call again with the returned
+    ``cursor`` until ``finished`` is true and ``has_more`` false."""
+    slug = request.auth.org.slug
+    status = request.auth.obj.dagster_run.status.value
+    try:
+        records, cursor, has_more = bridge.run_logs(slug, run_id, params.cursor, params.limit)
+    except ValueError:
+        raise ApiError(422, "cursor: not a cursor returned by this endpoint") from None
+    return {
+        "events": [services.event_out(slug, r) for r in records],
+        "cursor": cursor,
+        "has_more": has_more,
+        "run_status": status,
+        "finished": status in services.TERMINAL,
+    }
+
+
+class OutputQuery(Schema):
+    cursor: str | None = Field(None, max_length=200)
+    max_bytes: int = Field(65536, ge=1024, le=1048576)
+
+
+@runs.get("/{run_id}/output/{file_key}", response=OutputOut, auth=has_permission(["can_view_logs"], lookup=_run))
+def run_output(request: HttpRequest, run_id: str, file_key: str, params: Query[OutputQuery]) -> dict:
+    """A step's raw stdout/stderr (dbt's, git's) named by the ``file_key`` of a LOGS_CAPTURED event."""
+    if not file_key.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ApiError(422, "file_key: use the file_key of a LOGS_CAPTURED event")
+    return bridge.captured_log(request.auth.org.slug, run_id, file_key, params.cursor, params.max_bytes)
+
+
+# --- notifications ---------------------------------------------------------------------------------
+
+
+def _subscription(request: HttpRequest) -> dict:
+    ctx = request.auth
+    subscribed = Subscription.objects.filter(user=ctx.user, org=ctx.org).exists()
+    return {"subscribed": subscribed, "email": ctx.user.email}
+
+
+@notifications.get("/run-failures", response=SubscriptionOut, auth=has_permission(["can_view_runs"]))
+def get_subscription(request: HttpRequest) -> dict:
+    """Whether the caller gets an email when one of the organization's runs fails."""
+    return _subscription(request)
+
+
+@notifications.put("/run-failures", response=SubscriptionOut, auth=has_permission(["can_view_runs"]))
+def subscribe(request: HttpRequest) -> dict:
+    """Email me the error and a link when one of the organization's runs fails."""
+    Subscription.objects.get_or_create(user=request.auth.user, org=request.auth.org)
+    return _subscription(request)
+
+
+@notifications.delete("/run-failures", response=SubscriptionOut, auth=has_permission(["can_view_runs"]))
+def unsubscribe(request: HttpRequest) -> dict:
+    Subscription.objects.filter(user=request.auth.user, org=request.auth.org).delete()
+    return _subscription(request)

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class RunsConfig(AppConfig):
+    name = "dalgo_api.runs"
+    label = "runs"
+    verbose_name = "Runs, logs and run-failure notifications"

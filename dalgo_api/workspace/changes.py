@@ -1,0 +1,82 @@
+"""One way to change an organization's spec from the API: lock, edit, validate, write, prepare dbt
+manifests if needed, reload the code location; undo everything if any step fails.
+
+A change that Dagster cannot load (a dbt project that does not parse, a pipeline selection the
+automation rejects) is rolled back and answered 422 with the reason, so a bad request never leaves an
+organization's code location broken. Manifests are prepared here, when the spec changes, never when a
+code location loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Callable, Iterator
+
+from dalgo_api import dagster_bridge as bridge
+from dalgo_api.errors import ApiError
+from dalgo_api.orgs import specs
+from dalgo_assets.ingestion import connection_pool
+from dalgo_assets.spec import OrgSpec, SpecError
+from dalgo_assets.transform.assets import dbt_pool
+from dalgo_assets.transform.projects import DbtProjectError, prepare_projects
+
+Edit = Callable[[OrgSpec], None]
+
+
+@contextlib.contextmanager
+def spec_lock(slug: str) -> Iterator[None]:
+    """Serialize spec changes of one organization (several API workers may edit it at once)."""
+    path = specs.load_spec(slug).state_dir() / "spec.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _invalid(exc: SpecError) -> ApiError:
+    errors = [{"field": p.split(":", 1)[0], "message": p.split(":", 1)[-1].strip()} for p in exc.problems]
+    return ApiError(422, f"the change is not valid for organization '{exc.org}': {'; '.join(exc.problems)}", errors)
+
+
+def change_spec(slug: str, edit: Edit, *, prepare: bool = False) -> OrgSpec:
+    """Apply ``edit`` to the organization's spec and make Dagster load it, or change nothing."""
+    with spec_lock(slug):
+        before = specs.load_spec(slug)
+        after = before.model_copy(deep=True)
+        edit(after)
+        try:
+            saved = specs.save_spec(after)
+        except SpecError as exc:
+            raise _invalid(exc) from None
+        try:
+            if prepare:
+                prepare_projects(saved)
+            bridge.ensure_pools(spec_pools(saved))
+            bridge.reload_location(slug)
+        except DbtProjectError as exc:
+            specs.save_spec(before)
+            raise ApiError(422, str(exc)) from None
+        except bridge.DagsterRejected as exc:
+            specs.save_spec(before)
+            _reload_quietly(slug)
+            raise ApiError(422, f"the change was undone because Dagster cannot load it: {exc.detail}") from None
+        except bridge.DagsterUnavailable:
+            specs.save_spec(before)
+            raise
+        return saved
+
+
+def spec_pools(spec: OrgSpec) -> list[str]:
+    """The concurrency pools of the organization's dbt projects and connections."""
+    return [dbt_pool(spec.slug, p.name) for p in spec.dbt_projects] + [
+        connection_pool(spec.slug, c.name) for c in spec.connections
+    ]
+
+
+def _reload_quietly(slug: str) -> None:
+    with contextlib.suppress(ApiError):
+        bridge.reload_location(slug)

@@ -1,0 +1,107 @@
+"""The organization's dbt projects (``/api/dbt/projects/``): add, change or remove a project (a git URL
+and ref, or a local folder); each change writes the spec, prepares the manifests (git checkout,
+``dbt deps``, ``dbt parse``) and reloads the code location. ``POST .../commands/<git_pull|dbt_deps|
+dbt_clean>`` runs that chore as a recorded Dagster run, so its output stays in the run's logs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from django.http import HttpRequest
+from ninja import Router
+
+from dalgo_api import dagster_bridge as bridge
+from dalgo_api.accounts.auth import RequestContext, has_permission
+from dalgo_api.errors import ApiError, not_found
+from dalgo_api.orgs import specs
+from dalgo_api.runs import services as runs
+from dalgo_api.runs.schemas import RunOut
+from dalgo_api.workspace.changes import change_spec
+from dalgo_api.workspace.schemas import DbtProjectIn, DbtProjectOut
+from dalgo_assets.spec import DbtProjectSpec, OrgSpec
+from dalgo_assets.transform.maintenance import COMMAND_TAG, COMMANDS, maintenance_job_name
+
+dbt = Router(tags=["dbt"])
+Command = Literal["git_pull", "dbt_deps", "dbt_clean"]
+
+
+def _out(project: DbtProjectSpec) -> dict:
+    return {"name": project.name, "path": project.path, "git": project.git, "commands": list(COMMANDS)}
+
+
+def _find(spec: OrgSpec, name: str) -> DbtProjectSpec | None:
+    return next((p for p in spec.dbt_projects if p.name == name), None)
+
+
+def _project(ctx: RequestContext, params: dict) -> DbtProjectSpec:
+    found = _find(specs.load_spec(ctx.org.slug), params["name"])
+    if found is None:
+        raise not_found("dbt project", params["name"])
+    return found
+
+
+def _entry(payload: DbtProjectIn) -> DbtProjectSpec:
+    return DbtProjectSpec(name=payload.name, path=payload.path, git=payload.git)
+
+
+@dbt.get("/projects/", response=list[DbtProjectOut], auth=has_permission(["can_view_dbt_workspace"]))
+def list_projects(request: HttpRequest) -> list[dict]:
+    return [_out(p) for p in specs.load_spec(request.auth.org.slug).dbt_projects]
+
+
+@dbt.get("/projects/{name}", response=DbtProjectOut, auth=has_permission(["can_view_dbt_workspace"], lookup=_project))
+def get_project(request: HttpRequest, name: str) -> dict:
+    return _out(request.auth.obj)
+
+
+@dbt.post("/projects/", response={201: DbtProjectOut}, auth=has_permission(["can_create_dbt_workspace"]))
+def create_project(request: HttpRequest, payload: DbtProjectIn) -> tuple[int, dict]:
+    """Add a dbt project: its models become assets ``<project>/<model>`` (422 if it does not parse)."""
+    slug = request.auth.org.slug
+    if _find(specs.load_spec(slug), payload.name) is not None:
+        raise ApiError(409, f"dbt project '{payload.name}' already exists in organization '{slug}'")
+    entry = _entry(payload)
+    change_spec(slug, lambda spec: spec.dbt_projects.append(entry), prepare=True)
+    return 201, _out(entry)
+
+
+@dbt.put("/projects/{name}", response=DbtProjectOut, auth=has_permission(["can_edit_dbt_workspace"], lookup=_project))
+def update_project(request: HttpRequest, name: str, payload: DbtProjectIn) -> dict:
+    """Point a project at another git URL/ref or folder (or rename it); the manifest is prepared again."""
+    slug = request.auth.org.slug
+    if payload.name != name and _find(specs.load_spec(slug), payload.name) is not None:
+        raise ApiError(409, f"dbt project '{payload.name}' already exists in organization '{slug}'")
+    entry = _entry(payload)
+
+    def edit(spec: OrgSpec) -> None:
+        spec.dbt_projects = [entry if p.name == name else p for p in spec.dbt_projects]
+
+    change_spec(slug, edit, prepare=True)
+    return _out(entry)
+
+
+@dbt.delete(
+    "/projects/{name}", response={204: None}, auth=has_permission(["can_delete_dbt_workspace"], lookup=_project)
+)
+def delete_project(request: HttpRequest, name: str) -> tuple[int, None]:
+    """Remove a project from the organization (its tables stay in the warehouse)."""
+    slug = request.auth.org.slug
+    change_spec(slug, lambda spec: setattr(spec, "dbt_projects", [p for p in spec.dbt_projects if p.name != name]))
+    return 204, None
+
+
+@dbt.post(
+    "/projects/{name}/commands/{command}",
+    response={201: RunOut},
+    auth=has_permission(["can_run_orgtask"], lookup=_project),
+)
+def run_command(request: HttpRequest, name: str, command: Command) -> tuple[int, dict]:
+    """Run ``git pull``, ``dbt deps`` or ``dbt clean`` for the project as a Dagster run; follow its output
+    with ``GET /api/runs/{run_id}/logs``. It waits for any dbt run of the same project."""
+    ctx = request.auth
+    run_id = bridge.launch_run(
+        ctx.org.slug,
+        job_name=maintenance_job_name(ctx.org.slug, name, command),
+        tags=runs.run_tags(ctx.user.email, "maintenance", **{COMMAND_TAG: command}),
+    )
+    return 201, runs.launched(ctx.org.slug, run_id)

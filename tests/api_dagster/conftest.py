@@ -1,0 +1,144 @@
+"""Fixtures for the API's Dagster half: a real Dagster webserver and daemon (one per test module), the
+Django test database, and organizations created through the API.
+
+The module's state (folders, environment, database rows) lives for the whole module: the webserver and
+daemon read the organizations folder and the Dagster instance the API writes, so the environment is
+set in ``os.environ`` before they start and restored afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("DALGO_API_DATABASE_URL", "sqlite:///:memory:")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dalgo_api.settings")
+
+import django
+
+django.setup()
+
+from django.db import connection, transaction  # noqa: E402
+from django.test.utils import setup_test_environment  # noqa: E402
+
+from tests.api.conftest import PASSWORD, Api  # noqa: E402
+from tests.support.dagster import Daemon, Webserver, dagster_env  # noqa: E402
+from tests.support.orgs import REPO  # noqa: E402
+
+ROLES = ("super-admin", "account-manager", "pipeline-manager", "analyst", "guest")
+
+
+def _test_database() -> None:
+    """The migrated test database, created once per session (``tests/api`` may have made it already)."""
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    with contextlib.suppress(RuntimeError):  # already set up by tests/api
+        setup_test_environment()
+    name = str(connection.settings_dict["NAME"])
+    if "memorydb" not in name and not name.startswith("test_"):
+        connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+
+
+@dataclass
+class OrgMembers:
+    slug: str
+    tokens: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Stack:
+    """The module's Dagster (webserver + daemon), its folders, and an API client."""
+
+    root: Path
+    webserver: Webserver
+    daemon: Daemon
+    api: Api
+    root_token: str
+    orgs: dict[str, OrgMembers] = field(default_factory=dict)
+
+    def call(self, method: str, path: str, body=None, *, org: str, role: str = "super-admin"):
+        return self.api.call(method, path, body, token=self.orgs[org].tokens[role], org=org)
+
+
+def create_org_with_members(api: Api, root_token: str, name: str) -> OrgMembers:
+    """Create an organization through the API (as a Super Admin) and one member per role."""
+    from dalgo_api.accounts.models import ApiToken, Role, User
+    from dalgo_api.orgs import services
+    from dalgo_api.orgs.models import Org
+
+    response = api.post("/api/organizations/", {"name": name}, token=root_token)
+    assert response.status_code == 201, response.content
+    slug = response.json()["slug"]
+    org = Org.objects.get(slug=slug)
+    members = OrgMembers(slug=slug, tokens={"super-admin": root_token})
+    for role in ROLES[1:]:
+        user = User.objects.create_user(f"{role}@{slug.replace('_', '-')}.example.org", PASSWORD)
+        services.add_member(org, user, Role.objects.get(slug=role))
+        members.tokens[role] = ApiToken.issue(user)[1]
+    return members
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("dagster_api")
+    env_before = dict(os.environ)
+    os.environ.update(
+        DALGO_HOME=str(root / "home"),
+        DALGO_ORGS_DIR=str(root / "orgs"),
+        DAGSTER_HOME=str(root / "dagster"),
+        DAGSTER_DISABLE_TELEMETRY="1",
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+    )
+    for sub in ("home", "orgs", "dagster"):
+        (root / sub).mkdir()
+    shutil.copy(REPO / "deploy" / "dagster" / "dagster.yaml", root / "dagster" / "dagster.yaml")
+    _test_database()
+    atomic = transaction.atomic()
+    atomic.__enter__()
+    webserver = daemon = None
+    try:
+        from dalgo_api.accounts.models import ApiToken, User
+
+        root_user = User.objects.create_superuser("root@platform.example.org", PASSWORD)
+        api = Api()
+        root_token = ApiToken.issue(root_user)[1]
+        orgs = {}
+        for name in ("Org A", "Org B"):
+            members = create_org_with_members(api, root_token, name)
+            orgs[members.slug] = members
+        workspace = root / "workspace.yaml"  # written by the API when it created the organizations
+        assert workspace.exists()
+        env = dagster_env(root / "dagster")
+        webserver = Webserver(workspace, env, root)
+        webserver.wait_ready()
+        os.environ["DALGO_DAGSTER_URL"] = webserver.url  # the bridge reads it on every call
+        daemon = Daemon(workspace, env, root)  # after the webserver created the storage
+        yield Stack(root, webserver, daemon, api, root_token, orgs)
+    finally:
+        for process in (daemon, webserver):
+            if process is not None:
+                process.stop()
+        transaction.set_rollback(True)
+        atomic.__exit__(None, None, None)
+        os.environ.clear()
+        os.environ.update(env_before)
+
+
+def wait_for(predicate, timeout: float, interval: float = 1.0, what: str = "condition"):
+    """Poll until ``predicate()`` is truthy (returning it) or fail naming ``what``."""
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)

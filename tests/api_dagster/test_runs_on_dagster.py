@@ -1,0 +1,344 @@
+"""The API on a real Dagster webserver and daemon: an organization created through the API gets a dbt
+project, runs started through the API are followed through their logs until they end, a failing model
+shows its error, two dbt runs on one project run one after the other, users of another organization see
+nothing, and every role gets exactly what the permission matrix gives it.
+
+The tests run in file order and share one webserver + daemon (module fixture ``stack``).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+
+import pytest
+import yaml
+
+from dalgo_api.accounts.roles import load_matrix
+from dalgo_api.api import operations
+from dalgo_assets.spec import load_org_spec
+from tests.api_dagster.conftest import ROLES, Stack, wait_for
+from tests.support.orgs import write_dbt_project
+
+GOOD = ["people/people", "people/people_clean"]
+BAD = ["people/broken"]
+PROJECT_FILES = {
+    "seeds/people.csv": "id,name\n1,asha\n2,ravi\n3,\n",
+    "models/people_clean.sql": "select id, upper(name) as name from {{ ref('people') }}\n",
+    "models/broken.sql": "{{ config(materialized='table') }}\nselect cast('not a number' as integer) as n\n",
+}
+RUN_TIMEOUT = 300
+state: dict[str, Any] = {}  # what earlier tests created, for the later ones
+
+
+def org_a(stack: Stack) -> str:
+    return sorted(stack.orgs)[0]
+
+
+def org_b(stack: Stack) -> str:
+    return sorted(stack.orgs)[1]
+
+
+def run_of(stack: Stack, org: str, run_id: str) -> dict:
+    response = stack.call("GET", f"/api/runs/{run_id}", org=org)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def follow_logs(stack: Stack, org: str, run_id: str) -> list[dict]:
+    """Page through the run's logs with the cursor, as a client following a running run does."""
+    events: list[dict] = []
+    cursor = None
+
+    def step() -> bool:
+        nonlocal cursor
+        query = f"?limit=50&cursor={cursor}" if cursor else "?limit=50"
+        page = stack.call("GET", f"/api/runs/{run_id}/logs{query}", org=org, role="guest")
+        assert page.status_code == 200, page.content
+        body = page.json()
+        events.extend(body["events"])
+        cursor = body["cursor"] or cursor
+        return body["finished"] and not body["has_more"]
+
+    wait_for(step, RUN_TIMEOUT, interval=1, what=f"run {run_id} to finish")
+    return events
+
+
+def test_dbt_project_added_through_the_api_becomes_assets(stack: Stack, tmp_path_factory):
+    slug = org_a(stack)
+    folder = write_dbt_project(tmp_path_factory.mktemp("projects"), "people", PROJECT_FILES)
+    bad = stack.call("POST", "/api/dbt/projects/", {"name": "people", "path": "/nonexistent"}, org=slug)
+    assert bad.status_code == 422 and "dbt_project.yml" in bad.json()["detail"]
+
+    created = stack.call(
+        "POST", "/api/dbt/projects/", {"name": "people", "path": str(folder)}, org=slug, role="account-manager"
+    )
+    assert created.status_code == 201, created.content
+    assets = wait_for(lambda: stack.call("GET", "/api/assets/", org=slug, role="guest").json(), 120, what="assets")
+    by_key = {a["key"]: a for a in assets}
+    assert set(by_key) == {"people/people", "people/people_clean", "people/broken"}
+    assert {a["kind"] for a in assets} == {"dbt"}
+    detail = stack.call("GET", "/api/assets/people/people_clean", org=slug).json()
+    assert detail["upstream"] == ["people/people"] and detail["dagit_url"].endswith("/people/people_clean")
+    lineage = stack.call("GET", "/api/assets/lineage", org=slug).json()
+    assert {"upstream": "people/people", "downstream": "people/people_clean"} in lineage["edges"]
+
+
+def test_bad_run_requests_name_the_problem(stack: Stack):
+    slug = org_a(stack)
+    empty = stack.call("POST", "/api/runs/", {"assets": []}, org=slug)
+    assert empty.status_code == 422 and "assets" in empty.json()["detail"]
+    unknown = stack.call("POST", "/api/runs/", {"assets": ["people/people", "people/nope"]}, org=slug)
+    assert unknown.status_code == 422
+    assert "'people/nope'" in unknown.json()["detail"] and slug in unknown.json()["detail"]
+    assert stack.call("GET", "/api/assets/people/nope", org=slug).status_code == 404
+
+
+def test_two_dbt_runs_on_one_project_queue_then_succeed_and_fail(stack: Stack):
+    slug = org_a(stack)
+    first = stack.call("POST", "/api/runs/", {"assets": GOOD}, org=slug, role="pipeline-manager")
+    second = stack.call("POST", "/api/runs/", {"assets": BAD}, org=slug, role="pipeline-manager")
+    assert first.status_code == 201 and second.status_code == 201, (first.content, second.content)
+    a, b = first.json(), second.json()
+    assert a["trigger"] == "manual" and a["user"] == f"pipeline-manager@{slug.replace('_', '-')}.example.org"
+    assert a["assets"] == GOOD and a["state"] == "queued"
+    state["good"], state["bad"] = a["run_id"], b["run_id"]
+    # a chore on the same project, queued behind both (checked in a later test)
+    chore = stack.call("POST", "/api/dbt/projects/people/commands/dbt_clean", org=slug, role="analyst")
+    assert chore.status_code == 201, chore.content
+    state["chore"] = chore.json()["run_id"]
+
+    # while the first run holds the project's pool, the second one waits and the API says why
+    def second_waits_for_pool() -> bool:
+        run = run_of(stack, slug, b["run_id"])
+        reason = (run.get("queue") or {}).get("reason") or ""
+        return run["state"] == "queued" and f"dbt/{slug}/people" in reason
+
+    wait_for(second_waits_for_pool, RUN_TIMEOUT, what="the second run to wait for the pool")
+
+    events = follow_logs(stack, slug, a["run_id"])
+    kinds = [e["type"] for e in events]
+    assert "PIPELINE_SUCCESS" in kinds
+    assert {e["asset"] for e in events if e["type"] == "ASSET_MATERIALIZATION"} == set(GOOD)
+    good = run_of(stack, slug, a["run_id"])
+    assert good["state"] == "succeeded" and good["ended_at"]
+
+    captured = [e["file_key"] for e in events if e["type"] == "LOGS_CAPTURED"]
+    assert captured
+    output = stack.call("GET", f"/api/runs/{a['run_id']}/output/{captured[0]}", org=slug)
+    assert output.status_code == 200 and "people_clean" in output.json()["stdout"] + output.json()["stderr"]
+
+    follow_logs(stack, slug, b["run_id"])
+    bad = run_of(stack, slug, b["run_id"])
+    assert bad["state"] == "failed"
+    assert "broken" in bad["error"] and "not a number" in bad["error"].lower()
+    # one after the other: the failing run started only after the first one ended
+    assert datetime.fromisoformat(bad["started_at"]) >= datetime.fromisoformat(good["ended_at"])
+
+    clean = stack.call("GET", "/api/assets/people/people_clean", org=slug).json()
+    assert clean["last_materialization"]["run_id"] == a["run_id"]
+    listed = stack.call("GET", "/api/runs/?status=FAILURE", org=slug).json()["runs"]
+    assert [r["run_id"] for r in listed] == [b["run_id"]]
+    by_asset = stack.call("GET", "/api/runs/?asset=people/people_clean", org=slug).json()["runs"]
+    assert [r["run_id"] for r in by_asset] == [a["run_id"]]
+    page = stack.call("GET", "/api/runs/?limit=1", org=slug).json()
+    assert len(page["runs"]) == 1 and page["next_cursor"]
+    rest = stack.call("GET", f"/api/runs/?limit=10&cursor={page['next_cursor']}", org=slug).json()
+    assert page["runs"][0]["run_id"] not in [r["run_id"] for r in rest["runs"]] and rest["runs"]
+
+
+def test_data_statistics_behind_the_flag(stack: Stack):
+    slug = org_a(stack)
+    path = "/api/warehouse/tables/main/people_clean"
+    denied = stack.call("GET", f"{path}/statistics", org=slug, role="analyst")
+    assert denied.status_code == 403 and "DATA_STATISTICS" in denied.json()["detail"]
+    flag = stack.call("PUT", "/api/organizations/flags/DATA_STATISTICS", {"enabled": True}, org=slug)
+    assert flag.status_code == 200, flag.content
+    preview = stack.call("GET", f"{path}/preview?limit=2", org=slug, role="analyst").json()
+    assert [c["name"] for c in preview["columns"]] == ["id", "name"] and len(preview["rows"]) == 2
+    stats = stack.call("GET", f"{path}/statistics", org=slug, role="analyst").json()
+    assert stats["rows"] == 3
+    name = next(c for c in stats["columns"] if c["name"] == "name")
+    assert (name["nulls"], name["distinct"], name["min"], name["max"]) == (1, 2, "ASHA", "RAVI")
+    missing = stack.call("GET", "/api/warehouse/tables/main/nope/preview", org=slug, role="analyst")
+    assert missing.status_code == 404
+
+
+def test_failed_run_emails_subscribers_once(stack: Stack):
+    from django.core import mail
+
+    from dalgo_api.runs.notifications import notify_failed_runs
+
+    slug = org_a(stack)
+    assert stack.call("PUT", "/api/notifications/run-failures", org=slug, role="analyst").json()["subscribed"]
+    mail.outbox = []
+    notify_failed_runs()
+    sent = [m for m in mail.outbox if state["bad"] in m.body]
+    assert len(sent) == 1 and sent[0].to == [f"analyst@{slug.replace('_', '-')}.example.org"]
+    assert "not a number" in sent[0].body.lower() and "run_id=" in sent[0].body
+    notify_failed_runs()
+    assert len([m for m in mail.outbox if state["bad"] in m.body]) == 1
+
+
+def test_pipelines_are_validated_written_and_toggled(stack: Stack):
+    slug = org_a(stack)
+    bad_cron = {"name": "nightly", "assets": ["people/*"], "schedule": {"cron": "61 * * * *"}}
+    response = stack.call("POST", "/api/pipelines/", bad_cron, org=slug)
+    assert response.status_code == 422 and "cron" in response.json()["detail"]
+    nothing = {"name": "nightly", "assets": ["sales/*"], "schedule": {"cron": "0 2 * * *"}}
+    response = stack.call("POST", "/api/pipelines/", nothing, org=slug)
+    assert response.status_code == 422 and "'sales/*'" in response.json()["detail"]
+
+    good = {"name": "nightly", "assets": ["people/people*"], "schedule": {"cron": "0 2 * * *"}}
+    created = stack.call("POST", "/api/pipelines/", good, org=slug, role="pipeline-manager")
+    assert created.status_code == 201, created.content
+    spec = yaml.safe_load((stack.root / "orgs" / slug / "org.yaml").read_text())
+    assert spec["pipelines"][0]["schedule"]["cron"] == "0 2 * * *"
+    shown = stack.call("GET", "/api/pipelines/nightly", org=slug, role="guest").json()
+    assert shown["kind"] == "schedule" and {t["asset"] for t in shown["targets"]} == set(GOOD)
+    assert all(t["last_materialization"] for t in shown["targets"])
+    disabled = stack.call("POST", "/api/pipelines/nightly/disable", org=slug, role="pipeline-manager")
+    assert disabled.status_code == 200 and disabled.json()["enabled"] is False
+    spec = yaml.safe_load((stack.root / "orgs" / slug / "org.yaml").read_text())
+    assert spec["pipelines"][0]["enabled"] is False
+
+    run = stack.call("POST", "/api/pipelines/nightly/runs", org=slug, role="pipeline-manager")
+    assert run.status_code == 201, run.content
+    assert run.json()["pipeline"] == "nightly" and run.json()["state"] == "queued"
+    cancelled = stack.call("POST", f"/api/runs/{run.json()['run_id']}/cancel", org=slug, role="pipeline-manager")
+    assert cancelled.status_code == 200
+    wait_for(lambda: run_of(stack, slug, run.json()["run_id"])["state"] == "cancelled", 60, what="cancel")
+    again = stack.call("POST", f"/api/runs/{run.json()['run_id']}/cancel", org=slug)
+    assert again.status_code == 409
+
+
+def test_maintenance_chore_output_is_in_the_run_logs(stack: Stack):
+    slug = org_a(stack)
+    events = follow_logs(stack, slug, state["chore"])
+    chore = run_of(stack, slug, state["chore"])
+    assert chore["state"] == "succeeded", chore
+    assert chore["job"].endswith("__people__dbt_clean") and chore["trigger"] == "maintenance"
+    assert any("dbt clean" in e["message"] for e in events)
+
+
+def test_other_organization_sees_nothing(stack: Stack):
+    a, b = org_a(stack), org_b(stack)
+    run_id = state["good"]
+    for role in ROLES[1:]:
+        for path in (
+            f"/api/runs/{run_id}",
+            f"/api/runs/{run_id}/logs",
+            f"/api/runs/{run_id}/output/abc",
+            "/api/assets/people/people_clean",
+            "/api/pipelines/nightly",
+            "/api/dbt/projects/people",
+        ):
+            response = stack.call("GET", path, org=b, role=role)
+            assert response.status_code == 404, (role, path, response.content)
+        assert stack.call("POST", f"/api/runs/{run_id}/cancel", org=b, role=role).status_code in (404,)
+        listed = stack.call("GET", "/api/runs/", org=b, role=role).json()["runs"]
+        assert run_id not in [r["run_id"] for r in listed]
+        # B's token naming A's organization: not a member
+        cross = stack.api.get("/api/runs/", token=stack.orgs[b].tokens[role], org=a)
+        assert cross.status_code == 404
+    started = stack.call("POST", "/api/runs/", {"assets": GOOD}, org=b, role="pipeline-manager")
+    assert started.status_code == 422 and "'people/people'" in started.json()["detail"]
+    assert stack.call("GET", "/api/assets/", org=b).json() == []
+
+
+# --- the permission matrix --------------------------------------------------------------------------
+
+MINE = (
+    "/api/assets",
+    "/api/runs",
+    "/api/notifications",
+    "/api/connections",
+    "/api/dbt",
+    "/api/pipelines",
+    "/api/warehouse",
+)
+CONNECTION = {"name": "faker", "source": {"connector": "source-faker"}, "streams": [{"name": "users"}]}
+PIPELINE = {"name": "daily", "assets": ["people/people"], "schedule": {"cron": "0 3 * * *"}}
+# (method, path) -> (concrete path, body, status when allowed, with Dagster's webserver down?)
+# Writes run with the webserver unreachable: the permission check passes or fails before Dagster is
+# asked, and an allowed write is undone (503) instead of changing the organization.
+CASES: dict[tuple[str, str], tuple[str, Any, int, bool]] = {
+    ("GET", "/api/assets/"): ("/api/assets/", None, 200, False),
+    ("GET", "/api/assets/lineage"): ("/api/assets/lineage", None, 200, False),
+    ("GET", "/api/assets/{key}"): ("/api/assets/people/people", None, 200, False),
+    ("GET", "/api/runs/"): ("/api/runs/", None, 200, False),
+    ("POST", "/api/runs/"): ("/api/runs/", {"assets": GOOD}, 503, True),
+    ("GET", "/api/runs/{run_id}"): ("/api/runs/{good}", None, 200, False),
+    ("POST", "/api/runs/{run_id}/cancel"): ("/api/runs/{good}/cancel", None, 409, False),
+    ("GET", "/api/runs/{run_id}/logs"): ("/api/runs/{good}/logs", None, 200, False),
+    ("GET", "/api/runs/{run_id}/output/{file_key}"): ("/api/runs/{good}/output/nofile", None, 200, False),
+    ("GET", "/api/notifications/run-failures"): ("/api/notifications/run-failures", None, 200, False),
+    ("PUT", "/api/notifications/run-failures"): ("/api/notifications/run-failures", None, 200, False),
+    ("DELETE", "/api/notifications/run-failures"): ("/api/notifications/run-failures", None, 200, False),
+    ("GET", "/api/connections/"): ("/api/connections/", None, 200, False),
+    ("POST", "/api/connections/"): ("/api/connections/", {**CONNECTION, "name": "faker_two"}, 503, True),
+    ("GET", "/api/connections/{name}"): ("/api/connections/faker", None, 200, False),
+    ("PUT", "/api/connections/{name}"): ("/api/connections/faker", CONNECTION, 503, True),
+    ("DELETE", "/api/connections/{name}"): ("/api/connections/faker", None, 503, True),
+    ("GET", "/api/dbt/projects/"): ("/api/dbt/projects/", None, 200, False),
+    ("POST", "/api/dbt/projects/"): ("/api/dbt/projects/", {"name": "other", "path": "/nonexistent"}, 422, True),
+    ("GET", "/api/dbt/projects/{name}"): ("/api/dbt/projects/people", None, 200, False),
+    ("PUT", "/api/dbt/projects/{name}"): ("/api/dbt/projects/people", {"name": "people", "path": "/no"}, 422, True),
+    ("DELETE", "/api/dbt/projects/{name}"): ("/api/dbt/projects/people", None, 503, True),
+    ("POST", "/api/dbt/projects/{name}/commands/{command}"): (
+        "/api/dbt/projects/people/commands/dbt_deps",
+        None,
+        503,
+        True,
+    ),
+    ("GET", "/api/pipelines/"): ("/api/pipelines/", None, 200, False),
+    ("POST", "/api/pipelines/"): ("/api/pipelines/", PIPELINE, 503, True),
+    ("GET", "/api/pipelines/{name}"): ("/api/pipelines/nightly", None, 200, False),
+    ("PUT", "/api/pipelines/{name}"): ("/api/pipelines/nightly", {**PIPELINE, "name": "nightly"}, 503, True),
+    ("DELETE", "/api/pipelines/{name}"): ("/api/pipelines/nightly", None, 503, True),
+    ("POST", "/api/pipelines/{name}/enable"): ("/api/pipelines/nightly/enable", None, 503, True),
+    ("POST", "/api/pipelines/{name}/disable"): ("/api/pipelines/nightly/disable", None, 503, True),
+    ("POST", "/api/pipelines/{name}/runs"): ("/api/pipelines/nightly/runs", None, 503, True),
+    ("GET", "/api/warehouse/tables/{schema_name}/{table}/preview"): (
+        "/api/warehouse/tables/main/people/preview",
+        None,
+        200,
+        False,
+    ),
+    ("GET", "/api/warehouse/tables/{schema_name}/{table}/statistics"): (
+        "/api/warehouse/tables/main/people/statistics",
+        None,
+        200,
+        False,
+    ),
+}
+
+
+def test_permission_matrix_of_every_endpoint_and_role(stack: Stack, monkeypatch: pytest.MonkeyPatch):
+    slug = org_a(stack)
+    spec_file = stack.root / "orgs" / slug / "org.yaml"
+    spec = yaml.safe_load(spec_file.read_text())
+    spec["connections"] = [{**CONNECTION, "destination_schema": "raw"}]  # something to read and edit
+    spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+    before = load_org_spec(slug).model_dump()
+    mine = {(m, p): perms for m, p, perms in operations() if p.startswith(MINE)}
+    assert set(mine) == set(CASES), "every endpoint of this half of the API needs a case here"
+    matrix = load_matrix()
+    dead = "http://127.0.0.1:9"  # discard port: nothing listens
+    for (method, template), (path, body, allowed_status, down) in CASES.items():
+        path = path.format(good=state["good"])
+        for role in ROLES:
+            if down:
+                monkeypatch.setenv("DALGO_DAGSTER_URL", dead)
+            else:
+                monkeypatch.setenv("DALGO_DAGSTER_URL", stack.webserver.url)
+            response = stack.call(method, path, body, org=slug, role=role)
+            if set(mine[(method, template)]) <= matrix[role]:
+                assert response.status_code == allowed_status, (role, method, path, response.content)
+            else:
+                assert response.status_code == 403, (role, method, path, response.content)
+                assert f"your role in organization '{slug}' is {role}" in response.json()["detail"]
+    monkeypatch.setenv("DALGO_DAGSTER_URL", stack.webserver.url)
+    assert load_org_spec(slug).model_dump() == before, "a write with Dagster down changed the spec"
+    assert os.environ["DALGO_DAGSTER_URL"] == stack.webserver.url

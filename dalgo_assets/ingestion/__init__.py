@@ -40,7 +40,10 @@ def connection_pool(org: str, connection: str) -> str:
 
 def stream_relations(spec: OrgSpec) -> dict[Relation, tuple[str, dg.AssetKey]]:
     return {
-        (conn.destination_schema.lower(), stream.name.lower()): (conn.name, stream_key(spec.slug, conn.name, stream.name))
+        (conn.destination_schema.lower(), stream.name.lower()): (
+            conn.name,
+            stream_key(spec.slug, conn.name, stream.name),
+        )
         for conn in spec.connections
         for stream in conn.streams
     }

@@ -195,7 +195,10 @@ class Topology:
     def run_worker(self, slug: str) -> psutil.Process | None:
         """The process executing a run of this organization: a child of its code server."""
         for child in psutil.Process(self.pid(f"code-server-{slug}")).children():
-            cmdline = " ".join(child.cmdline())
+            try:
+                cmdline = " ".join(child.cmdline())
+            except (psutil.ZombieProcess, psutil.NoSuchProcess):  # a worker that just ended
+                continue
             if "multiprocessing" in cmdline and "resource_tracker" not in cmdline:
                 return child
         return None

@@ -61,38 +61,26 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
         folder = Path(args.output or K8S_DIR)
         repository, _, tag = args.image.partition(":")
-        slugs = write_helm(
-            folder, repository=repository, tag=tag or "latest", postgres_host=args.postgres_host
-        )
+        slugs = write_helm(folder, repository=repository, tag=tag or "latest", postgres_host=args.postgres_host)
         print(f"wrote {folder / 'dagster-values.yaml'} and api.yaml: {len(slugs)} organization(s)")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "serve", help="run the production topology on this machine (PostgreSQL storage, no Docker)"
-    )
+    p = sub.add_parser("serve", help="run the production topology on this machine (PostgreSQL storage, no Docker)")
     p.add_argument("action", nargs="?", choices=["start", "stop"], default="start")
     p.add_argument("--postgres-url", help="Dagster's database: postgresql://user:password@host:port/db")
-    p.add_argument(
-        "--api-database-url", help="the API's database (default: DALGO_API_DATABASE_URL, else Dagster's)"
-    )
+    p.add_argument("--api-database-url", help="the API's database (default: DALGO_API_DATABASE_URL, else Dagster's)")
     p.add_argument("--webserver-port", type=int, default=3000, help="Dagster webserver on 127.0.0.1")
-    p.add_argument(
-        "--operator-port", type=int, default=None, help="also start a read-only webserver on this port"
-    )
+    p.add_argument("--operator-port", type=int, default=None, help="also start a read-only webserver on this port")
     p.add_argument("--api-port", type=int, default=8000)
     p.add_argument("--grpc-base-port", type=int, default=4000, help="code server of the i-th org: base + i")
-    p.add_argument(
-        "--restart-delay", type=float, default=5.0, help="seconds before a dead process is restarted"
-    )
+    p.add_argument("--restart-delay", type=float, default=5.0, help="seconds before a dead process is restarted")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("deploy", help="regenerate deployment files from the organizations folder")
     p.add_argument("target", choices=["compose", "helm"])
     p.add_argument("--output", help="folder (default deploy/docker or deploy/k8s)")
-    p.add_argument(
-        "--image", default="dalgo:latest", help="helm: the image holding the platform and the orgs"
-    )
+    p.add_argument("--image", default="dalgo:latest", help="helm: the image holding the platform and the orgs")
     p.add_argument("--postgres-host", default="postgresql", help="helm: the external PostgreSQL host")
     p.set_defaults(func=cmd_deploy)

@@ -63,8 +63,7 @@ def dagster_values(
             "workspace": {
                 "enabled": True,
                 "servers": [
-                    {"host": user_deployment_name(s), "port": GRPC_PORT, "name": location_name(s)}
-                    for s in slugs
+                    {"host": user_deployment_name(s), "port": GRPC_PORT, "name": location_name(s)} for s in slugs
                 ],
             },
             "env": dalgo_env(),
@@ -154,9 +153,7 @@ def api_manifests(repository: str = "dalgo", tag: str = "latest") -> list[dict[s
         {"name": "DAGSTER_HOME", "value": DAGSTER_HOME},
         {
             "name": "DAGSTER_PG_PASSWORD",
-            "valueFrom": {
-                "secretKeyRef": {"name": "dagster-postgresql-secret", "key": "postgresql-password"}
-            },
+            "valueFrom": {"secretKeyRef": {"name": "dagster-postgresql-secret", "key": "postgresql-password"}},
         },
         {"name": "DALGO_DAGSTER_URL", "value": f"http://{RELEASE}-webserver:80"},
         {"name": "DALGO_API_WORKERS", "value": "3"},

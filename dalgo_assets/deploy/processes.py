@@ -121,9 +121,7 @@ class Supervisor:
                     pending.remove(name)
             time.sleep(0.3)
         if pending:
-            raise TimeoutError(
-                f"not ready after {timeout:.0f} s: {', '.join(pending)} (logs in {self.log_dir})"
-            )
+            raise TimeoutError(f"not ready after {timeout:.0f} s: {', '.join(pending)} (logs in {self.log_dir})")
 
     def check(self) -> list[str]:
         """Restart processes that died (after ``restart_delay``); return the names restarted."""

@@ -55,9 +55,7 @@ class ServeConfig:
     api_threads: int = field(default_factory=lambda: _env_int("DALGO_API_THREADS", 4))
     restart_delay: float = 5.0
     dagster_home: Path = field(
-        default_factory=lambda: Path(
-            os.environ.get("DAGSTER_HOME") or settings.home_dir() / "dagster"
-        ).absolute()
+        default_factory=lambda: Path(os.environ.get("DAGSTER_HOME") or settings.home_dir() / "dagster").absolute()
     )
     run_dir: Path = field(default_factory=lambda: settings.home_dir() / "serve")
 
@@ -152,9 +150,7 @@ def webserver(config: ServeConfig, env: dict[str, str], *, read_only: bool = Fal
     if read_only:
         argv.append("--read-only")
     name = "webserver-readonly" if read_only else "webserver"
-    return ProcessSpec(
-        name, argv, env, REPO, ready=lambda: http_ok(f"http://{config.host}:{port}/server_info")
-    )
+    return ProcessSpec(name, argv, env, REPO, ready=lambda: http_ok(f"http://{config.host}:{port}/server_info"))
 
 
 def daemon(config: ServeConfig, env: dict[str, str]) -> ProcessSpec:
@@ -217,9 +213,7 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
     slugs = list_org_slugs()
     supervisor.log(f"dalgo serve: preparing {len(slugs)} organization(s)")
     for slug, problem in prepare(slugs).items():
-        supervisor.log(
-            f"organization '{slug}' is not ready (its code location will show the error): {problem}"
-        )
+        supervisor.log(f"organization '{slug}' is not ready (its code location will show the error): {problem}")
     write_postgres_instance(config.dagster_home)
     config.run_dir.mkdir(parents=True, exist_ok=True)
     write_workspace(config.workspace, grpc_base_port=config.grpc_base_port)
@@ -240,9 +234,7 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
 
 def serve(config: ServeConfig) -> int:
     """Start the topology and supervise it until SIGTERM/SIGINT (then stop everything by PID)."""
-    supervisor = Supervisor(
-        config.run_dir, restart_delay=config.restart_delay, log=lambda m: print(m, flush=True)
-    )
+    supervisor = Supervisor(config.run_dir, restart_delay=config.restart_delay, log=lambda m: print(m, flush=True))
     stop_from_pid_files(config.run_dir)  # leftovers of a supervisor that was killed
     (config.run_dir / "supervisor.pid").write_text(f"{os.getpid()}\n")
     stopping = False

@@ -31,13 +31,9 @@ def build_server_ingestion(spec: OrgSpec) -> IngestionDefinitions:
     server = spec.ingestion.server
     assert server is not None
     if (server.username is None) != (server.password is None):
-        raise SpecError(
-            spec.slug, spec.spec_path or "", ["ingestion.server: give both username and password"]
-        )
+        raise SpecError(spec.slug, spec.spec_path or "", ["ingestion.server: give both username and password"])
     if (server.client_id is None) != (server.client_secret is None):
-        raise SpecError(
-            spec.slug, spec.spec_path or "", ["ingestion.server: give both client_id and client_secret"]
-        )
+        raise SpecError(spec.slug, spec.spec_path or "", ["ingestion.server: give both client_id and client_secret"])
     if server.username and server.client_id:
         raise SpecError(
             spec.slug,

@@ -56,13 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``airbyte plan`` and ``airbyte apply`` to the ``dalgo`` command."""
     parser = sub.add_parser("airbyte", help="connections as code, against an organization's Airbyte server")
     actions = parser.add_subparsers(dest="airbyte_command", required=True)
-    p = actions.add_parser(
-        "plan", help="show what apply would change (exit 0: nothing, 2: changes, 1: error)"
-    )
+    p = actions.add_parser("plan", help="show what apply would change (exit 0: nothing, 2: changes, 1: error)")
     p.add_argument("org", help="organization slug")
     p.set_defaults(func=cmd_plan)
-    p = actions.add_parser(
-        "apply", help="create or update the source, destination and connection of each connection"
-    )
+    p = actions.add_parser("apply", help="create or update the source, destination and connection of each connection")
     p.add_argument("org", help="organization slug")
     p.set_defaults(func=cmd_apply)

@@ -50,9 +50,7 @@ class DalgoAirbyteClient(AirbyteClient):
         error = ""
         for attempt in range(self.request_max_retries + 1):
             try:
-                session = self._get_session(
-                    include_additional_request_headers=include_additional_request_headers
-                )
+                session = self._get_session(include_additional_request_headers=include_additional_request_headers)
                 response = session.request(
                     method=method, url=url, json=data, params=params, timeout=self.request_timeout
                 )
@@ -96,9 +94,7 @@ class DalgoAirbyteClient(AirbyteClient):
     def _attempts(self, job_id: int) -> list[Mapping[str, Any]]:
         """The job's attempts from the configuration API (``jobs/get``); empty if it cannot be read."""
         try:
-            info = self._single_request(
-                "POST", f"{self.configuration_api_base_url}/jobs/get", data={"id": job_id}
-            )
+            info = self._single_request("POST", f"{self.configuration_api_base_url}/jobs/get", data={"id": job_id})
         except dg.Failure as exc:
             self._log.warning(f"could not read Airbyte job {job_id}: {exc.description}")
             return []
@@ -109,9 +105,7 @@ class DalgoAirbyteClient(AirbyteClient):
         lines = ((attempts[-1].get("logs") or {}).get("logLines") or []) if attempts else []
         if lines:
             tail = "\n".join(lines[-LOG_TAIL_LINES:])
-            self._log.error(
-                f"Airbyte job {job_id}, last {min(len(lines), LOG_TAIL_LINES)} log lines:\n{tail}"
-            )
+            self._log.error(f"Airbyte job {job_id}, last {min(len(lines), LOG_TAIL_LINES)} log lines:\n{tail}")
 
     def stream_records(self, job_id: int) -> dict[str, int]:
         """Records synced per stream by a job's last attempt (empty if Airbyte does not say)."""

@@ -88,14 +88,11 @@ class Plan:
         for change in self.changes:
             lines.extend(_render_change(change))
         for item in self.unmanaged:
-            lines.append(
-                f"? connection {item['name']} ({item['connectionId']}) is not in the spec; left alone"
-            )
+            lines.append(f"? connection {item['name']} ({item['connectionId']}) is not in the spec; left alone")
         counts = {a: sum(c.action == a for c in self.changes) for a in SYMBOLS}
         if self.has_changes:
             lines.append(
-                f"Plan: {counts['create']} to create, {counts['update']} to update, "
-                f"{counts['unchanged']} unchanged."
+                f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['unchanged']} unchanged."
             )
         else:
             lines.append(f"No changes: the workspace matches the spec ({counts['unchanged']} object(s)).")
@@ -164,9 +161,7 @@ def _diffs(declared: Declared, existing: Mapping[str, Any], recorded: Mapping[st
     same_object = recorded.get("id") == existing[ID_KEYS[declared.kind]]
     if digest and (not same_object or recorded.get("secrets_digest") != digest):
         paths = ", ".join(sorted(declared.secret_paths))
-        diffs.append(
-            ("secrets", f"not the values last applied ({paths})", "values from the spec's references")
-        )
+        diffs.append(("secrets", f"not the values last applied ({paths})", "values from the spec's references"))
     return diffs
 
 
@@ -188,9 +183,7 @@ def _find(
     named = [i for i in items if name is not None and i.get("name") == name]
     if len(named) > 1:
         ids = ", ".join(i[key] for i in named)
-        raise ReconcileError(
-            f"{where}: {len(named)} {kind} named '{name}' in the workspace ({ids}); keep one"
-        )
+        raise ReconcileError(f"{where}: {len(named)} {kind} named '{name}' in the workspace ({ids}); keep one")
     return named[0] if named else None
 
 
@@ -222,9 +215,7 @@ def make_plan(spec: OrgSpec, client: DalgoAirbyteClient) -> Plan:
                     f"of workspace {client.workspace_id}"
                 )
         else:
-            found = _find(
-                existing["connections"], "connections", recorded.get("connection_id"), conn.name, where
-            )
+            found = _find(existing["connections"], "connections", recorded.get("connection_id"), conn.name, where)
         src_decl = declared_source(spec, conn)
         if found:  # an existing connection keeps its source: find that one, never another by name
             src = _find(existing["sources"], "sources", found["sourceId"], None, where)
@@ -236,9 +227,7 @@ def make_plan(spec: OrgSpec, client: DalgoAirbyteClient) -> Plan:
             src,
             {"id": recorded.get("source_id"), "secrets_digest": recorded.get("source_secrets_digest")},
         )
-        conn_decl = declared_connection(
-            spec, conn, src["sourceId"] if src else f"(new source {conn.name})", dest_id
-        )
+        conn_decl = declared_connection(spec, conn, src["sourceId"] if src else f"(new source {conn.name})", dest_id)
         plans.append(ConnectionPlan(conn, source, _change(conn_decl, found, {})))
         if found:
             claimed.add(found["connectionId"])
@@ -252,9 +241,7 @@ def make_plan(spec: OrgSpec, client: DalgoAirbyteClient) -> Plan:
     )
 
 
-def _check_pairing(
-    where: str, found: Mapping | None, src: Mapping | None, src_decl: Declared, dest_id: str
-) -> None:
+def _check_pairing(where: str, found: Mapping | None, src: Mapping | None, src_decl: Declared, dest_id: str) -> None:
     """Airbyte cannot change a connection's source or destination, nor a source's connector, in place."""
     if src is not None:
         have = (src.get("configuration") or {}).get("sourceType") or src.get("sourceType")
@@ -283,9 +270,7 @@ def _apply_change(client: DalgoAirbyteClient, change: Change) -> str:
     if change.action == "create":
         return str(client.create_item(kind, body)[ID_KEYS[kind]])
     if change.action == "update":
-        client.update_item(
-            kind, str(change.existing_id), {k: v for k, v in body.items() if k not in IMMUTABLE}
-        )
+        client.update_item(kind, str(change.existing_id), {k: v for k, v in body.items() if k not in IMMUTABLE})
     return str(change.existing_id)
 
 

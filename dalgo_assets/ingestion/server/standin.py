@@ -140,9 +140,7 @@ class StandinAirbyte:
         self._httpd.daemon_threads = True
         self._httpd.app = self  # type: ignore[attr-defined]
         self.port = self._httpd.server_address[1]
-        threading.Thread(
-            target=self._httpd.serve_forever, args=(0.05,), name="standin-airbyte", daemon=True
-        ).start()
+        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="standin-airbyte", daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -166,9 +164,7 @@ class StandinAirbyte:
             "name": name,
             "sourceId": source["sourceId"],
             "destinationId": dest["destinationId"],
-            "configurations": {
-                "streams": [{"name": s, "syncMode": "full_refresh_overwrite"} for s in streams]
-            },
+            "configurations": {"streams": [{"name": s, "syncMode": "full_refresh_overwrite"} for s in streams]},
             "namespaceDefinition": "custom_format",
             "namespaceFormat": schema,
         }
@@ -228,9 +224,7 @@ class StandinAirbyte:
     # -- public API: sources, destinations, connections ----------------------------------------------
 
     def _table(self, kind: str) -> dict[str, dict]:
-        return {"sources": self.sources, "destinations": self.destinations, "connections": self.connections}[
-            kind
-        ]
+        return {"sources": self.sources, "destinations": self.destinations, "connections": self.connections}[kind]
 
     def _view(self, kind: str, item: dict) -> dict:
         return {**item, "configuration": _masked(item["configuration"])} if kind != "connections" else item
@@ -417,9 +411,7 @@ class StandinAirbyte:
             "recordsSynced": job["rowsSynced"],
             "bytesSynced": job["bytesSynced"],
             "totalStats": {"recordsEmitted": job["rowsSynced"], "bytesEmitted": job["bytesSynced"]},
-            "streamStats": [
-                {"streamName": s, "streamNamespace": None, "stats": stats} for s in job["_streams"]
-            ],
+            "streamStats": [{"streamName": s, "streamNamespace": None, "stats": stats} for s in job["_streams"]],
         }
         if job["status"] == "failed":
             failure = {

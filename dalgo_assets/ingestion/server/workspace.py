@@ -31,9 +31,7 @@ class DalgoAirbyteWorkspace(AirbyteWorkspace):
 
     org: str = Field(description="the organization this workspace belongs to")
     password_file: str | None = Field(None, description="secret file holding the password, read at run time")
-    client_id_file: str | None = Field(
-        None, description="secret file holding the client id, read at run time"
-    )
+    client_id_file: str | None = Field(None, description="secret file holding the client id, read at run time")
     client_secret_file: str | None = Field(None, description="secret file holding the client secret")
 
     @cached_method
@@ -45,9 +43,7 @@ class DalgoAirbyteWorkspace(AirbyteWorkspace):
                 values[name] = SecretRef(file=file_name).resolve(self.org)
         return DalgoAirbyteClient(**values)
 
-    def _generate_materialization(
-        self, airbyte_output: AirbyteOutput, dagster_airbyte_translator: Any
-    ) -> Iterator:
+    def _generate_materialization(self, airbyte_output: AirbyteOutput, dagster_airbyte_translator: Any) -> Iterator:
         job = airbyte_output.job_details
         reported = job_metadata(job)
         records = self.get_client().stream_records(job["jobId"]) if "jobId" in job else {}

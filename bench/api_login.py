@@ -13,12 +13,8 @@ baseline's. Run with no arguments: ``.venv/bin/python bench/api_login.py``.
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,18 +22,14 @@ import threading
 import time
 from pathlib import Path
 
+from _http import Client, free_port, pct, wait_http
+
 REPO = Path(__file__).resolve().parent.parent
 CLIENTS = 20
 SECONDS = 8.0
 WORKERS = 3
 THREADS = 4
 PASSWORD = "Bench-pass-2024"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prepare(env: dict[str, str]) -> None:
@@ -74,37 +66,12 @@ def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
         "warning",
     ]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/api/health")
-            if conn.getresponse().status == 200:
-                return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    raise RuntimeError(f"gunicorn did not answer on port {port}: see {log}")
-
-
-class Client:
-    """One keep-alive connection, as a browser or frontend server would hold."""
-
-    def __init__(self, port: int):
-        self.port = port
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-
-    def request(self, method: str, path: str, body: dict | None = None, headers: dict | None = None):
-        data = json.dumps(body) if body is not None else None
-        hdrs = {"Content-Type": "application/json", **(headers or {})}
-        start = time.perf_counter()
-        self.conn.request(method, path, body=data, headers=hdrs)
-        response = self.conn.getresponse()
-        payload = response.read()
-        elapsed = time.perf_counter() - start
-        if response.status != 200:
-            raise RuntimeError(f"{method} {path}: {response.status} {payload[:200]!r}")
-        return json.loads(payload), elapsed
+    try:
+        wait_http(port, "/api/health", timeout=60)
+    except RuntimeError:
+        proc.send_signal(signal.SIGTERM)
+        raise RuntimeError(f"gunicorn did not answer on port {port}: see {log}") from None
+    return proc
 
 
 def run_clients(port: int, work) -> tuple[float, list[float], list[float]]:
@@ -165,10 +132,6 @@ def api_work(client, index, stop_at, latencies, logins, setup=None):
         latencies.append(client.request("GET", paths[n % 2], headers=setup)[1])
         n += 1
     return None
-
-
-def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100)[int(q) - 1] * 1000 if len(values) > 1 else values[0] * 1000
 
 
 def main() -> None:

@@ -13,12 +13,9 @@ Run with no arguments: ``.venv/bin/python bench/api_runs.py``. The last line is
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +24,8 @@ import threading
 import time
 import uuid
 from pathlib import Path
+
+from _http import Client, free_port, pct, wait_http
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = REPO / ".venv" / "bin"
@@ -47,12 +46,6 @@ RUNS_QUERY = """query($org: String!, $limit: Int!) { runsOrError(filter: {tags: 
 LOGS_QUERY = """query($runId: ID!, $limit: Int) { logsForRun(runId: $runId, limit: $limit) { __typename
   ... on EventConnection { cursor hasMore events { __typename ... on MessageEvent { message timestamp level
   stepKey eventType } } } } }"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prepare_api(env: dict[str, str], root: Path) -> str:
@@ -147,47 +140,6 @@ def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
-def wait_http(port: int, path: str, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", path)
-            if conn.getresponse().status < 500:
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"nothing answered {path} on port {port}")
-
-
-class Client:
-    """One keep-alive connection (re-opened when the server closed an idle one, as uvicorn does)."""
-
-    def __init__(self, port: int):
-        self.port = port
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-
-    def request(self, method: str, path: str, body: dict | None = None, headers: dict | None = None):
-        data = json.dumps(body) if body is not None else None
-        hdrs = {"Content-Type": "application/json", **(headers or {})}
-        start_at = time.perf_counter()
-        try:
-            self.conn.request(method, path, body=data, headers=hdrs)
-            response = self.conn.getresponse()
-        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
-            self.conn.close()
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-            start_at = time.perf_counter()
-            self.conn.request(method, path, body=data, headers=hdrs)
-            response = self.conn.getresponse()
-        payload = response.read()
-        elapsed = time.perf_counter() - start_at
-        if response.status not in (200, 201):
-            raise RuntimeError(f"{method} {path}: {response.status} {payload[:300]!r}")
-        return json.loads(payload), elapsed
-
-
 def load(port: int, call) -> tuple[float, list[float]]:
     """``call(client)`` in CLIENTS threads for SECONDS; returns (requests/s, latencies)."""
     latencies: list[float] = []
@@ -217,10 +169,6 @@ def load(port: int, call) -> tuple[float, list[float]]:
     if errors:
         raise errors[0]
     return len(latencies) / (time.monotonic() - started), latencies
-
-
-def pct(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100)[q - 1] * 1000
 
 
 def post_to_start(port: int, headers: dict[str, str]) -> list[float]:

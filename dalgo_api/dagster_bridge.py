@@ -24,9 +24,8 @@ from typing import Any
 import requests
 
 from dalgo_api.errors import ApiError
-from dalgo_assets.spec import location_name
+from dalgo_assets.spec import ORG_TAG, location_name
 
-ORG_TAG = "dalgo/org"
 USER_TAG = "dalgo/user"
 TRIGGER_TAG = "dalgo/trigger"
 PIPELINE_TAG = "dalgo/pipeline"  # the same as dalgo_assets.automation.schedules.PIPELINE_TAG

@@ -11,12 +11,10 @@ import dagster as dg
 
 from dalgo_assets.automation import build_automation
 from dalgo_assets.ingestion import build_ingestion_definitions
-from dalgo_assets.spec import OrgSpec, load_org_spec
+from dalgo_assets.spec import ORG_TAG, OrgSpec, load_org_spec
 from dalgo_assets.transform.assets import build_dbt_definitions, load_projects, project_relations
 from dalgo_assets.transform.maintenance import maintenance_jobs
 from dalgo_assets.warehouse import warehouse_resources
-
-ORG_TAG = "dalgo/org"
 
 
 def org_job_name(slug: str) -> str:
@@ -41,7 +39,7 @@ def build_org_definitions(spec: OrgSpec) -> dg.Definitions:
         schedules=automation.schedules,
         sensors=automation.sensors,
         resources={**warehouse_resources(spec), **ingestion.resources, **dbt.resources},
-        metadata={"dalgo/org": spec.slug, "dalgo/org_name": spec.name},
+        metadata={ORG_TAG: spec.slug, "dalgo/org_name": spec.name},
     )
 
 

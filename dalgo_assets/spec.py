@@ -12,8 +12,9 @@ through it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -281,6 +282,17 @@ class OrgSpec(_Model):
     def state_dir(self) -> Path:
         """Where the platform keeps this organization's generated files (manifests, profiles, state)."""
         return settings.home_dir() / self.slug
+
+
+def selection_matches(pattern: str, path: Sequence[str]) -> bool:
+    """Whether an asset key path, relative to its organization, is selected by a pipeline pattern:
+    '/'-separated segments, '*' globbing within one segment (``analytics/*`` is every analytics model)."""
+    parts = [p for p in pattern.strip("/").split("/") if p]
+    return len(path) == len(parts) and all(fnmatchcase(s, p) for s, p in zip(path, parts, strict=True))
+
+
+# The run and asset tag naming an organization (runs also carry Dagster's own dagster/code_location).
+ORG_TAG = "dalgo/org"
 
 
 def location_name(slug: str) -> str:

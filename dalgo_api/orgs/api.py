@@ -129,7 +129,7 @@ def put_warehouse(request: HttpRequest, payload: WarehouseIn) -> dict:
     encrypted; the spec references it. Omit the secret to keep the stored one."""
     spec, secret, data = _candidate(request, payload)
     wh.store_secret(spec.slug, data, secret)
-    specs.set_warehouse(spec.slug, spec.warehouse)
+    specs.update_org_spec(spec.slug, warehouse=spec.warehouse)
     logger.info("organization %s: warehouse set to %s", spec.slug, spec.warehouse.type)
     return wh.public_view(spec.warehouse)
 
@@ -149,7 +149,7 @@ def delete_warehouse(request: HttpRequest) -> dict:
     (a spec always has a warehouse)."""
     slug = request.auth.org.slug
     wh.store_secret(slug, {"type": "duckdb"}, None)
-    spec = specs.set_warehouse(slug, DuckDBWarehouse())
+    spec = specs.update_org_spec(slug, warehouse=DuckDBWarehouse())
     return wh.public_view(spec.warehouse)
 
 

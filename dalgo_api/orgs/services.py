@@ -57,7 +57,7 @@ def rename_org(org: Org, name: str) -> Org:
     with transaction.atomic():
         org.name = name
         org.save(update_fields=["name"])
-        specs.rename_org_spec(org.slug, name)
+        specs.update_org_spec(org.slug, name=name)
     return org
 
 

@@ -18,7 +18,6 @@ from dalgo_assets import settings as dalgo_settings
 from dalgo_assets.spec import (
     SLUG_PATTERN,
     OrgSpec,
-    Warehouse,
     load_org_spec,
     org_spec_path,
     write_org_spec,
@@ -66,9 +65,9 @@ def load_spec(slug: str) -> OrgSpec:
     return load_org_spec(slug)
 
 
-def rename_org_spec(slug: str, name: str) -> OrgSpec:
-    spec = load_org_spec(slug)
-    spec.name = name
+def update_org_spec(slug: str, **fields: object) -> OrgSpec:
+    """Set top-level fields of the organization's spec (its name, its warehouse) and write it."""
+    spec = load_org_spec(slug).model_copy(update=fields)
     write_org_spec(spec)
     return spec
 
@@ -79,13 +78,6 @@ def delete_org_spec(slug: str) -> None:
     shutil.rmtree(dalgo_settings.home_dir() / slug, ignore_errors=True)
     secret_store.delete_org_secrets(slug)
     regenerate_workspace()
-
-
-def set_warehouse(slug: str, warehouse: Warehouse) -> OrgSpec:
-    spec = load_org_spec(slug)
-    spec.warehouse = warehouse
-    write_org_spec(spec)
-    return spec
 
 
 def save_spec(spec: OrgSpec) -> OrgSpec:

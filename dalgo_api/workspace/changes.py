@@ -12,9 +12,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from dalgo_api import dagster_bridge as bridge
-from dalgo_api.errors import ApiError
+from dalgo_api.accounts.auth import RequestContext
+from dalgo_api.errors import ApiError, not_found
 from dalgo_api.orgs import specs
 from dalgo_assets.ingestion import connection_pool
 from dalgo_assets.spec import OrgSpec, SpecError
@@ -80,3 +83,43 @@ def spec_pools(spec: OrgSpec) -> list[str]:
 def _reload_quietly(slug: str) -> None:
     with contextlib.suppress(ApiError):
         bridge.reload_location(slug)
+
+
+@dataclass(frozen=True)
+class SpecSection:
+    """A list of named entries of the organization's spec (connections, dbt projects, pipelines) and the
+    API's ways to read and change it: lookup for ``has_permission``, a name free check (409), add,
+    replace, remove, each through ``change_spec``."""
+
+    field: str  # the OrgSpec attribute
+    what: str  # how messages name an entry
+
+    def entries(self, spec: OrgSpec) -> list[Any]:
+        return getattr(spec, self.field)
+
+    def find(self, spec: OrgSpec, name: str) -> Any | None:
+        return next((e for e in self.entries(spec) if e.name == name), None)
+
+    def lookup(self, ctx: RequestContext, params: dict) -> Any:
+        """The entry named in the path, or 404."""
+        found = self.find(specs.load_spec(ctx.org.slug), params["name"])
+        if found is None:
+            raise not_found(self.what, params["name"])
+        return found
+
+    def ensure_free(self, slug: str, name: str, current: str | None = None) -> None:
+        """409 if another entry already has ``name`` (``current`` is the entry being renamed)."""
+        if name != current and self.find(specs.load_spec(slug), name) is not None:
+            raise ApiError(409, f"{self.what} '{name}' already exists in organization '{slug}'")
+
+    def add(self, slug: str, entry: Any, *, prepare: bool = False) -> None:
+        change_spec(slug, lambda spec: self.entries(spec).append(entry), prepare=prepare)
+
+    def replace(self, slug: str, name: str, entry: Any, *, prepare: bool = False) -> None:
+        def edit(spec: OrgSpec) -> None:
+            setattr(spec, self.field, [entry if e.name == name else e for e in self.entries(spec)])
+
+        change_spec(slug, edit, prepare=prepare)
+
+    def remove(self, slug: str, name: str) -> None:
+        change_spec(slug, lambda spec: setattr(spec, self.field, [e for e in self.entries(spec) if e.name != name]))

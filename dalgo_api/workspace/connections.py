@@ -8,13 +8,12 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Router
 
-from dalgo_api.accounts.auth import RequestContext, has_permission
-from dalgo_api.errors import ApiError, not_found
+from dalgo_api.accounts.auth import has_permission
 from dalgo_api.orgs import specs
-from dalgo_api.workspace.changes import change_spec
+from dalgo_api.workspace.changes import SpecSection
 from dalgo_api.workspace.schemas import ConnectionIn, ConnectionOut
 from dalgo_assets import secret_store
-from dalgo_assets.spec import ConnectionSpec, OrgSpec, SecretRef, SourceSpec
+from dalgo_assets.spec import ConnectionSpec, SecretRef, SourceSpec
 
 connections = Router(tags=["connections"])
 
@@ -39,15 +38,8 @@ def _out(spec_conn: ConnectionSpec) -> dict:
     }
 
 
-def _find(spec: OrgSpec, name: str) -> ConnectionSpec | None:
-    return next((c for c in spec.connections if c.name == name), None)
-
-
-def _connection(ctx: RequestContext, params: dict) -> ConnectionSpec:
-    found = _find(specs.load_spec(ctx.org.slug), params["name"])
-    if found is None:
-        raise not_found("connection", params["name"])
-    return found
+SECTION = SpecSection("connections", "connection")
+_connection = SECTION.lookup
 
 
 def _to_spec(slug: str, payload: ConnectionIn, current: ConnectionSpec | None) -> ConnectionSpec:
@@ -86,10 +78,9 @@ def get_connection(request: HttpRequest, name: str) -> dict:
 def create_connection(request: HttpRequest, payload: ConnectionIn) -> tuple[int, dict]:
     """Add a connection: its streams become assets once the code location reloads (done here)."""
     slug = request.auth.org.slug
-    if _find(specs.load_spec(slug), payload.name) is not None:
-        raise ApiError(409, f"connection '{payload.name}' already exists in organization '{slug}'")
+    SECTION.ensure_free(slug, payload.name)  # before its secrets are stored
     entry = _to_spec(slug, payload, None)
-    change_spec(slug, lambda spec: spec.connections.append(entry))
+    SECTION.add(slug, entry)
     return 201, _out(entry)
 
 
@@ -97,14 +88,9 @@ def create_connection(request: HttpRequest, payload: ConnectionIn) -> tuple[int,
 def update_connection(request: HttpRequest, name: str, payload: ConnectionIn) -> dict:
     """Replace a connection (renaming it changes its assets' keys)."""
     slug = request.auth.org.slug
-    if payload.name != name and _find(specs.load_spec(slug), payload.name) is not None:
-        raise ApiError(409, f"connection '{payload.name}' already exists in organization '{slug}'")
+    SECTION.ensure_free(slug, payload.name, current=name)
     entry = _to_spec(slug, payload, request.auth.obj)
-
-    def edit(spec: OrgSpec) -> None:
-        spec.connections = [entry if c.name == name else c for c in spec.connections]
-
-    change_spec(slug, edit)
+    SECTION.replace(slug, name, entry)
     return _out(entry)
 
 
@@ -112,7 +98,7 @@ def update_connection(request: HttpRequest, name: str, payload: ConnectionIn) ->
 def delete_connection(request: HttpRequest, name: str) -> tuple[int, None]:
     """Remove a connection and its stored secrets (its tables stay in the warehouse)."""
     slug = request.auth.org.slug
-    change_spec(slug, lambda spec: setattr(spec, "connections", [c for c in spec.connections if c.name != name]))
+    SECTION.remove(slug, name)
     for ref in request.auth.obj.source.secrets.values():
         if ref.file:
             secret_store.delete_secret(slug, ref.file)

@@ -11,14 +11,13 @@ from django.http import HttpRequest
 from ninja import Router
 
 from dalgo_api import dagster_bridge as bridge
-from dalgo_api.accounts.auth import RequestContext, has_permission
-from dalgo_api.errors import ApiError, not_found
+from dalgo_api.accounts.auth import has_permission
 from dalgo_api.orgs import specs
 from dalgo_api.runs import services as runs
 from dalgo_api.runs.schemas import RunOut
-from dalgo_api.workspace.changes import change_spec
+from dalgo_api.workspace.changes import SpecSection
 from dalgo_api.workspace.schemas import DbtProjectIn, DbtProjectOut
-from dalgo_assets.spec import DbtProjectSpec, OrgSpec
+from dalgo_assets.spec import DbtProjectSpec
 from dalgo_assets.transform.maintenance import COMMAND_TAG, COMMANDS, maintenance_job_name
 
 dbt = Router(tags=["dbt"])
@@ -29,15 +28,8 @@ def _out(project: DbtProjectSpec) -> dict:
     return {"name": project.name, "path": project.path, "git": project.git, "commands": list(COMMANDS)}
 
 
-def _find(spec: OrgSpec, name: str) -> DbtProjectSpec | None:
-    return next((p for p in spec.dbt_projects if p.name == name), None)
-
-
-def _project(ctx: RequestContext, params: dict) -> DbtProjectSpec:
-    found = _find(specs.load_spec(ctx.org.slug), params["name"])
-    if found is None:
-        raise not_found("dbt project", params["name"])
-    return found
+SECTION = SpecSection("dbt_projects", "dbt project")
+_project = SECTION.lookup
 
 
 def _entry(payload: DbtProjectIn) -> DbtProjectSpec:
@@ -58,10 +50,9 @@ def get_project(request: HttpRequest, name: str) -> dict:
 def create_project(request: HttpRequest, payload: DbtProjectIn) -> tuple[int, dict]:
     """Add a dbt project: its models become assets ``<project>/<model>`` (422 if it does not parse)."""
     slug = request.auth.org.slug
-    if _find(specs.load_spec(slug), payload.name) is not None:
-        raise ApiError(409, f"dbt project '{payload.name}' already exists in organization '{slug}'")
+    SECTION.ensure_free(slug, payload.name)
     entry = _entry(payload)
-    change_spec(slug, lambda spec: spec.dbt_projects.append(entry), prepare=True)
+    SECTION.add(slug, entry, prepare=True)
     return 201, _out(entry)
 
 
@@ -69,14 +60,9 @@ def create_project(request: HttpRequest, payload: DbtProjectIn) -> tuple[int, di
 def update_project(request: HttpRequest, name: str, payload: DbtProjectIn) -> dict:
     """Point a project at another git URL/ref or folder (or rename it); the manifest is prepared again."""
     slug = request.auth.org.slug
-    if payload.name != name and _find(specs.load_spec(slug), payload.name) is not None:
-        raise ApiError(409, f"dbt project '{payload.name}' already exists in organization '{slug}'")
+    SECTION.ensure_free(slug, payload.name, current=name)
     entry = _entry(payload)
-
-    def edit(spec: OrgSpec) -> None:
-        spec.dbt_projects = [entry if p.name == name else p for p in spec.dbt_projects]
-
-    change_spec(slug, edit, prepare=True)
+    SECTION.replace(slug, name, entry, prepare=True)
     return _out(entry)
 
 
@@ -86,7 +72,7 @@ def update_project(request: HttpRequest, name: str, payload: DbtProjectIn) -> di
 def delete_project(request: HttpRequest, name: str) -> tuple[int, None]:
     """Remove a project from the organization (its tables stay in the warehouse)."""
     slug = request.auth.org.slug
-    change_spec(slug, lambda spec: setattr(spec, "dbt_projects", [p for p in spec.dbt_projects if p.name != name]))
+    SECTION.remove(slug, name)
     return 204, None
 
 

@@ -5,20 +5,18 @@ now, and read each selected asset's freshness state from Dagster."""
 
 from __future__ import annotations
 
-import fnmatch
-
 from django.http import HttpRequest
 from ninja import Router
 
 from dalgo_api import dagster_bridge as bridge
-from dalgo_api.accounts.auth import RequestContext, has_permission
-from dalgo_api.errors import ApiError, not_found
+from dalgo_api.accounts.auth import has_permission
+from dalgo_api.errors import ApiError
 from dalgo_api.orgs import specs
 from dalgo_api.runs import services as runs
 from dalgo_api.runs.schemas import RunOut
-from dalgo_api.workspace.changes import change_spec
+from dalgo_api.workspace.changes import SpecSection
 from dalgo_api.workspace.schemas import PipelineIn, PipelineOut
-from dalgo_assets.spec import OrgSpec, PipelineSpec
+from dalgo_assets.spec import PipelineSpec, selection_matches
 
 pipelines = Router(tags=["pipelines"])
 
@@ -33,7 +31,7 @@ def _kind(p: PipelineSpec) -> str:
 
 
 def _matches(pattern: str, key: str) -> bool:
-    return fnmatch.fnmatchcase(key, pattern)
+    return selection_matches(pattern, key.split("/"))
 
 
 def _out(p: PipelineSpec, nodes: list[bridge.AssetNode] | None = None) -> dict:
@@ -58,15 +56,8 @@ def _out(p: PipelineSpec, nodes: list[bridge.AssetNode] | None = None) -> dict:
     return out
 
 
-def _find(spec: OrgSpec, name: str) -> PipelineSpec | None:
-    return next((p for p in spec.pipelines if p.name == name), None)
-
-
-def _pipeline(ctx: RequestContext, params: dict) -> PipelineSpec:
-    found = _find(specs.load_spec(ctx.org.slug), params["name"])
-    if found is None:
-        raise not_found("pipeline", params["name"])
-    return found
+SECTION = SpecSection("pipelines", "pipeline")
+_pipeline = SECTION.lookup
 
 
 def _checked(slug: str, payload: PipelineIn) -> PipelineSpec:
@@ -98,40 +89,31 @@ def get_pipeline(request: HttpRequest, name: str) -> dict:
 @pipelines.post("/", response={201: PipelineOut}, auth=has_permission(["can_create_pipeline"]))
 def create_pipeline(request: HttpRequest, payload: PipelineIn) -> tuple[int, dict]:
     slug = request.auth.org.slug
-    if _find(specs.load_spec(slug), payload.name) is not None:
-        raise ApiError(409, f"pipeline '{payload.name}' already exists in organization '{slug}'")
+    SECTION.ensure_free(slug, payload.name)
     entry = _checked(slug, payload)
-    change_spec(slug, lambda spec: spec.pipelines.append(entry))
+    SECTION.add(slug, entry)
     return 201, _out(entry)
-
-
-def _replace(slug: str, name: str, entry: PipelineSpec) -> None:
-    def edit(spec: OrgSpec) -> None:
-        spec.pipelines = [entry if p.name == name else p for p in spec.pipelines]
-
-    change_spec(slug, edit)
 
 
 @pipelines.put("/{name}", response=PipelineOut, auth=has_permission(["can_edit_pipeline"], lookup=_pipeline))
 def update_pipeline(request: HttpRequest, name: str, payload: PipelineIn) -> dict:
     slug = request.auth.org.slug
-    if payload.name != name and _find(specs.load_spec(slug), payload.name) is not None:
-        raise ApiError(409, f"pipeline '{payload.name}' already exists in organization '{slug}'")
+    SECTION.ensure_free(slug, payload.name, current=name)
     entry = _checked(slug, payload)
-    _replace(slug, name, entry)
+    SECTION.replace(slug, name, entry)
     return _out(entry)
 
 
 @pipelines.delete("/{name}", response={204: None}, auth=has_permission(["can_delete_pipeline"], lookup=_pipeline))
 def delete_pipeline(request: HttpRequest, name: str) -> tuple[int, None]:
     slug = request.auth.org.slug
-    change_spec(slug, lambda spec: setattr(spec, "pipelines", [p for p in spec.pipelines if p.name != name]))
+    SECTION.remove(slug, name)
     return 204, None
 
 
 def _set_enabled(request: HttpRequest, name: str, enabled: bool) -> dict:
     entry = request.auth.obj.model_copy(update={"enabled": enabled})
-    _replace(request.auth.org.slug, name, entry)
+    SECTION.replace(request.auth.org.slug, name, entry)
     return _out(entry)
 
 

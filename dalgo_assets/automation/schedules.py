@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from dalgo_assets.automation.sensors import ORG_TAG
-from dalgo_assets.spec import OrgSpec, PipelineSpec
+from dalgo_assets.spec import ORG_TAG, OrgSpec, PipelineSpec
 
 PIPELINE_TAG = "dalgo/pipeline"
 

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-ORG_TAG = "dalgo/org"  # the same tag as dalgo_assets.definitions.ORG_TAG (that module imports this package)
+from dalgo_assets.spec import ORG_TAG
+
 INTERVAL_ENV = "DALGO_AUTOMATION_INTERVAL_SECONDS"
 DEFAULT_INTERVAL_SECONDS = 30
 

@@ -15,7 +15,6 @@ The keys under ``dalgo.freshness`` are those of a pipeline's ``freshness`` (``Fr
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,7 +24,7 @@ from typing import Any
 import dagster as dg
 from pydantic import ValidationError
 
-from dalgo_assets.spec import FreshnessSpec, OrgSpec, PipelineSpec, SpecError
+from dalgo_assets.spec import FreshnessSpec, OrgSpec, PipelineSpec, SpecError, selection_matches
 
 META_NAMESPACE = "dalgo"
 META_KEY = "freshness"
@@ -183,16 +182,10 @@ def materializable_keys(assets: Iterable[dg.AssetsDefinition]) -> list[dg.AssetK
 
 def resolve_selection(slug: str, patterns: Sequence[str], keys: Sequence[dg.AssetKey]) -> dict[str, list[dg.AssetKey]]:
     """Each pattern's matches among the org's keys: paths relative to the org, ``*`` globs within a segment."""
-    matches: dict[str, list[dg.AssetKey]] = {}
-    for pattern in patterns:
-        parts = [slug, *[p for p in pattern.strip("/").split("/") if p]]
-        matches[pattern] = [
-            key
-            for key in keys
-            if len(key.path) == len(parts)
-            and all(fnmatch.fnmatchcase(s, p) for s, p in zip(key.path, parts, strict=False))
-        ]
-    return matches
+    return {
+        pattern: [key for key in keys if key.path[0] == slug and selection_matches(pattern, key.path[1:])]
+        for pattern in patterns
+    }
 
 
 def _target_from_spec(

@@ -9,16 +9,16 @@ dbt build of the same project.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable
 
 import dagster as dg
 
-from dalgo_assets.spec import DbtProjectSpec, OrgSpec
+from dalgo_assets.spec import ORG_TAG, DbtProjectSpec, OrgSpec
 from dalgo_assets.transform.assets import dbt_pool
 from dalgo_assets.transform.projects import (
     DbtProjectError,
+    dbt_env,
     dbt_executable,
     git_sync,
     located_project,
@@ -27,7 +27,6 @@ from dalgo_assets.transform.projects import (
 from dalgo_assets.warehouse.profiles import PROFILE_NAME, profiles_dir
 
 COMMANDS = ("git_pull", "dbt_deps", "dbt_clean")
-ORG_TAG = "dalgo/org"
 COMMAND_TAG = "dalgo/maintenance"
 
 
@@ -43,17 +42,6 @@ def _run(context: dg.OpExecutionContext, cmd: list[str], cwd: str, env: dict[str
     if result.returncode != 0:
         raise dg.Failure(description=f"`{' '.join(cmd[:2])}` exited with {result.returncode}:\n{output[-4000:]}")
     return output
-
-
-def _dbt_env(spec: OrgSpec, project: DbtProjectSpec) -> dict[str, str]:
-    prepared = located_project(spec, project)
-    return {
-        **os.environ,
-        "DBT_PROFILES_DIR": str(profiles_dir(spec)),
-        "DBT_TARGET_PATH": str(prepared.target_dir),
-        "DBT_LOG_PATH": str(prepared.target_dir),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
 
 
 def _git_pull(context: dg.OpExecutionContext, spec: OrgSpec, project: DbtProjectSpec) -> None:
@@ -76,8 +64,9 @@ def _git_pull(context: dg.OpExecutionContext, spec: OrgSpec, project: DbtProject
 
 def _dbt_command(*args: str) -> Callable[[dg.OpExecutionContext, OrgSpec, DbtProjectSpec], None]:
     def run(context: dg.OpExecutionContext, spec: OrgSpec, project: DbtProjectSpec) -> None:
-        where = str(located_project(spec, project).project_dir)
-        _run(context, [dbt_executable(), *args, "--profile", PROFILE_NAME], where, _dbt_env(spec, project))
+        prepared = located_project(spec, project)
+        env = dbt_env(prepared, profiles_dir(spec))
+        _run(context, [dbt_executable(), *args, "--profile", PROFILE_NAME], str(prepared.project_dir), env)
         try:  # clean removes, deps may change, what the manifest was built from: prepare it again
             prepare_project(spec, project, force=True)
         except DbtProjectError as exc:

@@ -114,6 +114,18 @@ def git_sync(spec: OrgSpec, project: DbtProjectSpec) -> str:
     return "\n".join(output)
 
 
+def dbt_env(prepared: PreparedProject, profiles: Path) -> dict[str, str]:
+    """The environment of a dbt command run outside a Dagster dbt step: the org's profile, and its
+    artifacts in the org's state folder (never in the project, which several orgs may share)."""
+    return {
+        **os.environ,
+        "DBT_PROFILES_DIR": str(profiles),
+        "DBT_TARGET_PATH": str(prepared.target_dir),
+        "DBT_LOG_PATH": str(prepared.target_dir),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+
+
 def prepare_project(spec: OrgSpec, project: DbtProjectSpec, *, force: bool = False) -> PreparedProject:
     """Make sure the project's manifest is current; run ``dbt deps`` and ``dbt parse`` only if not."""
     where = f"organization '{spec.slug}' ({spec.spec_path}), dbt project '{project.name}'"
@@ -128,13 +140,7 @@ def prepare_project(spec: OrgSpec, project: DbtProjectSpec, *, force: bool = Fal
     if not force and prepared.manifest_path.exists() and stamp.exists() and stamp.read_text() == fingerprint:
         return prepared
     prepared.target_dir.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "DBT_PROFILES_DIR": str(profiles),
-        "DBT_TARGET_PATH": str(prepared.target_dir),
-        "DBT_LOG_PATH": str(prepared.target_dir),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
+    env = dbt_env(prepared, profiles)
     common = ["--profile", PROFILE_NAME]
     if (prepared.project_dir / "packages.yml").exists() or (prepared.project_dir / "dependencies.yml").exists():
         deps = _dbt(["deps", "--quiet"], prepared.project_dir, env)

@@ -14,6 +14,8 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
+from dalgo_assets.spec import ORG_TAG
+
 # A table in the warehouse, as dbt names it: (schema, identifier), lower-cased.
 Relation = tuple[str, str]
 # Who builds each relation: (the builder's namespace, e.g. a dbt project or a connection, its asset key).
@@ -66,4 +68,4 @@ class OrgDbtTranslator(DagsterDbtTranslator):
         return f"{self.org}_{self.project}"
 
     def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
-        return {**super().get_tags(dbt_resource_props), "dalgo/org": self.org, "dalgo/dbt_project": self.project}
+        return {**super().get_tags(dbt_resource_props), ORG_TAG: self.org, "dalgo/dbt_project": self.project}

@@ -11,7 +11,7 @@ import pytest
 from dalgo_assets.definitions import build_org_definitions, org_definitions
 from dalgo_assets.spec import load_org_spec
 from dalgo_assets.transform.projects import DbtProjectError, prepare_projects
-from tests.support.orgs import REPO, copy_demo_org, write_dbt_project, write_spec
+from tests.support.orgs import copy_demo_org, write_dbt_project, write_spec
 
 SEED = "id,name\n1,asha\n2,ravi\n2,ravi again\n"
 MODELS = {
@@ -217,10 +217,3 @@ def test_demo_materializes_end_to_end_on_postgres(dalgo_env: Path, postgres, mon
     assert customers == users > 0
     assert revenue_days > 0
     assert os.environ.get("DALGO_SECRET_DEMO_NGO_PASSWORD") is None
-
-
-def test_repo_orgs_load_without_a_warehouse_or_network() -> None:
-    """The committed organizations load (PostgreSQL org included) from their specs alone."""
-    for slug in ("demo_ngo", "partner_ngo"):
-        spec = load_org_spec(slug, REPO / "orgs")
-        assert spec.dbt_projects

@@ -12,11 +12,10 @@ from pydantic import Field
 
 from dalgo_assets.ingestion import connection_pool, ingestion_group, stream_key
 from dalgo_assets.ingestion.embedded.sync import ConnectionSync, SyncError
-from dalgo_assets.spec import ConnectionSpec, OrgSpec
+from dalgo_assets.spec import ORG_TAG, ConnectionSpec, OrgSpec
 from dalgo_assets.warehouse import WarehouseResource
 
 RUNTIME_KEY = "airbyte_connectors"
-ORG_TAG = "dalgo/org"
 
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
 

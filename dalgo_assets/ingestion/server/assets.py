@@ -17,9 +17,7 @@ from dagster_airbyte.utils import DAGSTER_AIRBYTE_TRANSLATOR_METADATA_KEY
 
 from dalgo_assets.ingestion import connection_pool, ingestion_group, stream_key
 from dalgo_assets.ingestion.server.workspace import DalgoAirbyteWorkspace
-from dalgo_assets.spec import BigQueryWarehouse, ConnectionSpec, OrgSpec, PostgresWarehouse
-
-ORG_TAG = "dalgo/org"
+from dalgo_assets.spec import ORG_TAG, BigQueryWarehouse, ConnectionSpec, OrgSpec, PostgresWarehouse
 
 
 class OrgAirbyteTranslator(DagsterAirbyteTranslator):

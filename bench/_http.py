@@ -1,0 +1,73 @@
+"""What the HTTP benchmarks share: a keep-alive client timing each request, waiting for a server,
+percentiles, a free loopback port. Imported by the bench scripts (``bench/`` is on their path)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import statistics
+import time
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(port: int, path: str, timeout: float = 240) -> None:
+    """Return once ``GET path`` answers below 500; raise after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", path)
+            if conn.getresponse().status < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"nothing answered {path} on port {port}")
+
+
+def pct(values: list[float], q: int) -> float:
+    """The q-th percentile of latencies in seconds, in milliseconds."""
+    if len(values) < 2:
+        return values[0] * 1000
+    return statistics.quantiles(values, n=100)[q - 1] * 1000
+
+
+class Client:
+    """One keep-alive connection, as a browser or frontend server holds, re-opened when the server
+    closed an idle one."""
+
+    def __init__(self, port: int, timeout: float = 60):
+        self.port = port
+        self.timeout = timeout
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+    def _send(self, method: str, path: str, data: str | None, headers: dict) -> http.client.HTTPResponse:
+        self.conn.request(method, path, body=data, headers=headers)
+        return self.conn.getresponse()
+
+    def request(
+        self, method: str, path: str, body: dict | None = None, headers: dict | None = None
+    ) -> tuple[Any, float]:
+        """The decoded 2xx JSON answer and the seconds it took; raises on any other status."""
+        data = json.dumps(body) if body is not None else None
+        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        start = time.perf_counter()
+        try:
+            response = self._send(method, path, data, hdrs)
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            start = time.perf_counter()
+            response = self._send(method, path, data, hdrs)
+        payload = response.read()
+        elapsed = time.perf_counter() - start
+        if not 200 <= response.status < 300:
+            raise RuntimeError(f"{method} {path}: {response.status} {payload[:300]!r}")
+        return json.loads(payload), elapsed

@@ -217,3 +217,24 @@ def test_demo_materializes_end_to_end_on_postgres(dalgo_env: Path, postgres, mon
     assert customers == users > 0
     assert revenue_days > 0
     assert os.environ.get("DALGO_SECRET_DEMO_NGO_PASSWORD") is None
+
+
+def test_location_entry_point_restores_the_garbage_collector(dalgo_env: Path) -> None:
+    """``dalgo_assets.locations`` loads with the cyclic collector paused: it must be running again after a
+    load, and after a load that fails, or the code server would never collect reference cycles again."""
+    import gc
+
+    from dalgo_assets import locations
+
+    _small_org(dalgo_env, "good")
+    write_spec(dalgo_env / "orgs", "broken", {"slug": "broken", "name": "Broken", "warehouse": {"type": "oracle"}})
+    from dalgo_assets.cli import prepare
+
+    prepare(["good"])
+    defs = locations.good
+    assert gc.isenabled()
+    assert dg.AssetKey(["good", "people", "people_count"]) in defs.resolve_asset_graph().get_all_asset_keys()
+    assert gc.get_freeze_count() > 0  # what the location keeps is out of later collections
+    with pytest.raises(Exception, match="broken"):
+        locations.broken  # noqa: B018
+    assert gc.isenabled()

@@ -6,16 +6,21 @@ run events and captured stdout/stderr are read straight from the Dagster instanc
 (``DAGSTER_HOME``), which is several times cheaper than GraphQL for the same rows.
 
 Every function takes the organization's slug and stays inside it: GraphQL queries name its code
-location ``org_<slug>``, run reads filter on the ``dalgo/org`` run tag, and a run id given by a caller is
-only used after ``run_for_org`` checked that the run's tag or code location is the organization's (a run
-of another organization is reported exactly like a missing one). When Dagster cannot be reached,
-``DagsterUnavailable`` is raised and the API answers 503.
+location ``org_<slug>``, run reads filter on the ``dagster/code_location`` run tag (which Dagster itself
+puts on every run of a location, whoever launched it: this API, Dagit, a sensor or a schedule), and a run
+id given by a caller is only used after ``run_for_org`` checked that the run ran in the organization's
+code location (a run of another organization is reported exactly like a missing one). When Dagster
+cannot be reached, ``DagsterUnavailable`` is raised and the API answers 503.
+
+Records of finished runs no longer change: ``run_for_org`` keeps them in Django's cache
+(``dalgo_api.runs.cache``).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,18 +29,23 @@ from typing import Any
 import requests
 
 from dalgo_api.errors import ApiError
+from dalgo_api.runs.cache import runs_cache, runs_changed
 from dalgo_assets.spec import ORG_TAG, location_name
 
 USER_TAG = "dalgo/user"
 TRIGGER_TAG = "dalgo/trigger"
 PIPELINE_TAG = "dalgo/pipeline"  # the same as dalgo_assets.automation.schedules.PIPELINE_TAG
-LOCATION_TAG = "dagster/code_location"
+LOCATION_TAG = "dagster/code_location"  # set by Dagster on every run created from a code location
+LOCATION_PREFIX = location_name("")
 REPOSITORY = "__repository__"
 ASSET_JOB = "__ASSET_JOB"
 DEFAULT_URL = "http://127.0.0.1:3000"
 TIMEOUT_SECONDS = float(os.environ.get("DALGO_DAGSTER_TIMEOUT_SECONDS", "30"))
 # reloading a location starts a new code server that imports the organization's definitions
 RELOAD_TIMEOUT_SECONDS = float(os.environ.get("DALGO_DAGSTER_RELOAD_TIMEOUT_SECONDS", "300"))
+# how long a launch waits for the daemon to load a new organization's code location (see wait_for_daemon)
+DAEMON_WAIT_SECONDS = float(os.environ.get("DALGO_DAGSTER_DAEMON_WAIT_SECONDS", "180"))
+FINISHED_RUN_TTL_SECONDS = 3600
 
 
 class DagsterUnavailable(ApiError):
@@ -250,6 +260,7 @@ def launch_run(
 ) -> str:
     """Submit a run of the organization's code location (to the run queue); return its id. Either
     ``asset_keys`` (relative to the organization) or a ``job_name`` of that location."""
+    wait_for_daemon(slug)
     selector: dict[str, Any] = {"repositoryLocationName": location_name(slug), "repositoryName": REPOSITORY}
     if asset_keys is not None:
         selector["jobName"] = ASSET_JOB
@@ -266,10 +277,50 @@ def launch_run(
     if result["__typename"] != "LaunchRunSuccess":
         raise DagsterRejected(f"Dagster refused the run: {_python_error(result)}")
     run_id = result["run"]["runId"]
+    runs_changed(slug)
     run = _storage_call(instance().get_run_by_id, run_id)
     if run is not None and run.run_op_concurrency is not None:
         ensure_pools(run.run_op_concurrency.all_pools or ())
     return run_id
+
+
+DAEMON_SEES_LOCATION = """
+query($sensor: SensorSelector!) {
+  instance { daemonHealth { daemonStatus(daemonType: "QUEUED_RUN_COORDINATOR") { healthy } } }
+  sensorOrError(sensorSelector: $sensor) { __typename ... on Sensor { sensorState { ticks(limit: 1) { timestamp } } } }
+}
+"""
+_daemon_locations: set[str] = set()  # locations this process saw the daemon evaluate
+
+
+def wait_for_daemon(slug: str) -> None:
+    """Return once Dagster's daemon has loaded the organization's code location (at most
+    ``DAEMON_WAIT_SECONDS``).
+
+    The daemon re-reads the workspace only every 60 s, and its run queue fails a run of a location it
+    has not loaded yet at once (``DagsterCodeLocationNotFoundError`` is not one of the user-code errors
+    ``max_user_code_failure_retries`` retries). A run requested in the first minute of a new organization
+    would fail, so the launch waits until the daemon has evaluated the organization's automation sensor
+    (on by default in every location: its first tick comes right after the daemon loads the location).
+    No wait when the daemon is not running (the run then waits in the queue), or when the location does
+    not load (``launchRun`` reports why)."""
+    from dalgo_assets.automation.sensors import automation_sensor_name
+
+    name = location_name(slug)
+    if name in _daemon_locations:
+        return
+    sensor = {"repositoryLocationName": name, "repositoryName": REPOSITORY, "sensorName": automation_sensor_name(slug)}
+    deadline = time.monotonic() + DAEMON_WAIT_SECONDS
+    while True:
+        data = graphql(DAEMON_SEES_LOCATION, {"sensor": sensor})
+        found = data["sensorOrError"]
+        if found["__typename"] == "Sensor" and found["sensorState"]["ticks"]:
+            _daemon_locations.add(name)
+            return
+        daemon_up = data["instance"]["daemonHealth"]["daemonStatus"]["healthy"]
+        if found["__typename"] != "Sensor" or not daemon_up or time.monotonic() > deadline:
+            return
+        time.sleep(1)
 
 
 def ensure_pools(pools: Iterable[str]) -> None:
@@ -299,6 +350,7 @@ def cancel_run(slug: str, run_id: str) -> None:
     """Cancel a queued or running run of the organization."""
     _require_run(slug, run_id)
     result = graphql(TERMINATE, {"id": run_id})["terminateRun"]
+    runs_changed(slug)
     if result["__typename"] != "TerminateRunSuccess":
         raise DagsterRejected(f"run {run_id} cannot be cancelled: {_python_error(result)}")
 
@@ -335,24 +387,44 @@ def _storage_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise DagsterUnavailable(f"Dagster's run storage cannot be read ({type(exc).__name__})") from exc
 
 
+def run_org(tags: dict[str, str]) -> str | None:
+    """The organization whose code location a run ran in (Dagster's ``dagster/code_location`` tag,
+    which a launch cannot override), or None for a run of no organization's location. The ``dalgo/org``
+    tag is not trusted for this: anyone launching from Dagit may set it."""
+    location = tags.get(LOCATION_TAG, "")
+    if not location.startswith(LOCATION_PREFIX):
+        return None
+    return location[len(LOCATION_PREFIX) :] or None
+
+
 def belongs_to(slug: str, tags: dict[str, str]) -> bool:
-    """A run is the organization's if its ``dalgo/org`` tag says so, or (runs launched from Dagit
-    without the tag) if it ran in the organization's code location."""
-    if ORG_TAG in tags:
-        return tags[ORG_TAG] == slug
-    return tags.get(LOCATION_TAG) == location_name(slug)
+    """A run is the organization's if it ran in the organization's code location."""
+    return run_org(tags) == slug
 
 
 def run_for_org(slug: str, run_id: str) -> Any | None:
     """The run's ``RunRecord`` if it exists and belongs to the organization, else None."""
-    from dagster import RunsFilter
-
     if not run_id or len(run_id) > 64:
         return None
-    records = _storage_call(instance().get_run_records, RunsFilter(run_ids=[run_id]), limit=1)
-    if not records or not belongs_to(slug, records[0].dagster_run.tags):
+    record = _run_record(run_id)
+    if record is None or not belongs_to(slug, record.dagster_run.tags):
         return None
-    return records[0]
+    return record
+
+
+def _run_record(run_id: str) -> Any | None:
+    """A run's record; a finished run's record no longer changes and is kept in the cache."""
+    from dagster import RunsFilter
+
+    cache = runs_cache()
+    key = f"run:{run_id}"
+    record = cache.get(key)
+    if record is None:
+        records = _storage_call(instance().get_run_records, RunsFilter(run_ids=[run_id]), limit=1)
+        record = records[0] if records else None
+        if record is not None and record.dagster_run.is_finished:
+            cache.set(key, record, FINISHED_RUN_TTL_SECONDS)
+    return record
 
 
 def _require_run(slug: str, run_id: str) -> None:
@@ -380,7 +452,7 @@ def list_runs(slug: str, query: RunQuery) -> tuple[list[Any], str | None]:
     """A page of the organization's runs, newest first, and the cursor of the next page (or None)."""
     from dagster import DagsterRunStatus, RunsFilter
 
-    tags = {ORG_TAG: slug}
+    tags = {LOCATION_TAG: location_name(slug)}
     if query.trigger:
         tags[TRIGGER_TAG] = query.trigger
     if query.pipeline:
@@ -395,12 +467,25 @@ def list_runs(slug: str, query: RunQuery) -> tuple[list[Any], str | None]:
     if query.cursor and run_for_org(slug, query.cursor) is None:
         return [], None
     if query.asset_key is None:
-        records = _storage_call(inst.get_run_records, filters, limit=query.limit + 1, cursor=query.cursor)
+        records = _records_page(inst, filters, query.limit + 1, query.cursor)
     else:
         records = _runs_touching(inst, filters, absolute_path(slug, query.asset_key), query)
     more = len(records) > query.limit
     records = records[: query.limit]
     return records, (records[-1].dagster_run.run_id if more and records else None)
+
+
+def _records_page(inst: Any, filters: Any, limit: int, cursor: str | None) -> list[Any]:
+    """``get_run_records(filters, limit, cursor)`` in two cheap queries. With a tag filter, Dagster's one
+    query makes SQLite sort every matching run together with its serialized body before the limit; the
+    ids alone sort several times faster, then the page's records are read by id."""
+    from dagster import RunsFilter
+
+    ids = _storage_call(inst.get_run_ids, filters, limit=limit, cursor=cursor)
+    if not ids:
+        return []
+    by_id = {r.dagster_run.run_id: r for r in _storage_call(inst.get_run_records, RunsFilter(run_ids=ids))}
+    return [by_id[run_id] for run_id in ids if run_id in by_id]
 
 
 def _runs_touching(inst: Any, filters: Any, path: list[str], query: RunQuery) -> list[Any]:
@@ -411,7 +496,7 @@ def _runs_touching(inst: Any, filters: Any, path: list[str], query: RunQuery) ->
     key = AssetKey(path)
     found, cursor, scanned = [], query.cursor, 0
     while len(found) <= query.limit and scanned < ASSET_SCAN_LIMIT:
-        page = _storage_call(inst.get_run_records, filters, limit=500, cursor=cursor)
+        page = _records_page(inst, filters, 500, cursor)
         if not page:
             break
         scanned += len(page)
@@ -441,11 +526,13 @@ def _planned_assets(inst: Any, run: Any) -> set[Any] | None:
     return keys
 
 
-def run_logs(slug: str, run_id: str, cursor: str | None, limit: int) -> tuple[list[Any], str | None, bool]:
-    """A page of a run's event log (records, the cursor to pass next time, whether more are stored).
-    A client following a running run passes the returned cursor again until the run ends and
-    ``has_more`` is false."""
-    _require_run(slug, run_id)
+def run_logs(slug: str, record: Any, cursor: str | None, limit: int) -> tuple[list[Any], str | None, bool]:
+    """A page of the event log of a run ``run_for_org`` returned (records, the cursor to pass next
+    time, whether more are stored). A client following a running run passes the returned cursor again
+    until the run ends and ``has_more`` is false."""
+    run_id = record.dagster_run.run_id
+    if not belongs_to(slug, record.dagster_run.tags):
+        raise ApiError(404, f"run '{run_id}' not found in organization '{slug}'")
     conn = _storage_call(instance().get_records_for_run, run_id, cursor=cursor, limit=limit)
     return list(conn.records), conn.cursor, conn.has_more
 
@@ -486,7 +573,7 @@ def waiting_reason(slug: str, run: Any) -> str | None:
         for r in _storage_call(
             inst.get_runs,
             RunsFilter(
-                tags={ORG_TAG: slug},
+                tags={LOCATION_TAG: location_name(slug)},
                 statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING],
             ),
             limit=50,
@@ -527,7 +614,7 @@ def failed_runs_since(updated_after: datetime | None, limit: int = 200) -> list[
         limit=limit,
         ascending=True,
     )
-    return [r for r in records if ORG_TAG in r.dagster_run.tags]
+    return [r for r in records if run_org(r.dagster_run.tags)]
 
 
 def run_error(run_id: str) -> str | None:

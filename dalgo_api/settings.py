@@ -184,6 +184,18 @@ FRONTEND_URL = os.environ.get("DALGO_API_FRONTEND_URL", "http://127.0.0.1:3000")
 WORKSPACE_FILE = os.environ.get("DALGO_WORKSPACE_FILE", "")  # empty: next to the organizations folder
 SYSTEM_USER_EMAIL = os.environ.get("DALGO_API_SYSTEM_USER_EMAIL", "system@dalgo.local")
 
+# Django's cache in each API process: finished runs, log pages that can no longer change, run lists for a second
+# (dalgo_api/runs/cache.py). Only what no longer changes or may be a second old, so processes need no
+# shared cache.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "dalgo-default"},
+    "runs": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "dalgo-runs",
+        "OPTIONS": {"MAX_ENTRIES": 5000},
+    },
+}
+
 # --- email ------------------------------------------------------------------------------------------
 
 EMAIL_HOST = os.environ.get("DALGO_API_EMAIL_HOST", "")

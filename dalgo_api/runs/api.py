@@ -14,7 +14,7 @@ from dalgo_api import dagster_bridge as bridge
 from dalgo_api.accounts.auth import RequestContext, has_permission
 from dalgo_api.errors import ApiError
 from dalgo_api.orgs import specs
-from dalgo_api.runs import services
+from dalgo_api.runs import cache, services
 from dalgo_api.runs.models import Subscription
 from dalgo_api.runs.schemas import (
     AssetDetailOut,
@@ -101,8 +101,13 @@ class RunFilters(Schema):
 
 @runs.get("/", response=RunPage, auth=has_permission(["can_view_runs"]))
 def list_runs(request: HttpRequest, filters: Query[RunFilters]) -> dict:
-    """The organization's runs, newest first, a page at a time."""
+    """The organization's runs, newest first, a page at a time: every run of its code location, whoever
+    launched it (this API, Dagit, its sensors and schedules). A new run shows within a second."""
     slug = request.auth.org.slug
+    return cache.run_list(slug, filters.model_dump_json(), lambda: _run_page(slug, filters))
+
+
+def _run_page(slug: str, filters: RunFilters) -> dict:
     query = bridge.RunQuery(
         statuses=list(filters.status),
         created_after=filters.created_after,
@@ -144,18 +149,18 @@ def run_logs(request: HttpRequest, run_id: str, params: Query[LogQuery]) -> dict
     """The run's event log, oldest first. To follow a running run, call again with the returned
     ``cursor`` until ``finished`` is true and ``has_more`` false."""
     slug = request.auth.org.slug
-    status = request.auth.obj.dagster_run.status.value
-    try:
-        records, cursor, has_more = bridge.run_logs(slug, run_id, params.cursor, params.limit)
-    except ValueError:
-        raise ApiError(422, "cursor: not a cursor returned by this endpoint") from None
-    return {
-        "events": [services.event_out(slug, r) for r in records],
-        "cursor": cursor,
-        "has_more": has_more,
-        "run_status": status,
-        "finished": status in services.TERMINAL,
-    }
+    record = request.auth.obj
+    status = record.dagster_run.status.value
+
+    def read() -> dict:
+        try:
+            records, cursor, has_more = bridge.run_logs(slug, record, params.cursor, params.limit)
+        except ValueError:
+            raise ApiError(422, "cursor: not a cursor returned by this endpoint") from None
+        return {"events": [services.event_out(slug, r) for r in records], "cursor": cursor, "has_more": has_more}
+
+    page = cache.log_page(record.dagster_run, record.end_time, params.cursor, params.limit, read)
+    return {**page, "run_status": status, "finished": status in services.TERMINAL}
 
 
 class OutputQuery(Schema):

@@ -58,7 +58,7 @@ def notify_failed_runs(lookback: timedelta = DEFAULT_LOOKBACK) -> int:
         run = record.dagster_run
         if NotifiedRun.objects.filter(run_id=run.run_id).exists():
             continue
-        org = Org.objects.filter(slug=run.tags.get(bridge.ORG_TAG)).first()
+        org = Org.objects.filter(slug=bridge.run_org(run.tags)).first()
         if org is None:
             continue
         try:

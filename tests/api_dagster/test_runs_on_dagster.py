@@ -1,7 +1,9 @@
 """The API on a real Dagster webserver and daemon: an organization created through the API gets a dbt
 project, runs started through the API are followed through their logs until they end, a failing model
-shows its error, two dbt runs on one project run one after the other, users of another organization see
-nothing, and every role gets exactly what the permission matrix gives it.
+shows its error, two dbt runs on one project run one after the other, a run launched straight through
+Dagster (as from Dagit) is listed for its organization only, users of another organization see nothing,
+every role gets exactly what the permission matrix gives it, and a run requested right after an
+organization was created succeeds.
 
 The tests run in file order and share one webserver + daemon (module fixture ``stack``).
 """
@@ -15,10 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
+from dalgo_api import dagster_bridge as bridge
 from dalgo_api.accounts.roles import load_matrix
 from dalgo_api.api import operations
-from dalgo_assets.spec import load_org_spec
-from tests.api_dagster.conftest import ROLES, Stack, wait_for
+from dalgo_assets.spec import load_org_spec, location_name
+from tests.api_dagster.conftest import ROLES, Stack, create_org_with_members, wait_for
 from tests.support.orgs import write_dbt_project
 
 GOOD = ["people/people", "people/people_clean"]
@@ -222,6 +225,39 @@ def test_maintenance_chore_output_is_in_the_run_logs(stack: Stack):
     assert any("dbt clean" in e["message"] for e in events)
 
 
+def listed(stack: Stack, org: str, role: str = "guest") -> list[str]:
+    response = stack.call("GET", "/api/runs/?limit=100", org=org, role=role)
+    assert response.status_code == 200, response.content
+    return [r["run_id"] for r in response.json()["runs"]]
+
+
+def test_a_run_launched_from_dagit_is_listed_for_its_organization_only(stack: Stack):
+    a, b = org_a(stack), org_b(stack)
+    # what Dagit sends when an operator materializes an asset: no Dalgo tag at all
+    params = {
+        "selector": {
+            "repositoryLocationName": location_name(a),
+            "repositoryName": bridge.REPOSITORY,
+            "jobName": bridge.ASSET_JOB,
+            "assetSelection": [{"path": [a, "people", "people"]}],
+        },
+        "runConfigData": {},
+    }
+    launched = stack.webserver.graphql(bridge.LAUNCH, {"p": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+
+    wait_for(lambda: run_id in listed(stack, a), 30, what="the Dagit run in its organization's list")
+    shown = run_of(stack, a, run_id)
+    assert shown["trigger"] is None and shown["user"] is None and shown["assets"] == ["people/people"]
+    assert run_id in [r["run_id"] for r in stack.call("GET", "/api/runs/?asset=people/people", org=a).json()["runs"]]
+    assert run_id not in listed(stack, b)
+    assert stack.call("GET", f"/api/runs/{run_id}", org=b).status_code == 404
+    assert stack.call("GET", f"/api/runs/{run_id}/logs", org=b).status_code == 404
+    follow_logs(stack, a, run_id)
+    assert run_of(stack, a, run_id)["state"] == "succeeded"
+
+
 def test_other_organization_sees_nothing(stack: Stack):
     a, b = org_a(stack), org_b(stack)
     run_id = state["good"]
@@ -342,3 +378,22 @@ def test_permission_matrix_of_every_endpoint_and_role(stack: Stack, monkeypatch:
     monkeypatch.setenv("DALGO_DAGSTER_URL", stack.webserver.url)
     assert load_org_spec(slug).model_dump() == before, "a write with Dagster down changed the spec"
     assert os.environ["DALGO_DAGSTER_URL"] == stack.webserver.url
+
+
+def test_a_run_requested_right_after_creating_an_organization_succeeds(stack: Stack, tmp_path_factory):
+    """Dagster's daemon reads the workspace once a minute and fails a run of a location it has not
+    loaded yet: the API's launch waits for the daemon to know the new organization."""
+    members = create_org_with_members(stack.api, stack.root_token, "Org New")
+    slug = members.slug
+    stack.orgs[slug] = members
+    folder = write_dbt_project(tmp_path_factory.mktemp("new_projects"), "people", PROJECT_FILES)
+    created = stack.call("POST", "/api/dbt/projects/", {"name": "people", "path": str(folder)}, org=slug)
+    assert created.status_code == 201, created.content
+    started = stack.call("POST", "/api/runs/", {"assets": GOOD}, org=slug, role="pipeline-manager")
+    assert started.status_code == 201, started.content
+    run_id = started.json()["run_id"]
+    assert run_id in listed(stack, slug, role="pipeline-manager")
+    events = follow_logs(stack, slug, run_id)
+    run = run_of(stack, slug, run_id)
+    assert run["state"] == "succeeded", (run, [e["message"] for e in events if e["level"] == "ERROR"])
+    assert {e["asset"] for e in events if e["type"] == "ASSET_MATERIALIZATION"} == set(GOOD)

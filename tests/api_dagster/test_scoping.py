@@ -3,17 +3,22 @@ is checked against (no Dagster process needed)."""
 
 from __future__ import annotations
 
-from dalgo_api.dagster_bridge import absolute_path, belongs_to, relative_key
+from dalgo_api.dagster_bridge import absolute_path, belongs_to, relative_key, run_org
 
 
-def test_a_run_belongs_to_the_organization_its_tag_names_else_its_code_location():
+def test_a_run_belongs_to_the_organization_whose_code_location_it_ran_in():
     assert belongs_to("acme", {"dalgo/org": "acme", "dagster/code_location": "org_acme"})
-    # the tag wins: a run tagged for another organization is not acme's, wherever it ran
-    assert not belongs_to("acme", {"dalgo/org": "globex", "dagster/code_location": "org_acme"})
-    # a run launched from Dagit without the tag belongs to the location's organization only
+    # launched from Dagit without Dalgo's tags: still the location's organization
     assert belongs_to("acme", {"dagster/code_location": "org_acme"})
+    # anyone launching from Dagit can set dalgo/org: Dagster's location tag decides
+    assert not belongs_to("acme", {"dalgo/org": "acme", "dagster/code_location": "org_globex"})
+    assert not belongs_to("acme", {"dalgo/org": "acme"})
     assert not belongs_to("acme", {"dagster/code_location": "org_acme_two"})
     assert not belongs_to("acme", {})
+    assert run_org({"dagster/code_location": "org_acme_two"}) == "acme_two"
+    # a location that is not an organization's (an operator's own) is nobody's
+    assert run_org({"dagster/code_location": "ops_tools"}) is None
+    assert run_org({"dagster/code_location": "org_"}) is None
 
 
 def test_asset_keys_are_relative_to_the_organization_and_never_leave_it():

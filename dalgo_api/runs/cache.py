@@ -1,0 +1,90 @@
+"""What the run endpoints keep in Django's ``runs`` cache (``settings.CACHES``: in each API process).
+
+- A finished run's record (``dagster_bridge.run_for_org``): it no longer changes.
+- A page of a run's event log once it cannot change: a full page with more events after it (events
+  are append-only, so the page and its cursor stay the same), or any page of a run that ended more than
+  ``SETTLED_SECONDS`` ago (its worker has exited and logged its last event). The latest page of a
+  running run is always read from Dagster, so a client following it sees every new event.
+- The answer of a run list, per organization and query, for ``LIST_TTL_SECONDS``: every client polling
+  an organization's run list shares one storage query per interval. A run launched or cancelled through
+  this process shows in its next list at once; one launched elsewhere (another API worker, Dagit, a
+  sensor or a schedule) within ``LIST_TTL_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.core.cache import caches
+
+RUNS_CACHE = "runs"
+LIST_TTL_SECONDS = 1.0
+SETTLED_SECONDS = 60.0
+LOG_PAGE_TTL_SECONDS = 3600
+
+
+def runs_cache() -> Any:
+    return caches[RUNS_CACHE]
+
+
+def _key(kind: str, *parts: object) -> str:
+    """A short key whatever the parts (cursors and query strings are long; memcached wants <= 250)."""
+    digest = hashlib.sha1("\x1f".join(map(str, parts)).encode()).hexdigest()
+    return f"{kind}:{digest}"
+
+
+def _generation_key(slug: str) -> str:
+    return f"list-generation:{slug}"
+
+
+_list_locks: dict[str, threading.Lock] = {}
+_list_locks_guard = threading.Lock()
+
+
+def run_list(slug: str, query: str, read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The organization's run list for ``query`` (the validated filters), read at most once per
+    ``LIST_TTL_SECONDS`` per process: when it expires, one request thread reads it and the others
+    asking for the same list wait for that answer instead of all querying Dagster at once."""
+    cache = runs_cache()
+    key = _key("list", slug, cache.get(_generation_key(slug), 0), query)
+    page = cache.get(key)
+    if page is not None:
+        return page
+    with _list_locks_guard:
+        lock = _list_locks.setdefault(slug, threading.Lock())
+    with lock:
+        page = cache.get(key)
+        if page is None:
+            page = read()
+            cache.set(key, page, LIST_TTL_SECONDS)
+    return page
+
+
+def runs_changed(slug: str) -> None:
+    """A run of the organization was launched or cancelled: its next run list is read fresh."""
+    cache = runs_cache()
+    key = _generation_key(slug)
+    cache.add(key, 0, None)
+    try:
+        cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, None)
+
+
+def log_page(run: Any, end_time: float | None, cursor: str | None, limit: int, read: Callable[[], dict]) -> dict:
+    """A page of a run's event log as ``read()`` answers it (``events``, ``cursor``, ``has_more``),
+    from the cache when that page can no longer change."""
+    cache = runs_cache()
+    key = _key("logs", run.run_id, cursor, limit)
+    page = cache.get(key)
+    if page is None:
+        page = read()
+        full = len(page["events"]) == limit and page["has_more"]
+        settled = run.is_finished and end_time is not None and time.time() - end_time > SETTLED_SECONDS
+        if full or settled:
+            cache.set(key, page, LOG_PAGE_TTL_SECONDS)
+    return page

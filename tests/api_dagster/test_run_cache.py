@@ -1,0 +1,79 @@
+"""What the run endpoints may answer from Django's cache: only log pages that can no longer change, and
+run lists for at most a second, except that a run launched through this process shows at once
+(no Dagster process needed: the rules of ``dalgo_api.runs.cache`` with Dagster's own run objects)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from dagster import DagsterRun, DagsterRunStatus
+
+from dalgo_api.runs import cache
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    cache.runs_cache().clear()
+    yield
+    cache.runs_cache().clear()
+
+
+class Reads:
+    """A log or list reader answering what Dagster stores right now, counting how often it is asked."""
+
+    def __init__(self, events: list[str], has_more: bool = False):
+        self.calls = 0
+        self.events = events
+        self.has_more = has_more
+
+    def __call__(self) -> dict:
+        self.calls += 1
+        return {"events": list(self.events), "cursor": str(len(self.events)), "has_more": self.has_more}
+
+
+def run(status: DagsterRunStatus) -> DagsterRun:
+    return DagsterRun(job_name="__ASSET_JOB", run_id=f"run-{status.value.lower()}", status=status)
+
+
+def test_the_latest_page_of_a_running_run_is_read_again_so_new_events_show():
+    running = run(DagsterRunStatus.STARTED)
+    reads = Reads(["step started"])
+    assert cache.log_page(running, None, "c1", 100, reads)["events"] == ["step started"]
+    reads.events.append("step succeeded")
+    assert cache.log_page(running, None, "c1", 100, reads)["events"] == ["step started", "step succeeded"]
+    assert reads.calls == 2
+
+
+def test_a_full_page_cannot_change_and_is_read_once():
+    running = run(DagsterRunStatus.STARTED)
+    reads = Reads([f"line {n}" for n in range(3)], has_more=True)
+    first = cache.log_page(running, None, None, 3, reads)
+    reads.events.append("line 3")  # events are appended after the page, never inside it
+    assert cache.log_page(running, None, None, 3, reads) == first
+    assert reads.calls == 1
+
+
+def test_the_last_page_of_a_run_that_just_ended_is_read_again_until_it_settled():
+    ended = run(DagsterRunStatus.SUCCESS)
+    reads = Reads(["run succeeded"])
+    cache.log_page(ended, time.time(), "c9", 100, reads)
+    reads.events.append("Process for run exited")  # the run worker's last event comes after the end
+    assert cache.log_page(ended, time.time(), "c9", 100, reads)["events"][-1] == "Process for run exited"
+    settled_at = time.time() - cache.SETTLED_SECONDS - 1
+    cache.log_page(ended, settled_at, "c9", 100, reads)
+    cache.log_page(ended, settled_at, "c9", 100, reads)
+    assert reads.calls == 3
+
+
+def test_a_run_list_is_shared_for_a_second_but_a_launch_here_shows_at_once():
+    reads = Reads(["old run"])
+    assert cache.run_list("acme", "q", reads)["events"] == ["old run"]
+    reads.events.append("new run")
+    assert cache.run_list("acme", "q", reads)["events"] == ["old run"]  # within LIST_TTL_SECONDS
+    assert cache.run_list("globex", "q", reads)["events"] == ["old run", "new run"]  # per organization
+    cache.runs_changed("acme")
+    assert cache.run_list("acme", "q", reads)["events"] == ["old run", "new run"]
+    time.sleep(cache.LIST_TTL_SECONDS + 0.1)
+    reads.events.append("newer run")
+    assert cache.run_list("acme", "q", reads)["events"] == ["old run", "new run", "newer run"]

@@ -6,13 +6,20 @@ The yaml reads every PostgreSQL setting from ``DAGSTER_PG_*`` environment variab
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 REPO = Path(__file__).resolve().parents[2]
 POSTGRES_INSTANCE = REPO / "deploy" / "dagster" / "dagster.postgres.yaml"
 PG_VARS = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
+# One host only: run workers are local processes whose pids run monitoring can check. Compose and the
+# Helm chart keep their own launchers (workers in other containers/pods), so this is not in the yaml.
+ONE_HOST_RUN_LAUNCHER = """
+# Added by dalgo serve: run monitoring checks each run worker's pid on this host.
+run_launcher:
+  module: dalgo_assets.deploy.run_launcher
+  class: OneHostRunLauncher
+"""
 
 
 class DeployError(Exception):
@@ -41,8 +48,9 @@ def pg_env_from_url(url: str) -> dict[str, str]:
 
 
 def write_postgres_instance(dagster_home: Path) -> Path:
-    """Install the production instance yaml as ``$DAGSTER_HOME/dagster.yaml`` (replacing the embedded one)."""
+    """Install the production instance yaml as ``$DAGSTER_HOME/dagster.yaml`` (replacing the embedded one),
+    with the one-host run launcher (``dalgo serve``)."""
     dagster_home.mkdir(parents=True, exist_ok=True)
     target = dagster_home / "dagster.yaml"
-    shutil.copyfile(POSTGRES_INSTANCE, target)
+    target.write_text(POSTGRES_INSTANCE.read_text() + ONE_HOST_RUN_LAUNCHER)
     return target

@@ -1,4 +1,4 @@
-"""The production instance yaml and its connection settings, without starting any server."""
+"""The production instance yaml and its connection settings (a PostgreSQL server only for the restart)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,18 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
+from dagster import DagsterInstance
 from dagster._core.instance.config import dagster_instance_config
 
-from dalgo_assets.deploy.instance import POSTGRES_INSTANCE, DeployError, pg_env_from_url
+from dalgo_assets.deploy.instance import POSTGRES_INSTANCE, DeployError, pg_env_from_url, write_postgres_instance
+from tests.support.postgres import PostgresServer
+
+
+def use_postgres(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """The ``DAGSTER_PG_*`` variables the instance yaml reads, as ``dalgo serve`` sets them."""
+    for name, value in pg_env_from_url(url).items():
+        monkeypatch.setenv(name, value)
 
 
 def test_url_becomes_the_instance_variables() -> None:
@@ -24,8 +33,11 @@ def test_url_becomes_the_instance_variables() -> None:
 
 @pytest.mark.parametrize(
     ("url", "problem"),
-    [("mysql://u:p@h/d", "expected postgresql://"), ("postgresql://h:5432/d", "needs a user"),
-     ("postgresql://u:p@h:5432/", "needs a user, a host and a database")],
+    [
+        ("mysql://u:p@h/d", "expected postgresql://"),
+        ("postgresql://h:5432/d", "needs a user"),
+        ("postgresql://u:p@h:5432/", "needs a user, a host and a database"),
+    ],
 )
 def test_bad_url_names_the_setting(url: str, problem: str) -> None:
     with pytest.raises(DeployError, match="--postgres-url") as err:
@@ -34,8 +46,7 @@ def test_bad_url_names_the_setting(url: str, problem: str) -> None:
 
 
 def test_instance_yaml_is_valid_dagster_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in pg_env_from_url("postgresql://dagster:secret@127.0.0.1:5432/dagster").items():
-        monkeypatch.setenv(name, value)
+    use_postgres(monkeypatch, "postgresql://dagster:secret@127.0.0.1:5432/dagster")
     shutil.copy(POSTGRES_INSTANCE, tmp_path / "dagster.yaml")
     config, _ = dagster_instance_config(str(tmp_path))
     db = config["storage"]["postgres"]["postgres_db"]
@@ -49,3 +60,31 @@ def test_instance_yaml_is_valid_dagster_config(tmp_path: Path, monkeypatch: pyte
     assert config["run_coordinator"]["config"]["dequeue_interval_seconds"] == 1
     assert config["run_monitoring"]["enabled"] is True
     assert config["run_retries"] == {"enabled": True, "max_retries": 1, "retry_on_asset_or_op_failure": False}
+
+
+def test_serve_adds_the_one_host_run_launcher_and_compose_keeps_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_postgres(monkeypatch, "postgresql://dagster:secret@127.0.0.1:5432/dagster")
+    config, _ = dagster_instance_config(str(write_postgres_instance(tmp_path / "serve").parent))
+    assert config["run_launcher"]["module"] == "dalgo_assets.deploy.run_launcher"
+    assert config["run_launcher"]["class"] == "OneHostRunLauncher"
+    # docker compose mounts the yaml itself: its run workers live in the code-server containers
+    assert "run_launcher" not in yaml.safe_load(POSTGRES_INSTANCE.read_text())
+
+
+def test_webserver_pool_survives_a_postgres_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The webserver keeps pooled connections (``optimize_for_webserver``); after a PostgreSQL restart
+    they are pinged and replaced, so no read fails (the API answered 503 once per pool before)."""
+    with PostgresServer() as server:  # its own: restarting the session one would disturb other tests
+        dsn = server.create_database("dagster_restart", owner="dagster", password="dagster-secret")
+        use_postgres(monkeypatch, dsn)
+        home = write_postgres_instance(tmp_path / "dagster").parent
+        with DagsterInstance.from_config(str(home)) as instance:
+            instance.optimize_for_webserver(statement_timeout=15000, pool_recycle=3600, max_overflow=20)
+            reads = (instance.get_runs, instance.event_log_storage.get_asset_records, instance.all_instigator_state)
+            for read in reads:
+                read()  # every pool holds a connection now
+            server.restart()
+            for read in reads:
+                read()

@@ -8,10 +8,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 import psycopg
@@ -22,7 +21,6 @@ from tests.support.orgs import write_dbt_project, write_spec
 from tests.support.postgres import PostgresServer, free_port
 
 BIN = Path(sys.executable).parent
-T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
 ORGS = ("alpha", "beta")
 PASSWORD = "Serve-test-pass-2024"
@@ -55,24 +53,10 @@ for slug in {ORGS!r}:
 """
 
 
-def retry(action: Callable[[], T], timeout: float = 90) -> T:
-    """``action()`` until it stops raising (a client's retry after a transient failure)."""
-    deadline = time.time() + timeout
-    while True:
-        try:
-            return action()
-        except Exception:
-            if time.time() > deadline:
-                raise
-            time.sleep(2)
-
-
 def write_orgs(orgs_dir: Path, projects_dir: Path, postgres: PostgresServer) -> dict[str, str]:
     """Two organizations, each with its own PostgreSQL warehouse; returns ``{slug: warehouse dsn}``."""
     dsns = {}
-    project = write_dbt_project(
-        projects_dir, "tiny", {"models/numbers.sql": NUMBERS, "models/slow.sql": SLOW}
-    )
+    project = write_dbt_project(projects_dir, "tiny", {"models/numbers.sql": NUMBERS, "models/slow.sql": SLOW})
     for slug in ORGS:
         dsn = postgres.create_database(f"{slug}_wh", owner=f"{slug}_user", password=f"{slug}-secret")
         with psycopg.connect(dsn, autocommit=True) as conn:
@@ -217,9 +201,7 @@ class Topology:
         self.operator_token = self.login(OPERATOR)
 
     def login(self, email: str) -> str:
-        response = requests.post(
-            f"{self.api}/api/login/", json={"email": email, "password": PASSWORD}, timeout=30
-        )
+        response = requests.post(f"{self.api}/api/login/", json={"email": email, "password": PASSWORD}, timeout=30)
         assert response.status_code == 200, response.text
         return response.json()["token"]
 

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from dalgo_assets.automation.conditions import KeepFresh
+from dalgo_assets.automation.conditions import KeepFresh, OrgTargets
 from dalgo_assets.automation.policies import freshness_policy
 from dalgo_assets.automation.schedules import pipeline_job, pipeline_schedule
 from dalgo_assets.automation.sensors import automation_sensor
@@ -84,16 +84,23 @@ def upstream_closure(deps: Mapping[dg.AssetKey, set[dg.AssetKey]], root: dg.Asse
 def conditions_for(
     targets: Sequence[FreshnessTarget], assets: Sequence[dg.AssetsDefinition]
 ) -> dict[dg.AssetKey, dg.AutomationCondition]:
-    """Targets and the assets upstream of them get a ``KeepFresh``; nothing else gets a condition."""
+    """Targets and the assets upstream of them get a ``KeepFresh``; nothing else gets a condition.
+
+    Every condition shares the organization's targets and, per asset with a condition, its materializable
+    upstream, from which a target's chain (what its refresh pulls into the run) is picked on each tick.
+    """
     own: dict[dg.AssetKey, list[FreshnessTarget]] = defaultdict(list)
     serves: dict[dg.AssetKey, list[FreshnessTarget]] = defaultdict(list)
     for target in targets:
         own[target.key].append(target)
     deps, materializable = _dependencies(assets)
+    upstream = {key: frozenset(upstream_closure(deps, key) & materializable) for key in own}
     for key, key_targets in own.items():
-        for upstream in upstream_closure(deps, key) & materializable:
-            serves[upstream].extend(key_targets)
-    org = tuple(targets)
+        for up in upstream[key]:
+            serves[up].extend(key_targets)
+            if up not in upstream:
+                upstream[up] = frozenset(upstream_closure(deps, up) & materializable)
+    org = OrgTargets(tuple(targets), upstream)
     return {
         key: KeepFresh(tuple(own.get(key, ())), tuple(serves.get(key, ())), org)
         for key in sorted(own.keys() | serves.keys(), key=lambda k: k.path)

@@ -9,13 +9,21 @@ projects' models). A target *wants* a refresh when
 - it is *ripe* (past 60% of its lag threshold, or inside its deadline window) and another target of the
   organization is due: the run that happens anyway then serves both, and their shared upstream is
   synced once instead of twice;
-- and it is neither in a run in progress nor backing off after a failed run (a quarter of the expected
-  run time, 30 s to 5 min), so a failure is retried inside the target's window without hammering.
+- and it is not *blocked*: neither in a run in progress, nor backing off after a failed run (a quarter
+  of the expected run time, 30 s to 5 min, so a failure is retried inside the target's window without
+  hammering), nor waiting for an asset of its chain that a run in progress is materializing.
 
-An asset is requested when one of the targets it serves wants a refresh and it is not itself in a
-run in progress. All the assets requested in a tick form one run, so a target and its whole upstream
-chain are refreshed together, once for every target that needs them. An asset that no target needs
-has no condition and never runs by itself.
+A target's *chain* is what its refresh pulls into the run: the target, every upstream asset whose own
+data would make the target ripe or due (measured by the target's rules from that asset's last
+materialization), and the assets between those and the target. An upstream asset refreshed recently
+enough is not synced again: the target is rebuilt from it. While an asset of the chain is in a run in
+progress (Dagster's ``in_progress()`` status, the one ``AutomationCondition.in_progress()`` reads),
+the target waits: that run is the sync its refresh would duplicate, and when it finishes, the target
+is requested on the next tick if it is still due, without that asset.
+
+An asset is requested when it is in the chain of a target that wants a refresh. All the assets
+requested in a tick form one run, so a target and its upstream chain are refreshed together, once for
+every target that needs them. An asset that no target needs has no condition and never runs by itself.
 
 This is what ``(target condition) & ~in_progress()`` on targets plus ``any_downstream_conditions()``
 on their upstream would do, in one node per asset: Dagster then evaluates a handful of nodes per tick
@@ -28,7 +36,7 @@ condition, it is evaluated in the code location (``use_user_code_server=True`` o
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -45,17 +53,28 @@ MAX_RETRY_DELAY = timedelta(minutes=5)
 MAX_HORIZON = timedelta(minutes=15)
 
 
+@dataclass(frozen=True, eq=False)
+class OrgTargets:
+    """The organization's targets, and for every asset with a condition the materializable assets upstream of it."""
+
+    targets: tuple[FreshnessTarget, ...] = ()
+    upstream: Mapping[dg.AssetKey, frozenset[dg.AssetKey]] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class TargetState:
     due: bool
     ripe: bool
-    blocked: bool  # in a run in progress, or backing off after a failure
+    blocked: bool  # in a run in progress, backing off after a failure, or waiting for its chain's run
+    chain: frozenset[dg.AssetKey] = frozenset()  # what a refresh pulls into the run (when ripe)
 
 
 @dataclass
 class _Tick:
-    """What one evaluation tick learned about the organization's targets."""
+    """What one evaluation tick learned about the organization's assets and targets."""
 
+    last: dict[dg.AssetKey, float | None] = field(default_factory=dict)
+    running: dict[dg.AssetKey, bool] = field(default_factory=dict)
     states: dict[dg.AssetKey, TargetState] = field(default_factory=dict)
     due_keys: set[dg.AssetKey] | None = None
 
@@ -76,9 +95,27 @@ def _horizon(context: AutomationContext) -> float:
     return min(max((context.evaluation_time - previous).total_seconds(), 0.0), MAX_HORIZON.total_seconds())
 
 
-async def _in_progress(view: Any, key: dg.AssetKey) -> bool:
-    running = await view.compute_run_in_progress_subset(key=key, from_subset=view.get_full_subset(key=key))
-    return not running.is_empty
+def _tick(context: AutomationContext) -> _Tick:
+    return _TICKS.setdefault(context.asset_graph_view, _Tick())
+
+
+async def _last_materialized(context: AutomationContext, key: dg.AssetKey) -> float | None:
+    tick = _tick(context)
+    if key not in tick.last:
+        record = await AssetRecord.gen(context.asset_graph_view, key)
+        materialization = record.asset_entry.last_materialization_record if record else None
+        tick.last[key] = materialization.timestamp if materialization else None
+    return tick.last[key]
+
+
+async def _in_progress(context: AutomationContext, key: dg.AssetKey) -> bool:
+    """Dagster's ``in_progress()`` status of ``key``: planned by a run that has not ended."""
+    tick = _tick(context)
+    if key not in tick.running:
+        view = context.asset_graph_view
+        running = await view.compute_run_in_progress_subset(key=key, from_subset=view.get_full_subset(key=key))
+        tick.running[key] = not running.is_empty
+    return tick.running[key]
 
 
 async def _failed_at(view: Any, key: dg.AssetKey) -> float | None:
@@ -92,43 +129,61 @@ async def _failed_at(view: Any, key: dg.AssetKey) -> float | None:
     return run.end_time or run.update_timestamp.timestamp()
 
 
-async def target_state(context: AutomationContext, target: FreshnessTarget) -> TargetState:
-    tick = _TICKS.setdefault(context.asset_graph_view, _Tick())
+async def _chain(context: AutomationContext, target: FreshnessTarget, org: OrgTargets) -> frozenset[dg.AssetKey]:
+    """The target and the upstream assets its refresh needs: the outdated ones and those downstream of them."""
+    now, horizon = context.evaluation_time.timestamp(), _horizon(context)
+    upstream = org.upstream.get(target.key, frozenset())
+    outdated = set()
+    for key in upstream:
+        last = await _last_materialized(context, key)
+        if target.due(last, now, horizon) or target.ripe(last, now):
+            outdated.add(key)
+    return frozenset({target.key} | {k for k in upstream if k in outdated or org.upstream.get(k, set()) & outdated})
+
+
+async def _blocked(
+    context: AutomationContext, target: FreshnessTarget, last: float | None, chain: frozenset[dg.AssetKey]
+) -> bool:
+    failed = await _failed_at(context.asset_graph_view, target.key)
+    now = context.evaluation_time.timestamp()
+    if failed is not None and failed > (last or 0) and now - failed < retry_delay(target):
+        return True
+    for key in sorted(chain, key=lambda k: k != target.key):  # the target's own run first
+        if await _in_progress(context, key):
+            return True
+    return False
+
+
+async def target_state(context: AutomationContext, target: FreshnessTarget, org: OrgTargets) -> TargetState:
+    tick = _tick(context)
     if target.key in tick.states:
         return tick.states[target.key]
-    view = context.asset_graph_view
-    record = await AssetRecord.gen(view, target.key)
-    materialization = record.asset_entry.last_materialization_record if record else None
-    last = materialization.timestamp if materialization else None
+    last = await _last_materialized(context, target.key)
     now = context.evaluation_time.timestamp()
     due = target.due(last, now, horizon=_horizon(context))
-    ripe = due or target.ripe(last, now)
-    blocked = False
-    if ripe:
-        failed = await _failed_at(view, target.key)
-        blocked = (failed is not None and failed > (last or 0) and now - failed < retry_delay(target)) or (
-            await _in_progress(view, target.key)
-        )
-    state = TargetState(due, ripe, blocked)
+    state = TargetState(due, due or target.ripe(last, now), False)
+    if state.ripe:
+        chain = await _chain(context, target, org)
+        state = TargetState(due, True, await _blocked(context, target, last, chain), chain)
     tick.states[target.key] = state
     return state
 
 
-async def _due_keys(context: AutomationContext, org: Sequence[FreshnessTarget]) -> set[dg.AssetKey]:
+async def _due_keys(context: AutomationContext, org: OrgTargets) -> set[dg.AssetKey]:
     """The organization's targets that will be requested this tick whatever else happens."""
-    tick = _TICKS.setdefault(context.asset_graph_view, _Tick())
+    tick = _tick(context)
     if tick.due_keys is None:
         due = set()
-        for target in org:
-            state = await target_state(context, target)
+        for target in org.targets:
+            state = await target_state(context, target, org)
             if state.due and not state.blocked:
                 due.add(target.key)
         tick.due_keys = due
     return tick.due_keys
 
 
-async def wants_refresh(context: AutomationContext, target: FreshnessTarget, org: Sequence[FreshnessTarget]) -> bool:
-    state = await target_state(context, target)
+async def wants_refresh(context: AutomationContext, target: FreshnessTarget, org: OrgTargets) -> bool:
+    state = await target_state(context, target, org)
     if state.blocked or not state.ripe:
         return False
     return state.due or bool(await _due_keys(context, org) - {target.key})
@@ -136,11 +191,11 @@ async def wants_refresh(context: AutomationContext, target: FreshnessTarget, org
 
 @dataclass(frozen=True)
 class KeepFresh(dg.AutomationCondition):
-    """Request this asset when a target it serves wants a refresh; see the module docstring."""
+    """Request this asset when it is in the chain of a target that wants a refresh; see the module docstring."""
 
     own: tuple[FreshnessTarget, ...]
     downstream: tuple[FreshnessTarget, ...] = ()
-    org: tuple[FreshnessTarget, ...] = field(default=(), compare=False, hash=False, repr=False)
+    org: OrgTargets = field(default_factory=OrgTargets, compare=False, hash=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -166,15 +221,15 @@ class KeepFresh(dg.AutomationCondition):
     def __hash__(self) -> int:
         return hash((type(self), self.own, self.downstream))
 
+    async def _in_a_wanted_chain(self, context: AutomationContext) -> bool:
+        for target in self.own + self.downstream:
+            wanted = await wants_refresh(context, target, self.org)
+            if wanted and context.key in (await target_state(context, target, self.org)).chain:
+                return True
+        return False
+
     async def evaluate(self, context: AutomationContext) -> dg.AutomationResult:  # type: ignore[override]
-        wanted = False
-        if not context.candidate_subset.is_empty:
-            for target in self.own + self.downstream:
-                if await wants_refresh(context, target, self.org):
-                    wanted = True
-                    break
-        if wanted and await _in_progress(context.asset_graph_view, context.key):
-            wanted = False
+        wanted = not context.candidate_subset.is_empty and await self._in_a_wanted_chain(context)
         return dg.AutomationResult(
             context, true_subset=context.candidate_subset if wanted else context.get_empty_subset()
         )

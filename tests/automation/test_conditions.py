@@ -109,3 +109,23 @@ def test_deadline_target_is_requested_in_time_for_its_deadline() -> None:
     ((_, run),) = launched
     assert run.keys == CHAIN_A
     assert run.ends <= (T0 + minutes(9 * 60)).timestamp()
+
+
+def test_a_target_due_while_its_upstream_runs_for_another_waits_for_that_sync() -> None:
+    """mart_b falls due while a run of mart_a's chain (which syncs their shared stream) is in progress.
+
+    It is not requested then (its run would sync the stream a second time), and once that run has
+    finished it is requested alone: the stream and staging model the run just refreshed are fresh.
+    """
+    lag_30 = {"max_lag_minutes": 30, "expected_run_minutes": 10}
+    org = virtual_org([dash(LAG_60), {"name": "ops", "assets": ["sales/mart_b"], "freshness": lag_30}], run_minutes=9)
+    materialize_all(org, T0)
+    materialize_all(org, T0 + minutes(40), ["sales/mart_b"])
+    assert org.tick(T0 + minutes(45)) is None
+    run = org.tick(T0 + minutes(50))  # mart_a is due; mart_b (10 min old) is not worth joining yet
+    assert run is not None and run.keys == CHAIN_A
+    assert requested_at(org, 55) == frozenset()  # mart_b due, but its upstream is being synced (until 59)
+    assert not run.finished
+    after = org.tick(T0 + minutes(60))
+    assert run.finished
+    assert after is not None and after.keys == {key("sales/mart_b")}

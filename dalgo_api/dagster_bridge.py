@@ -287,7 +287,8 @@ def launch_run(
 DAEMON_SEES_LOCATION = """
 query($sensor: SensorSelector!) {
   instance { daemonHealth { daemonStatus(daemonType: "QUEUED_RUN_COORDINATOR") { healthy } } }
-  sensorOrError(sensorSelector: $sensor) { __typename ... on Sensor { sensorState { ticks(limit: 1) { timestamp } } } }
+  sensorOrError(sensorSelector: $sensor) {
+    __typename ... on Sensor { sensorState { status ticks(limit: 1) { timestamp } } } }
 }
 """
 _daemon_locations: set[str] = set()  # locations this process saw the daemon evaluate
@@ -302,8 +303,8 @@ def wait_for_daemon(slug: str) -> None:
     ``max_user_code_failure_retries`` retries). A run requested in the first minute of a new organization
     would fail, so the launch waits until the daemon has evaluated the organization's automation sensor
     (on by default in every location: its first tick comes right after the daemon loads the location).
-    No wait when the daemon is not running (the run then waits in the queue), or when the location does
-    not load (``launchRun`` reports why)."""
+    No wait when the daemon is not running (the run then waits in the queue), when an operator stopped
+    the sensor, or when the location does not load (``launchRun`` reports why)."""
     from dalgo_assets.automation.sensors import automation_sensor_name
 
     name = location_name(slug)
@@ -317,8 +318,10 @@ def wait_for_daemon(slug: str) -> None:
         if found["__typename"] == "Sensor" and found["sensorState"]["ticks"]:
             _daemon_locations.add(name)
             return
+        if found["__typename"] != "Sensor" or found["sensorState"]["status"] != "RUNNING":
+            return  # the location does not load, or an operator stopped its sensor: nothing to wait for
         daemon_up = data["instance"]["daemonHealth"]["daemonStatus"]["healthy"]
-        if found["__typename"] != "Sensor" or not daemon_up or time.monotonic() > deadline:
+        if not daemon_up or time.monotonic() > deadline:
             return
         time.sleep(1)
 

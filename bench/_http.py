@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import multiprocessing
 import socket
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -71,3 +73,43 @@ class Client:
         if not 200 <= response.status < 300:
             raise RuntimeError(f"{method} {path}: {response.status} {payload[:300]!r}")
         return json.loads(payload), elapsed
+
+
+def run_clients(port: int, call: Callable[[Client], float], clients: int, seconds: float) -> tuple[float, list[float]]:
+    """``call(client)`` (returning a request's seconds) in ``clients`` client processes for ``seconds``.
+
+    Each client is its own process with one keep-alive connection, as independent browsers are: client
+    threads in one process would queue for its interpreter lock and add that wait to every latency.
+    Each warms up with one call before the clock starts. Returns (requests/s, latencies)."""
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(clients + 1)
+    results = ctx.Queue()
+
+    def client_process() -> None:
+        client = Client(port)
+        latencies: list[float] = []
+        try:
+            call(client)
+            barrier.wait()
+            stop_at = time.monotonic() + seconds
+            while time.monotonic() < stop_at:
+                latencies.append(call(client))
+            results.put((latencies, None))
+        except BaseException as exc:  # reported by the parent
+            barrier.abort()
+            results.put((latencies, repr(exc)))
+
+    procs = [ctx.Process(target=client_process, daemon=True) for _ in range(clients)]
+    for proc in procs:
+        proc.start()
+    barrier.wait(timeout=120)
+    started = time.monotonic()
+    collected = [results.get(timeout=seconds + 120) for _ in procs]
+    elapsed = time.monotonic() - started
+    for proc in procs:
+        proc.join()
+    errors = [error for _, error in collected if error]
+    if errors:
+        raise RuntimeError(f"{len(errors)} client(s) failed: {errors[0]}")
+    latencies = [lat for own, _ in collected for lat in own]
+    return len(latencies) / elapsed, latencies

@@ -5,7 +5,7 @@ leaving Dagster's queue, on the embedded default (SQLite instance, queued run co
 Everything runs in one temporary folder: a Dagster instance (``deploy/dagster/dagster.yaml``) seeded
 through the instance API with 10,000 runs of two organizations (tags, statuses, and events for some),
 the Dagster webserver (GraphQL) and daemon, and the API under gunicorn (2 gthread workers of 4 threads,
-as ``dalgo serve`` starts it on 2 cores; SQLite). Each phase runs 20 keep-alive clients for a few
+as ``dalgo serve`` starts it on 2 cores; SQLite). Each phase runs 20 client processes (one keep-alive connection each) for a few
 seconds; the same client code measures both servers.
 
 Run with no arguments: ``.venv/bin/python bench/api_runs.py``. The last line is
@@ -21,12 +21,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 
-from _http import Client, free_port, pct, wait_http
+from _http import Client, free_port, pct, run_clients, wait_http
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = REPO / ".venv" / "bin"
@@ -143,34 +142,8 @@ def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
 
 
 def load(port: int, call) -> tuple[float, list[float]]:
-    """``call(client)`` in CLIENTS threads for SECONDS; returns (requests/s, latencies)."""
-    latencies: list[float] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-    clients = [Client(port) for _ in range(CLIENTS)]
-    for client in clients:  # connect and warm up before the clock starts
-        call(client)
-    stop_at = time.monotonic() + SECONDS
-
-    def worker(client: Client) -> None:
-        own = []
-        try:
-            while time.monotonic() < stop_at:
-                own.append(call(client))
-        except BaseException as exc:
-            errors.append(exc)
-        with lock:
-            latencies.extend(own)
-
-    threads = [threading.Thread(target=worker, args=(c,)) for c in clients]
-    started = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return len(latencies) / (time.monotonic() - started), latencies
+    """``call(client)`` in CLIENTS client processes for SECONDS; returns (requests/s, latencies)."""
+    return run_clients(port, call, CLIENTS, SECONDS)
 
 
 def post_to_start(port: int, headers: dict[str, str]) -> list[float]:

@@ -72,7 +72,7 @@ class TokenAuth(HttpBearer):
     permissions: tuple[str, ...] = ()
 
     def authenticate(self, request: HttpRequest, token: str) -> RequestContext:
-        row = ApiToken.objects.select_related("user").filter(key_hash=hash_token(token)).first()
+        row = next(iter(ApiToken.objects.select_related("user").filter(key_hash=hash_token(token))[:1]), None)
         if row is None or not row.user.is_active:
             raise ApiError(401, "invalid token: log in again")
         if row.expired:
@@ -150,7 +150,8 @@ def _enter_org(ctx: RequestContext, slug: str | None) -> None:
         ctx.org = Org.objects.filter(slug=slug).first()
         ctx.role = Role.SUPER_ADMIN
     else:
-        member = OrgUser.objects.filter(user=ctx.user, org__slug=slug).select_related("org", "role").first()
+        members = OrgUser.objects.filter(user=ctx.user, org__slug=slug).select_related("org", "role")[:1]
+        member = next(iter(members), None)  # unique (user, org): no ORDER BY needed, unlike first()
         ctx.org, ctx.role = (member.org, member.role.slug) if member else (None, None)
     if ctx.org is None:
         raise ApiError(404, f"organization '{slug}' not found")

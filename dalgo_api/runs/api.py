@@ -102,7 +102,7 @@ class RunFilters(Schema):
 @runs.get("/", response=RunPage, auth=has_permission(["can_view_runs"]))
 def list_runs(request: HttpRequest, filters: Query[RunFilters]) -> dict:
     """The organization's runs, newest first, a page at a time: every run of its code location, whoever
-    launched it (this API, Dagit, its sensors and schedules). A new run shows within a second."""
+    launched it (this API, Dagit, its sensors and schedules). A new run shows within two seconds."""
     slug = request.auth.org.slug
     return cache.run_list(slug, filters.model_dump_json(), lambda: _run_page(slug, filters))
 

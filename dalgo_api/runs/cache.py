@@ -5,10 +5,13 @@
   are append-only, so the page and its cursor stay the same), or any page of a run that ended more than
   ``SETTLED_SECONDS`` ago (its worker has exited and logged its last event). The latest page of a
   running run is always read from Dagster, so a client following it sees every new event.
-- The answer of a run list, per organization and query, for ``LIST_TTL_SECONDS``: every client polling
-  an organization's run list shares one storage query per interval. A run launched or cancelled through
-  this process shows in its next list at once; one launched elsewhere (another API worker, Dagit, a
-  sensor or a schedule) within ``LIST_TTL_SECONDS``.
+- The answer of a run list, per organization and query: every client polling an organization's run
+  list shares one storage query per ``LIST_TTL_SECONDS``. Past that age, and up to ``LIST_STALE_SECONDS``,
+  the list is still answered at once while one background thread reads it again (stale while
+  revalidating), so no request waits for the storage query while clients keep polling; an older list
+  is read before answering. A run launched or cancelled through this process shows in its next list at
+  once; one launched elsewhere (another API worker, Dagit, a sensor or a schedule) within
+  ``LIST_STALE_SECONDS``.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.cache import caches
+from django.db import close_old_connections
 
 RUNS_CACHE = "runs"
 LIST_TTL_SECONDS = 1.0
+LIST_STALE_SECONDS = 2.0
 SETTLED_SECONDS = 60.0
 LOG_PAGE_TTL_SECONDS = 3600
 
@@ -42,26 +47,54 @@ def _generation_key(slug: str) -> str:
 
 
 _list_locks: dict[str, threading.Lock] = {}
+_refreshing: set[str] = set()
 _list_locks_guard = threading.Lock()
+
+
+def _read_into(cache: Any, key: str, read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    page = read()
+    cache.set(key, (time.time(), page), LIST_STALE_SECONDS)
+    return page
+
+
+def _refresh_in_background(cache: Any, key: str, read: Callable[[], dict[str, Any]]) -> None:
+    """Read the list again in one background thread per key (none if one is already reading it)."""
+    with _list_locks_guard:
+        if key in _refreshing:
+            return
+        _refreshing.add(key)
+
+    def refresh() -> None:
+        try:
+            _read_into(cache, key, read)
+        except Exception:  # the next request reads it itself and reports the error
+            cache.delete(key)
+        finally:
+            with _list_locks_guard:
+                _refreshing.discard(key)
+            close_old_connections()
+
+    threading.Thread(target=refresh, name=f"run-list-refresh:{key}", daemon=True).start()
 
 
 def run_list(slug: str, query: str, read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """The organization's run list for ``query`` (the validated filters), read at most once per
-    ``LIST_TTL_SECONDS`` per process: when it expires, one request thread reads it and the others
-    asking for the same list wait for that answer instead of all querying Dagster at once."""
+    ``LIST_TTL_SECONDS`` per process (see the module docstring). When there is no list young enough to
+    answer, one request thread reads it and the others asking for the same list wait for that answer
+    instead of all querying Dagster at once."""
     cache = runs_cache()
     key = _key("list", slug, cache.get(_generation_key(slug), 0), query)
-    page = cache.get(key)
-    if page is not None:
+    entry = cache.get(key)
+    if entry is not None:
+        read_at, page = entry
+        if time.time() - read_at > LIST_TTL_SECONDS:
+            _refresh_in_background(cache, key, read)
         return page
     with _list_locks_guard:
         lock = _list_locks.setdefault(slug, threading.Lock())
     with lock:
-        page = cache.get(key)
-        if page is None:
-            page = read()
-            cache.set(key, page, LIST_TTL_SECONDS)
-    return page
+        entry = cache.get(key)
+        return entry[1] if entry is not None else _read_into(cache, key, read)
 
 
 def runs_changed(slug: str) -> None:

@@ -1,6 +1,6 @@
 """What the run endpoints may answer from Django's cache: only log pages that can no longer change, and
-run lists for at most a second, except that a run launched through this process shows at once
-(no Dagster process needed: the rules of ``dalgo_api.runs.cache`` with Dagster's own run objects)."""
+run lists for a second (two while clients poll them), except that a run launched through this process
+shows at once (no Dagster process needed: the rules of ``dalgo_api.runs.cache`` with Dagster's own run objects)."""
 
 from __future__ import annotations
 
@@ -74,6 +74,25 @@ def test_a_run_list_is_shared_for_a_second_but_a_launch_here_shows_at_once():
     assert cache.run_list("globex", "q", reads)["events"] == ["old run", "new run"]  # per organization
     cache.runs_changed("acme")
     assert cache.run_list("acme", "q", reads)["events"] == ["old run", "new run"]
+
+
+def _wait_for_calls(reads: Reads, calls: int) -> None:
+    deadline = time.monotonic() + 10
+    while reads.calls < calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_polled_run_list_is_answered_at_once_and_read_again_behind_the_scenes():
+    reads = Reads(["old run"])
+    cache.run_list("acme", "q", reads)
+    reads.events.append("new run")
     time.sleep(cache.LIST_TTL_SECONDS + 0.1)
+    # older than LIST_TTL_SECONDS, younger than LIST_STALE_SECONDS: answered now, read again in the background
+    assert cache.run_list("acme", "q", reads)["events"] == ["old run"]
+    _wait_for_calls(reads, 2)
+    assert cache.run_list("acme", "q", reads)["events"] == ["old run", "new run"]
+    assert reads.calls == 2
+    # nobody polled for LIST_STALE_SECONDS: the list is read before answering, never served that old
     reads.events.append("newer run")
+    time.sleep(cache.LIST_STALE_SECONDS + 0.1)
     assert cache.run_list("acme", "q", reads)["events"] == ["old run", "new run", "newer run"]

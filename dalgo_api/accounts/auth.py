@@ -15,6 +15,7 @@ as the operation's auth means a denied caller learns nothing about the body's va
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,18 @@ def forget_role_permissions(**_: object) -> None:
     _permissions_cache.clear()
 
 
+AUTH_TTL_SECONDS = 1.0
+AUTH_CACHE_MAX = 10_000
+_auth_cache: dict[tuple[str, str | None, bool], tuple[float, RequestContext]] = {}
+
+
+def forget_authentications(**_: object) -> None:
+    """Drop this process's remembered callers: connected to every change of a token, user, membership,
+    organization or role, so a logout, a password change or a removed membership applies in this process
+    at once (and in the other API processes within ``AUTH_TTL_SECONDS``)."""
+    _auth_cache.clear()
+
+
 class TokenAuth(HttpBearer):
     """``Authorization: Bearer <token>``; tokens are looked up by their sha256 and must not be expired."""
 
@@ -111,11 +124,7 @@ class PermissionAuth(TokenAuth):
         self.lookup = lookup
 
     def authenticate(self, request: HttpRequest, token: str) -> RequestContext:
-        ctx = super().authenticate(request, token)
-        if self.org_scoped:
-            _enter_org(ctx, self._org_slug(request))
-        elif ctx.user.is_superuser:
-            ctx.role, ctx.permissions = Role.SUPER_ADMIN, role_permissions(Role.SUPER_ADMIN)
+        ctx = self._caller(request, token)
         if self.lookup is not None:
             # Before the permission check: an object outside the caller's organization is 404 for
             # everyone, so 403 only ever speaks of objects the caller's organization owns.
@@ -129,6 +138,26 @@ class PermissionAuth(TokenAuth):
                 held = "this platform-level operation is for Super Admins"
             raise ApiError(403, f"permission denied: {', '.join(missing)} required; {held}")
         return ctx
+
+    def _caller(self, request: HttpRequest, token: str) -> RequestContext:
+        """The caller, its organization, role and permissions. A caller that passed is remembered per
+        (token, organization) for ``AUTH_TTL_SECONDS`` in this process: a client polling runs or logs then
+        costs no token and membership queries (a third of such a request). A refusal is never remembered."""
+        slug = self._org_slug(request) if self.org_scoped else None
+        key = (hash_token(token), slug, self.org_scoped)
+        now = time.monotonic()
+        hit = _auth_cache.get(key)
+        if hit is not None and hit[0] > now and not hit[1].token.expired:
+            return dataclasses.replace(hit[1])  # a context of its own: ``obj`` is per request
+        ctx = TokenAuth.authenticate(self, request, token)
+        if self.org_scoped:
+            _enter_org(ctx, slug)
+        elif ctx.user.is_superuser:
+            ctx.role, ctx.permissions = Role.SUPER_ADMIN, role_permissions(Role.SUPER_ADMIN)
+        if len(_auth_cache) >= AUTH_CACHE_MAX:
+            _auth_cache.clear()
+        _auth_cache[key] = (now + AUTH_TTL_SECONDS, ctx)
+        return dataclasses.replace(ctx)
 
     def _org_slug(self, request: HttpRequest) -> str | None:
         if self.org_path_param:

@@ -8,7 +8,7 @@ import pytest
 
 from dalgo_api.accounts.roles import ASSIGNABLE_ROLES
 from dalgo_api.orgs.models import Invitation, Org, OrgUser
-from tests.api.conftest import OrgWorld
+from tests.api.conftest import OrgWorld, token_for
 
 
 def _b_objects(b: OrgWorld) -> list[tuple[str, str, object]]:
@@ -91,3 +91,22 @@ def test_super_admin_acts_in_every_org(api, world: OrgWorld, other_world: OrgWor
     assert Org.objects.get(slug=other_world.slug).name == "Org B2"
     slugs = {o["slug"] for o in api.get("/api/organizations/", token=token).json()}
     assert {world.slug, other_world.slug} <= slugs
+
+
+def test_a_remembered_caller_is_forgotten_at_once_when_membership_role_or_token_change(api, world: OrgWorld):
+    """The API remembers a caller's checks for a second (``auth.AUTH_TTL_SECONDS``); a demotion, a removed
+    membership and a logout must still apply to the very next request."""
+    manager, target = world.tokens["account-manager"], world.target
+    target_token = token_for(target)
+    # an analyst sees the invitations; demoted to guest, the next request has a guest's permissions
+    assert api.get("/api/invitations/", token=target_token, org=world.slug).status_code == 200
+    r = api.put(f"/api/users/{target.pk}", {"role": "guest"}, token=manager, org=world.slug)
+    assert r.status_code == 200
+    assert api.get("/api/invitations/", token=target_token, org=world.slug).status_code == 403
+    # removed from the organization: the next request does not find it
+    assert api.delete(f"/api/users/{target.pk}", token=manager, org=world.slug).status_code == 204
+    assert api.get("/api/users/", token=target_token, org=world.slug).status_code == 404
+    # logged out: the token is refused at once
+    assert api.get("/api/users/", token=manager, org=world.slug).status_code == 200
+    assert api.post("/api/logout/", token=manager).status_code == 200
+    assert api.get("/api/users/", token=manager, org=world.slug).status_code == 401

@@ -12,6 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+# gunicorn flags of the API benchmarks beside ``dalgo serve``'s: keep-alive clients, no access log
+QUIET = ["--keep-alive", "30", "--log-level", "warning"]
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -22,7 +22,9 @@ import threading
 import time
 from pathlib import Path
 
-from _http import Client, free_port, pct, wait_http
+from _http import QUIET, Client, free_port, pct, wait_http
+
+from dalgo_assets.deploy.serve import gunicorn_argv
 
 REPO = Path(__file__).resolve().parent.parent
 CLIENTS = 20
@@ -49,22 +51,7 @@ for i in range({CLIENTS}):
 
 
 def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    cmd = [
-        str(REPO / ".venv" / "bin" / "gunicorn"),
-        "dalgo_api.wsgi:application",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(WORKERS),
-        "--threads",
-        str(THREADS),
-        "--worker-class",
-        "gthread",
-        "--keep-alive",
-        "30",
-        "--log-level",
-        "warning",
-    ]
+    cmd = [*gunicorn_argv(f"127.0.0.1:{port}", WORKERS, THREADS), *QUIET]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     try:
         wait_http(port, "/api/health", timeout=60)

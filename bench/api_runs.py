@@ -5,8 +5,8 @@ leaving Dagster's queue, on the embedded default (SQLite instance, queued run co
 Everything runs in one temporary folder: a Dagster instance (``deploy/dagster/dagster.yaml``) seeded
 through the instance API with 10,000 runs of two organizations (tags, statuses, and events for some),
 the Dagster webserver (GraphQL) and daemon, and the API under gunicorn (2 gthread workers of 4 threads,
-as ``dalgo serve`` starts it on 2 cores; SQLite). Each phase runs 20 client processes (one keep-alive connection each) for a few
-seconds; the same client code measures both servers.
+as ``dalgo serve`` starts it on 2 cores; SQLite). Each phase runs 20 client processes (one keep-alive
+connection each) for a few seconds; the same client code measures both servers.
 
 Run with no arguments: ``.venv/bin/python bench/api_runs.py``. The last line is
 ``runs api ratio <api req/s / graphql req/s>: api ... p50 ... p99 ..., graphql ...; post-to-start ...``.
@@ -25,7 +25,9 @@ import time
 import uuid
 from pathlib import Path
 
-from _http import Client, free_port, pct, run_clients, wait_http
+from _http import QUIET, Client, free_port, pct, run_clients, wait_http
+
+from dalgo_assets.deploy.serve import gunicorn_argv
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = REPO / ".venv" / "bin"
@@ -206,22 +208,7 @@ def main() -> None:
         procs.append(start([str(BIN / "dagster-daemon"), "run", "-w", workspace], env, root / "daemon.log"))
         procs.append(
             start(
-                [
-                    str(BIN / "gunicorn"),
-                    "dalgo_api.wsgi:application",
-                    "--bind",
-                    f"127.0.0.1:{api_port}",
-                    "--workers",
-                    str(WORKERS),
-                    "--threads",
-                    str(THREADS),
-                    "--worker-class",
-                    "gthread",
-                    "--keep-alive",
-                    "30",
-                    "--log-level",
-                    "warning",
-                ],
+                [*gunicorn_argv(f"127.0.0.1:{api_port}", WORKERS, THREADS), *QUIET],
                 env,
                 root / "gunicorn.log",
             )

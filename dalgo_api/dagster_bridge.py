@@ -225,18 +225,6 @@ def asset_nodes(slug: str) -> list[AssetNode]:
     return sorted((n for n in nodes if n is not None), key=lambda n: n.key)
 
 
-def location_error(slug: str) -> str | None:
-    """Why the organization's code location does not load, or None when it does (or is loading)."""
-    query = """query { workspaceOrError { ... on Workspace { locationEntries { name
-      locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
-    entries = graphql(query)["workspaceOrError"].get("locationEntries", [])
-    for entry in entries:
-        if entry["name"] == location_name(slug):
-            loaded = entry.get("locationOrLoadError") or {}
-            return loaded.get("message") if loaded.get("__typename") == "PythonError" else None
-    return f"code location {location_name(slug)} is not in Dagster's workspace"
-
-
 # --- launching and cancelling ----------------------------------------------------------------------
 
 LAUNCH = """

@@ -29,11 +29,10 @@ import requests
 from dalgo_assets import settings
 from dalgo_assets.deploy.instance import REPO, pg_env_from_url, write_postgres_instance
 from dalgo_assets.deploy.processes import ProcessSpec, Supervisor, signal_group, stop_from_pid_files
-from dalgo_assets.spec import list_org_slugs, location_name
-from dalgo_assets.workspace import write_workspace
+from dalgo_assets.spec import list_org_slugs
+from dalgo_assets.workspace import code_server_args, write_workspace
 
 BIN = Path(sys.executable).parent
-LOCATIONS_MODULE = "dalgo_assets.locations"
 WSGI_APP = "dalgo_api.wsgi:application"
 
 
@@ -125,12 +124,7 @@ def code_server(config: ServeConfig, env: dict[str, str], slug: str, index: int)
         config.host,
         "-p",
         str(port),
-        "-m",
-        LOCATIONS_MODULE,
-        "-a",
-        slug,
-        "--location-name",
-        location_name(slug),
+        *code_server_args(slug),
         "-d",
         str(REPO),
     ]
@@ -157,18 +151,25 @@ def daemon(config: ServeConfig, env: dict[str, str]) -> ProcessSpec:
     return ProcessSpec("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(config.workspace)], env, REPO)
 
 
-def api(config: ServeConfig, env: dict[str, str]) -> ProcessSpec:
-    argv = [
+def gunicorn_argv(bind: str, workers: int, threads: int) -> list[str]:
+    """The API under gunicorn's threaded workers (``dalgo serve``; the API benchmarks run it the same way)."""
+    return [
         str(BIN / "gunicorn"),
         WSGI_APP,
         "--bind",
-        f"{config.host}:{config.api_port}",
+        bind,
         "--workers",
-        str(config.api_workers),
+        str(workers),
         "--worker-class",
         "gthread",
         "--threads",
-        str(config.api_threads),
+        str(threads),
+    ]
+
+
+def api(config: ServeConfig, env: dict[str, str]) -> ProcessSpec:
+    argv = [
+        *gunicorn_argv(f"{config.host}:{config.api_port}", config.api_workers, config.api_threads),
         "--timeout",
         "60",
         "--graceful-timeout",

@@ -13,7 +13,7 @@ from typing import Any
 
 import dagster as dg
 
-from dalgo_assets.spec import ConnectionSpec, OrgSpec
+from dalgo_assets.spec import OrgSpec
 from dalgo_assets.transform.translator import Relation
 
 
@@ -47,13 +47,6 @@ def stream_relations(spec: OrgSpec) -> dict[Relation, tuple[str, dg.AssetKey]]:
         for conn in spec.connections
         for stream in conn.streams
     }
-
-
-def connection_by_name(spec: OrgSpec, name: str) -> ConnectionSpec:
-    for conn in spec.connections:
-        if conn.name == name:
-            return conn
-    raise KeyError(f"organization '{spec.slug}' has no connection '{name}'")
 
 
 def build_ingestion_definitions(spec: OrgSpec) -> IngestionDefinitions:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from _http import QUIET, Client, free_port, pct, wait_http
 
-from dalgo_assets.deploy.serve import gunicorn_argv
+from dalgo_ops.serve import gunicorn_argv
 
 REPO = Path(__file__).resolve().parent.parent
 CLIENTS = 20

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from _http import QUIET, Client, free_port, pct, run_clients, wait_http
 
-from dalgo_assets.deploy.serve import gunicorn_argv
+from dalgo_ops.serve import gunicorn_argv
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = REPO / ".venv" / "bin"
@@ -60,9 +60,10 @@ def prepare_api(env: dict[str, str], root: Path) -> str:
     subprocess.run([str(BIN / "python"), "manage.py", "migrate", "-v0"], cwd=REPO, env=env, check=True)
     script = f"""
 from dalgo_api.accounts.models import ApiToken, Role, User
-from dalgo_api.orgs import services, specs
-from dalgo_assets.spec import DbtProjectSpec
-from dalgo_assets.transform.projects import prepare_projects
+from dalgo_api.orgs import services
+from dalgo_api.specs import store as specs
+from dalgo_core.spec import DbtProjectSpec
+from dalgo_core.dbt_projects import prepare_projects
 org = services.create_org("Bench NGO", slug="{ORG}")
 services.create_org("Other NGO", slug="{OTHER}")
 spec = specs.load_spec("{ORG}")

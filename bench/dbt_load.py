@@ -114,8 +114,8 @@ def main() -> None:
     (root / "orgs" / "big_org" / "org.yaml").write_text(
         yaml.safe_dump({"slug": "big_org", "name": "Big Org", "dbt_projects": [{"name": "big", "path": str(project)}]})
     )
-    from dalgo_assets.spec import load_org_spec
-    from dalgo_assets.transform.projects import prepare_projects
+    from dalgo_core.dbt_projects import prepare_projects
+    from dalgo_core.spec import load_org_spec
 
     t = time.perf_counter()
     (prepared,) = prepare_projects(load_org_spec("big_org"))

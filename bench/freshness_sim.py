@@ -36,9 +36,9 @@ warnings.filterwarnings("ignore")
 import dagster as dg  # noqa: E402
 
 from dalgo_assets.automation import build_automation  # noqa: E402
-from dalgo_assets.automation.simulate import VirtualOrg, materialization_times, plain_asset  # noqa: E402
 from dalgo_assets.automation.targets import FreshnessTarget  # noqa: E402
-from dalgo_assets.spec import OrgSpec  # noqa: E402
+from dalgo_core.spec import OrgSpec  # noqa: E402
+from tests.support.simulate import VirtualOrg, materialization_times, plain_asset  # noqa: E402
 
 ORGS = 50
 WORKERS = 2  # the machine's cores

@@ -32,9 +32,9 @@ from dalgo_assets.ingestion.embedded.connectors import ensure_connector
 from dalgo_assets.ingestion.embedded.protocol import ConnectorProcess
 from dalgo_assets.ingestion.embedded.schema import Column
 from dalgo_assets.ingestion.embedded.sync import ConnectionSync, plan_stream
-from dalgo_assets.spec import OrgSpec, StreamSpec, parse_org_spec
 from dalgo_assets.warehouse import WarehouseResource
 from dalgo_assets.warehouse.resources import warehouse_resource
+from dalgo_core.spec import OrgSpec, StreamSpec, parse_org_spec
 from tests.support.postgres import PostgresServer
 
 ROWS = 200_000

@@ -84,7 +84,7 @@ def write_org(orgs: Path, slug: str, project: Path) -> None:
 
 def prepare_orgs(slugs: list[str], home: Path) -> None:
     """Parse the tiny project once, then give every organization a copy of the prepared state."""
-    from dalgo_assets.cli import prepare
+    from dalgo_ops.cli import prepare
 
     first, rest = slugs[0], slugs[1:]
     if not (home / first).exists():
@@ -123,9 +123,10 @@ def main() -> None:
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         }
     )
-    from dalgo_assets.deploy.instance import write_postgres_instance
-    from dalgo_assets.deploy.processes import ProcessSpec, Supervisor, stop_pids
-    from dalgo_assets.deploy.serve import (
+    from dalgo_core.code_locations import write_workspace
+    from dalgo_ops.instance import write_postgres_instance
+    from dalgo_ops.processes import ProcessSpec, Supervisor, stop_pids
+    from dalgo_ops.serve import (
         BIN,
         ServeConfig,
         code_server,
@@ -134,7 +135,6 @@ def main() -> None:
         process_env,
         webserver,
     )
-    from dalgo_assets.workspace import write_workspace
 
     project = root / "tiny"
     (project / "models").mkdir(parents=True)

@@ -21,7 +21,7 @@ from ninja.errors import HttpError, ValidationError
 from dalgo_api.accounts.api import router as accounts_router
 from dalgo_api.errors import ApiError
 from dalgo_api.orgs.api import invitations, organizations, users
-from dalgo_assets.spec import SpecError
+from dalgo_core.spec import SpecError
 
 logger = logging.getLogger(__name__)
 
@@ -104,9 +104,9 @@ api.add_router("/invitations", invitations)
 api.add_router("/assets", "dalgo_api.runs.api.assets")
 api.add_router("/runs", "dalgo_api.runs.api.runs")
 api.add_router("/notifications", "dalgo_api.runs.api.notifications")
-api.add_router("/connections", "dalgo_api.workspace.connections.connections")
-api.add_router("/dbt", "dalgo_api.workspace.dbt.dbt")
-api.add_router("/pipelines", "dalgo_api.workspace.pipelines.pipelines")
+api.add_router("/connections", "dalgo_api.connections.api.connections")
+api.add_router("/dbt", "dalgo_api.dbt.api.dbt")
+api.add_router("/pipelines", "dalgo_api.pipelines.api.pipelines")
 api.add_router("/warehouse", "dalgo_api.explore.api.explore")
 
 

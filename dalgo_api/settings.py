@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from dalgo_assets import settings as dalgo_settings
+from dalgo_core import settings as dalgo_settings
 
 
 def _env_bool(name: str, default: bool = False) -> bool:

@@ -11,14 +11,11 @@ import dagster as dg
 
 from dalgo_assets.automation import build_automation
 from dalgo_assets.ingestion import build_ingestion_definitions
-from dalgo_assets.spec import ORG_TAG, OrgSpec, load_org_spec
 from dalgo_assets.transform.assets import build_dbt_definitions, load_projects, project_relations
 from dalgo_assets.transform.maintenance import maintenance_jobs
 from dalgo_assets.warehouse import warehouse_resources
-
-
-def org_job_name(slug: str) -> str:
-    return f"{slug}__all_assets"
+from dalgo_core.names import ORG_TAG, org_job_name
+from dalgo_core.spec import OrgSpec, load_org_spec
 
 
 def build_org_definitions(spec: OrgSpec) -> dg.Definitions:

@@ -12,8 +12,8 @@ from pydantic import Field
 from dalgo_api.accounts.auth import has_permission
 from dalgo_api.errors import ApiError
 from dalgo_api.explore import statistics as stats
-from dalgo_api.orgs import specs
 from dalgo_api.orgs.flags import flags_for
+from dalgo_api.specs import store as specs
 
 explore = Router(tags=["data statistics"])
 FLAG = "DATA_STATISTICS"

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dalgo_api.errors import ApiError
-from dalgo_assets.spec import OrgSpec
+from dalgo_core.spec import OrgSpec
 
 MAX_PREVIEW_ROWS = 500
 # min/max make no sense (or are not defined) for these types
@@ -27,13 +27,15 @@ def _connect(spec: OrgSpec) -> Iterator[Any]:
     build) becomes a 503 naming the organization, with the driver's message."""
     if spec.warehouse.type == "bigquery":
         raise ApiError(409, f"organization '{spec.slug}': data statistics are not available for BigQuery yet")
-    from dalgo_assets.warehouse.resources import warehouse_resource
+    from dalgo_core.warehouse.connect import WarehouseEmpty, read_warehouse
 
     try:
-        with warehouse_resource(spec).connect() as conn:
+        with read_warehouse(spec) as conn:
             yield conn
     except ApiError:
         raise
+    except WarehouseEmpty as exc:
+        raise ApiError(404, str(exc)) from None
     except Exception as exc:
         if not type(exc).__module__.startswith(("duckdb", "psycopg")):
             raise

@@ -12,7 +12,7 @@ from ninja import Router
 from dalgo_api.accounts.auth import RequestContext, authenticated, has_permission
 from dalgo_api.accounts.models import Role, User
 from dalgo_api.errors import ApiError, not_found
-from dalgo_api.orgs import services, specs
+from dalgo_api.orgs import services
 from dalgo_api.orgs import warehouse as wh
 from dalgo_api.orgs.flags import UnknownFlag, flags_for, set_flag
 from dalgo_api.orgs.models import Invitation, Org, OrgUser
@@ -31,7 +31,8 @@ from dalgo_api.orgs.schemas import (
     WarehouseOut,
     warehouse_data,
 )
-from dalgo_assets.spec import DuckDBWarehouse
+from dalgo_api.specs import store as specs
+from dalgo_core.spec import DuckDBWarehouse
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Organizations, memberships (user + organization + role), invitations and feature flags.
 
 An organization's warehouse, dbt projects, connections and pipelines are not tables: they live in its
-spec (``$DALGO_ORGS_DIR/<slug>/org.yaml``), written only through ``dalgo_api.orgs.specs``.
+spec (``$DALGO_ORGS_DIR/<slug>/org.yaml``), written only through ``dalgo_api.specs.store``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,17 @@ class Org(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.slug})"
+
+
+class RetiredSlug(models.Model):
+    """The slug of a deleted organization: never given again, so no later organization, whatever its
+    name, inherits its runs, logs or outputs (Dagster keeps those under the slug's code location)."""
+
+    slug = models.CharField(max_length=40, unique=True)
+    retired_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.slug
 
 
 class OrgUser(models.Model):

@@ -10,10 +10,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from dalgo_api.accounts.schemas import Email
-from dalgo_assets.spec import NAME_PATTERN
+from dalgo_core.spec import NAME_PATTERN
 
 OrgName = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -78,9 +78,18 @@ Schema_ = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
 class DuckDBIn(Schema):
+    """The zero-server warehouse; its file is the platform's, inside the organization's root."""
+
     type: Literal["duckdb"]
-    path: str | None = Field(None, description="default $DALGO_HOME/<org>/warehouse.duckdb")
+    path: None = Field(None, description="not settable: the platform assigns the DuckDB file")
     schema_: Schema_ = Field("main", alias="schema")
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _no_path(cls, value: object) -> None:
+        if value is not None:
+            raise ValueError("the platform assigns the DuckDB file inside the organization's root; remove 'path'")
+        return None
 
 
 class PostgresIn(Schema):
@@ -120,7 +129,6 @@ class WarehouseOut(Schema):
     type: str
     secret_set: bool
     schema_: str | None = Field(None, alias="schema")
-    path: str | None = None
     host: str | None = None
     port: int | None = None
     user: str | None = None

@@ -15,12 +15,21 @@ from dalgo_api import mail
 from dalgo_api.accounts.models import Role, User
 from dalgo_api.accounts.roles import ASSIGNABLE_ROLES, ROLE_SLUGS
 from dalgo_api.errors import ApiError
-from dalgo_api.orgs import specs
-from dalgo_api.orgs.models import Invitation, Org, OrgUser
+from dalgo_api.orgs.models import Invitation, Org, OrgUser, RetiredSlug
+from dalgo_api.specs import store as specs
+from dalgo_core import layout
 
 logger = logging.getLogger(__name__)
 
-RESERVED_SLUGS = {"flags", "warehouse"}  # sub-paths of /api/organizations/
+# sub-paths of /api/organizations/, and the names of the platform's own folders and processes
+RESERVED_SLUGS = {"flags", "warehouse", *layout.RESERVED_SLUGS}
+
+
+def taken_slugs() -> set[str]:
+    """Slugs no new organization may get: in use, reserved, or once used by a deleted organization."""
+    return set(Org.objects.values_list("slug", flat=True)) | set(
+        RetiredSlug.objects.values_list("slug", flat=True)
+    ) | RESERVED_SLUGS
 
 
 def get_role(slug: str, *, assignable: bool = True) -> Role:
@@ -41,11 +50,11 @@ def get_role(slug: str, *, assignable: bool = True) -> Role:
 
 def create_org(name: str, slug: str | None = None) -> Org:
     """Create the organization row and its spec (DuckDB warehouse), and add it to the Dagster workspace."""
-    taken = set(Org.objects.values_list("slug", flat=True)) | RESERVED_SLUGS
+    taken = taken_slugs()
     if slug is None:
         slug = specs.slugify_name(name, taken)
     elif slug in taken:
-        raise ApiError(409, f"an organization with slug '{slug}' already exists")
+        raise ApiError(409, f"the slug '{slug}' is taken, reserved or was used by a deleted organization")
     with transaction.atomic():
         org = Org.objects.create(name=name, slug=slug)
         specs.create_org_spec(slug, name)
@@ -65,6 +74,7 @@ def delete_org(org: Org) -> None:
     slug = org.slug
     with transaction.atomic():
         org.delete()
+        RetiredSlug.objects.get_or_create(slug=slug)
         specs.delete_org_spec(slug)
     logger.info("deleted organization %s", slug)
 

@@ -1,19 +1,17 @@
 """An organization's warehouse: from the API's input (with its secret) to the spec (with a reference).
 
 The password (PostgreSQL) or service-account key (BigQuery) goes to the secrets backend
-(``dalgo_assets.secret_store``: ``$DALGO_SECRETS_DIR/<slug>/<name>``, 0600, Fernet-encrypted); the spec
+(``dalgo_core.secret_store``: ``$DALGO_SECRETS_DIR/<slug>/<name>``, 0600, Fernet-encrypted); the spec
 only says ``{file: <name>}``. Nothing here returns or logs a secret; connection errors are scrubbed of
 it before they are shown.
 """
 
 from __future__ import annotations
 
-import contextlib
-from pathlib import Path
 from typing import Any
 
-from dalgo_assets import secret_store
-from dalgo_assets.spec import (
+from dalgo_core import secret_store
+from dalgo_core.spec import (
     BigQueryWarehouse,
     DuckDBWarehouse,
     OrgSpec,
@@ -92,14 +90,6 @@ def _scrub(message: str, secret: str | None) -> str:
     return message.replace(secret, "***") if secret else message
 
 
-def _duckdb_file(spec: OrgSpec) -> Path:
-    # The warehouse package decides where a DuckDB warehouse lives; import it only here (it pulls in
-    # Dagster) so the API's processes do not load Dagster unless a DuckDB connection test needs it.
-    from dalgo_assets.warehouse.profiles import duckdb_path
-
-    return duckdb_path(spec)
-
-
 def test_connection(spec: OrgSpec, secret: str | None) -> tuple[bool, str]:
     """Open a real connection to the warehouse (psycopg, duckdb, or the BigQuery client) and run a
     trivial query; ``(ok, message)``, the message never containing the secret."""
@@ -121,15 +111,15 @@ def test_connection(spec: OrgSpec, secret: str | None) -> tuple[bool, str]:
                 conn.execute("select 1")
             return True, f"connected to PostgreSQL database '{wh.database}' on {wh.host}:{wh.port}"
         if isinstance(wh, DuckDBWarehouse):
-            import duckdb
+            # the file is the platform's choice, inside the organization's root: testing creates nothing
+            from dalgo_core.warehouse.connect import WarehouseEmpty, read_warehouse
 
-            path = _duckdb_file(spec)
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                return True, f"DuckDB file {path.name} will be created on the first run"
-            with contextlib.closing(duckdb.connect(str(path), read_only=True)) as conn:
-                conn.execute("select 1")
-            return True, f"opened DuckDB file {path.name}"
+            try:
+                with read_warehouse(spec) as conn:
+                    conn.execute("select 1")
+            except WarehouseEmpty:
+                return True, "the DuckDB warehouse will be created on the first run"
+            return True, "opened the organization's DuckDB warehouse"
         return _test_bigquery(wh, secret)
     except Exception as exc:  # the driver's message is the useful part, whatever the driver
         return False, _scrub(f"{type(exc).__name__}: {exc}".strip(), secret)

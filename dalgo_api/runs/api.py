@@ -10,10 +10,9 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from pydantic import Field
 
-from dalgo_api import dagster_bridge as bridge
+from dalgo_api import bridge
 from dalgo_api.accounts.auth import RequestContext, has_permission
 from dalgo_api.errors import ApiError
-from dalgo_api.orgs import specs
 from dalgo_api.runs import cache, services
 from dalgo_api.runs.models import Subscription
 from dalgo_api.runs.schemas import (
@@ -28,6 +27,7 @@ from dalgo_api.runs.schemas import (
     RunStatus,
     SubscriptionOut,
 )
+from dalgo_api.specs import store as specs
 
 assets = Router(tags=["assets"])
 runs = Router(tags=["runs"])
@@ -118,8 +118,8 @@ def _run_page(slug: str, filters: RunFilters) -> dict:
         limit=filters.limit,
         cursor=filters.cursor,
     )
-    records, next_cursor = bridge.list_runs(slug, query)
-    return {"runs": [services.run_out(slug, r) for r in records], "next_cursor": next_cursor}
+    found, next_cursor = bridge.list_runs(slug, query)
+    return {"runs": [services.run_out(slug, r) for r in found], "next_cursor": next_cursor}
 
 
 @runs.get("/{run_id}", response=RunOut, auth=has_permission(["can_view_runs"], lookup=_run))
@@ -132,9 +132,9 @@ def get_run(request: HttpRequest, run_id: str) -> dict:
 def cancel_run(request: HttpRequest, run_id: str) -> dict:
     """Cancel a queued or running run (409 once it has ended)."""
     slug = request.auth.org.slug
-    record = request.auth.obj
-    if record.dagster_run.status.value in services.TERMINAL:
-        raise ApiError(409, f"run '{run_id}' already ended ({record.dagster_run.status.value})")
+    run = request.auth.obj
+    if run.finished:
+        raise ApiError(409, f"run '{run_id}' already ended ({run.status})")
     bridge.cancel_run(slug, run_id)
     return services.launched(slug, run_id)
 
@@ -149,18 +149,17 @@ def run_logs(request: HttpRequest, run_id: str, params: Query[LogQuery]) -> dict
     """The run's event log, oldest first. To follow a running run, call again with the returned
     ``cursor`` until ``finished`` is true and ``has_more`` false."""
     slug = request.auth.org.slug
-    record = request.auth.obj
-    status = record.dagster_run.status.value
+    run = request.auth.obj
 
     def read() -> dict:
         try:
-            records, cursor, has_more = bridge.run_logs(slug, record, params.cursor, params.limit)
+            events, cursor, has_more = bridge.run_logs(slug, run, params.cursor, params.limit)
         except ValueError:
             raise ApiError(422, "cursor: not a cursor returned by this endpoint") from None
-        return {"events": [services.event_out(slug, r) for r in records], "cursor": cursor, "has_more": has_more}
+        return {"events": [services.event_out(e) for e in events], "cursor": cursor, "has_more": has_more}
 
-    page = cache.log_page(record.dagster_run, record.end_time, params.cursor, params.limit, read)
-    return {**page, "run_status": status, "finished": status in services.TERMINAL}
+    page = cache.log_page(run, params.cursor, params.limit, read)
+    return {**page, "run_status": run.status, "finished": run.finished}
 
 
 class OutputQuery(Schema):

@@ -1,6 +1,6 @@
 """What the run endpoints keep in Django's ``runs`` cache (``settings.CACHES``: in each API process).
 
-- A finished run's record (``dagster_bridge.run_for_org``): it no longer changes.
+- A finished run (``dalgo_api.bridge.run_for_org``): it no longer changes.
 - A page of a run's event log once it cannot change: a full page with more events after it (events
   are append-only, so the page and its cursor stay the same), or any page of a run that ended more than
   ``SETTLED_SECONDS`` ago (its worker has exited and logged its last event). The latest page of a
@@ -108,7 +108,7 @@ def runs_changed(slug: str) -> None:
         cache.set(key, 1, None)
 
 
-def log_page(run: Any, end_time: float | None, cursor: str | None, limit: int, read: Callable[[], dict]) -> dict:
+def log_page(run: Any, cursor: str | None, limit: int, read: Callable[[], dict]) -> dict:
     """A page of a run's event log as ``read()`` answers it (``events``, ``cursor``, ``has_more``),
     from the cache when that page can no longer change."""
     cache = runs_cache()
@@ -117,7 +117,7 @@ def log_page(run: Any, end_time: float | None, cursor: str | None, limit: int, r
     if page is None:
         page = read()
         full = len(page["events"]) == limit and page["has_more"]
-        settled = run.is_finished and end_time is not None and time.time() - end_time > SETTLED_SECONDS
+        settled = run.finished and run.ended_at is not None and time.time() - run.ended_at > SETTLED_SECONDS
         if full or settled:
             cache.set(key, page, LOG_PAGE_TTL_SECONDS)
     return page

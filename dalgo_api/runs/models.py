@@ -1,7 +1,7 @@
 """Run-failure notifications: who wants an email, and which failed runs were already emailed about.
 
 Runs themselves are not tables here: they live in Dagster's instance and are read through
-``dalgo_api.dagster_bridge``.
+``dalgo_api.bridge``.
 """
 
 from __future__ import annotations

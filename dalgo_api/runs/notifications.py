@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, transaction
 
-from dalgo_api import dagster_bridge as bridge
-from dalgo_api import mail
+from dalgo_api import bridge, mail
 from dalgo_api.accounts.auth import role_permissions
 from dalgo_api.orgs.models import Org, OrgUser
 from dalgo_api.runs.models import NotifiedRun, Subscription
+from dalgo_core.names import PIPELINE_TAG, USER_TAG
 
 logger = logging.getLogger(__name__)
 DEFAULT_LOOKBACK = timedelta(hours=24)
@@ -34,15 +34,14 @@ def recipients(org: Org) -> list[str]:
     return sorted(emails)
 
 
-def _message(org: Org, record, error: str | None) -> tuple[str, str]:
-    run = record.dagster_run
+def _message(org: Org, run: bridge.RunInfo, error: str | None) -> tuple[str, str]:
     link = mail.frontend_link("pipeline/runs", run_id=run.run_id)
-    what = run.tags.get(bridge.PIPELINE_TAG) or run.job_name
+    what = run.tags.get(PIPELINE_TAG) or run.job
     subject = f"[{org.name}] run of {what} failed"
     body = (
         f"A run of organization {org.name} ({org.slug}) failed.\n\n"
-        f"Run: {run.run_id}\nJob: {run.job_name}\nTrigger: {run.tags.get(bridge.TRIGGER_TAG, 'automation')}\n"
-        f"Started by: {run.tags.get(bridge.USER_TAG, 'Dagster')}\n\n"
+        f"Run: {run.run_id}\nJob: {run.job}\nTrigger: {run.trigger or 'Dagster'}\n"
+        f"Started by: {run.tags.get(USER_TAG, 'Dagster')}\n\n"
         f"Error:\n{error or 'no error message was recorded'}\n\n"
         f"Logs: {link}\nDagit: {bridge.dagit_url()}/runs/{run.run_id}\n"
     )
@@ -54,20 +53,19 @@ def notify_failed_runs(lookback: timedelta = DEFAULT_LOOKBACK) -> int:
     not emailed yet; return how many runs were handled."""
     since = datetime.now(UTC) - lookback
     handled = 0
-    for record in bridge.failed_runs_since(since):
-        run = record.dagster_run
+    for run in bridge.failed_runs_since(since):
         if NotifiedRun.objects.filter(run_id=run.run_id).exists():
             continue
-        org = Org.objects.filter(slug=bridge.run_org(run.tags)).first()
+        org = Org.objects.filter(slug=run.org).first()
         if org is None:
             continue
         try:
             with transaction.atomic():
                 marker = NotifiedRun.objects.create(
-                    run_id=run.run_id, org_slug=org.slug, failed_at=record.update_timestamp
+                    run_id=run.run_id, org_slug=org.slug, failed_at=run.updated_at
                 )
                 to = recipients(org)
-                subject, body = _message(org, record, bridge.run_error(run.run_id))
+                subject, body = _message(org, run, bridge.run_error(run.run_id))
                 for email in to:
                     mail.send(email, subject, body)
                 marker.recipients = len(to)

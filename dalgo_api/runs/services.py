@@ -1,4 +1,4 @@
-"""What the asset and run endpoints do, on top of ``dalgo_api.dagster_bridge``: validate selections
+"""What the asset and run endpoints do, on top of ``dalgo_api.bridge``: validate selections
 against the organization's assets, tag and launch runs, and turn Dagster's records into API answers."""
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from dalgo_api import dagster_bridge as bridge
+from dalgo_api import bridge
 from dalgo_api.errors import ApiError
-from dalgo_assets.spec import OrgSpec
+from dalgo_core.names import PIPELINE_TAG, TRIGGER_TAG, USER_TAG
+from dalgo_core.spec import OrgSpec
 
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 STATES = {
@@ -80,46 +81,41 @@ def check_selection(slug: str, keys: Sequence[str]) -> list[str]:
 
 
 def run_tags(user_email: str, trigger: str, **extra: str) -> dict[str, str]:
-    return {bridge.USER_TAG: user_email, bridge.TRIGGER_TAG: trigger, **extra}
+    return {USER_TAG: user_email, TRIGGER_TAG: trigger, **extra}
 
 
 def _time(ts: float | None) -> datetime | None:
     return datetime.fromtimestamp(ts, tz=UTC) if ts else None
 
 
-def run_out(slug: str, record: Any, *, detail: bool = False) -> dict[str, Any]:
+def run_out(slug: str, run: bridge.RunInfo, *, detail: bool = False) -> dict[str, Any]:
     """A run as the API shows it; ``detail`` adds the queue position and reason and the error."""
-    run = record.dagster_run
-    status = run.status.value
     out = {
         "run_id": run.run_id,
-        "status": status,
-        "state": STATES.get(status, "running"),
-        "job": run.job_name,
-        "trigger": run.tags.get(bridge.TRIGGER_TAG),
-        "user": run.tags.get(bridge.USER_TAG),
-        "pipeline": run.tags.get(bridge.PIPELINE_TAG),
-        "assets": sorted(
-            k for k in (bridge.relative_key(slug, a.path) for a in run.asset_selection or ()) if k is not None
-        )
-        or None,
-        "created_at": record.create_timestamp,
-        "started_at": _time(record.start_time),
-        "ended_at": _time(record.end_time),
+        "status": run.status,
+        "state": STATES.get(run.status, "running"),
+        "job": run.job,
+        "trigger": run.trigger,
+        "user": run.tags.get(USER_TAG),
+        "pipeline": run.tags.get(PIPELINE_TAG),
+        "assets": run.assets,
+        "created_at": run.created_at,
+        "started_at": _time(run.started_at),
+        "ended_at": _time(run.ended_at),
         "dagit_url": f"{bridge.dagit_url()}/runs/{run.run_id}",
     }
     if detail and out["state"] == "queued":
         out["queue"] = {"position": bridge.queue_position(run.run_id), "reason": bridge.waiting_reason(slug, run)}
-    if detail and status == "FAILURE":
+    if detail and run.status == "FAILURE":
         out["error"] = bridge.run_error(run.run_id)
     return out
 
 
-def get_run(slug: str, run_id: str) -> Any:
-    record = bridge.run_for_org(slug, run_id)
-    if record is None:
+def get_run(slug: str, run_id: str) -> bridge.RunInfo:
+    run = bridge.run_for_org(slug, run_id)
+    if run is None:
         raise ApiError(404, f"run '{run_id}' not found in organization '{slug}'")
-    return record
+    return run
 
 
 def launched(slug: str, run_id: str) -> dict[str, Any]:
@@ -129,29 +125,16 @@ def launched(slug: str, run_id: str) -> dict[str, Any]:
 # --- logs ------------------------------------------------------------------------------------------
 
 
-def event_out(slug: str, record: Any) -> dict[str, Any]:
-    entry = record.event_log_entry
-    event = entry.dagster_event
+def event_out(event: bridge.RunEvent) -> dict[str, Any]:
     out = {
-        "timestamp": entry.timestamp,
-        "level": _level(entry.level),
-        "type": event.event_type_value if event else None,
-        "step": entry.step_key,
-        "message": (event.message if event and event.message else None) or entry.user_message or "",
+        "timestamp": event.timestamp,
+        "level": event.level,
+        "type": event.type,
+        "step": event.step,
+        "message": event.message,
     }
-    if event is not None:
-        if event.asset_key is not None:
-            out["asset"] = bridge.relative_key(slug, event.asset_key.path)
-        data = event.event_specific_data
-        if event.event_type_value == "LOGS_CAPTURED":
-            out["file_key"] = getattr(data, "file_key", None)
-        error = getattr(data, "error", None)
-        if error is not None:
-            out["message"] = f"{out['message']}\n{error.message}".strip()
+    if event.asset is not None:
+        out["asset"] = event.asset
+    if event.file_key is not None:
+        out["file_key"] = event.file_key
     return out
-
-
-def _level(level: int) -> str:
-    import logging
-
-    return logging.getLevelName(level) if isinstance(level, int) else str(level)

@@ -33,7 +33,7 @@ from dalgo_assets.automation.targets import (
     pipeline_keys,
     spec_targets,
 )
-from dalgo_assets.spec import OrgSpec
+from dalgo_core.spec import OrgSpec
 
 
 @dataclass

@@ -6,13 +6,8 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from dalgo_assets.spec import ORG_TAG, OrgSpec, PipelineSpec
-
-PIPELINE_TAG = "dalgo/pipeline"
-
-
-def pipeline_job_name(slug: str, pipeline: str) -> str:
-    return f"{slug}__{pipeline}"
+from dalgo_core.names import ORG_TAG, PIPELINE_TAG, pipeline_job_name, pipeline_schedule_name
+from dalgo_core.spec import OrgSpec, PipelineSpec
 
 
 def pipeline_job(spec: OrgSpec, pipeline: PipelineSpec, keys: Sequence[dg.AssetKey]) -> dg.UnresolvedAssetJobDefinition:
@@ -32,7 +27,7 @@ def pipeline_schedule(
     if pipeline.schedule is None:
         return None
     return dg.ScheduleDefinition(
-        name=f"{job.name}_schedule",
+        name=pipeline_schedule_name(spec.slug, pipeline.name),
         job=job,
         cron_schedule=pipeline.schedule.cron,
         execution_timezone=pipeline.schedule.timezone or spec.timezone,

@@ -8,14 +8,10 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from dalgo_assets.spec import ORG_TAG
+from dalgo_core.names import ORG_TAG, automation_sensor_name
 
 INTERVAL_ENV = "DALGO_AUTOMATION_INTERVAL_SECONDS"
 DEFAULT_INTERVAL_SECONDS = 30
-
-
-def automation_sensor_name(slug: str) -> str:
-    return f"{slug}_automation"
 
 
 def automation_sensor(slug: str, keys: Sequence[dg.AssetKey]) -> dg.AutomationConditionSensorDefinition:

@@ -24,7 +24,7 @@ from typing import Any
 import dagster as dg
 from pydantic import ValidationError
 
-from dalgo_assets.spec import FreshnessSpec, OrgSpec, PipelineSpec, SpecError, selection_matches
+from dalgo_core.spec import FreshnessSpec, OrgSpec, PipelineSpec, SpecError, selection_matches
 
 META_NAMESPACE = "dalgo"
 META_KEY = "freshness"

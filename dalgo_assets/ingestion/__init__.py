@@ -13,8 +13,8 @@ from typing import Any
 
 import dagster as dg
 
-from dalgo_assets.spec import OrgSpec
 from dalgo_assets.transform.translator import Relation
+from dalgo_core.spec import OrgSpec
 
 
 @dataclass
@@ -31,11 +31,6 @@ def stream_key(org: str, connection: str, stream: str) -> dg.AssetKey:
 
 def ingestion_group(org: str) -> str:
     return f"{org}_ingestion"
-
-
-def connection_pool(org: str, connection: str) -> str:
-    """One sync of a connection at a time (the instance's pools give every pool a limit of one)."""
-    return f"airbyte/{org}/{connection}"
 
 
 def stream_relations(spec: OrgSpec) -> dict[Relation, tuple[str, dg.AssetKey]]:

@@ -8,19 +8,15 @@ import dagster as dg
 from dagster import AssetExecutionContext
 from dagster_dbt import DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
 
-from dalgo_assets.spec import DbtProjectSpec, OrgSpec
-from dalgo_assets.transform.projects import PreparedProject, dbt_executable, read_manifest
 from dalgo_assets.transform.translator import OrgDbtTranslator, RelationIndex, dbt_relations
-from dalgo_assets.warehouse.profiles import PROFILE_NAME, profiles_dir
+from dalgo_core.dbt_projects import PreparedProject, dbt_executable, read_manifest
+from dalgo_core.names import dbt_pool
+from dalgo_core.spec import DbtProjectSpec, OrgSpec
+from dalgo_core.warehouse.profiles import PROFILE_NAME, profiles_dir
 
 
 def dbt_resource_key(project: str) -> str:
     return f"dbt_{project}"
-
-
-def dbt_pool(org: str, project: str) -> str:
-    """The concurrency pool of a dbt project: the instance can allow one dbt step per project at a time."""
-    return f"dbt/{org}/{project}"
 
 
 @dataclass

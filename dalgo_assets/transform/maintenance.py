@@ -14,9 +14,7 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from dalgo_assets.spec import ORG_TAG, DbtProjectSpec, OrgSpec
-from dalgo_assets.transform.assets import dbt_pool
-from dalgo_assets.transform.projects import (
+from dalgo_core.dbt_projects import (
     DbtProjectError,
     dbt_env,
     dbt_executable,
@@ -24,14 +22,9 @@ from dalgo_assets.transform.projects import (
     located_project,
     prepare_project,
 )
-from dalgo_assets.warehouse.profiles import PROFILE_NAME, profiles_dir
-
-COMMANDS = ("git_pull", "dbt_deps", "dbt_clean")
-COMMAND_TAG = "dalgo/maintenance"
-
-
-def maintenance_job_name(slug: str, project: str, command: str) -> str:
-    return f"{slug}__{project}__{command}"
+from dalgo_core.names import COMMAND_TAG, MAINTENANCE_COMMANDS, ORG_TAG, dbt_pool, maintenance_job_name
+from dalgo_core.spec import DbtProjectSpec, OrgSpec
+from dalgo_core.warehouse.profiles import PROFILE_NAME, profiles_dir
 
 
 def _run(context: dg.OpExecutionContext, cmd: list[str], cwd: str, env: dict[str, str] | None = None) -> str:
@@ -104,4 +97,4 @@ def maintenance_job(spec: OrgSpec, project: DbtProjectSpec, command: str) -> dg.
 
 def maintenance_jobs(spec: OrgSpec) -> list[dg.JobDefinition]:
     """Every chore job of every dbt project of the organization."""
-    return [maintenance_job(spec, p, c) for p in spec.dbt_projects for c in COMMANDS]
+    return [maintenance_job(spec, p, c) for p in spec.dbt_projects for c in MAINTENANCE_COMMANDS]

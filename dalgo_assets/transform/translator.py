@@ -14,7 +14,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
-from dalgo_assets.spec import ORG_TAG
+from dalgo_core.names import ORG_TAG
 
 # A table in the warehouse, as dbt names it: (schema, identifier), lower-cased.
 Relation = tuple[str, str]

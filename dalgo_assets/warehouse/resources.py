@@ -16,14 +16,14 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from dalgo_assets.spec import (
+from dalgo_core.spec import (
     BigQueryWarehouse,
     DuckDBWarehouse,
     OrgSpec,
     PostgresWarehouse,
     SecretRef,
 )
-from dalgo_assets.warehouse.profiles import duckdb_path, secret_env_names
+from dalgo_core.warehouse.profiles import duckdb_path, secret_env_names
 
 
 def _ref(text: str | None) -> SecretRef | None:

@@ -9,7 +9,7 @@ from django.core import mail
 
 from dalgo_api.accounts.models import ApiToken, hash_token
 from dalgo_api.orgs.models import Invitation, OrgUser
-from dalgo_assets.spec import load_org_spec
+from dalgo_core.spec import load_org_spec
 from tests.api.conftest import PASSWORD, OrgWorld
 
 

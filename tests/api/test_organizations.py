@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 from dalgo_api.accounts.models import User
 from dalgo_api.orgs.flags import FEATURE_FLAGS, set_flag
 from dalgo_api.orgs.models import Org, OrgUser
-from dalgo_assets.spec import list_org_slugs, load_org_spec
+from dalgo_core.spec import list_org_slugs, load_org_spec
 from tests.api.conftest import OrgWorld
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dalgo_assets import settings as dalgo_settings
-from dalgo_assets.spec import load_org_spec
+from dalgo_core import settings as dalgo_settings
+from dalgo_core.spec import load_org_spec
 from tests.api.conftest import OrgWorld
 
 PASSWORD = "Wh-s3cret-9f1c2e"
@@ -128,8 +128,8 @@ def test_duckdb_warehouse_connection_test_opens_the_file(api, world: OrgWorld, d
 def test_secret_files_encrypted_or_hand_written_both_resolve(db, monkeypatch):
     from cryptography.fernet import Fernet
 
-    from dalgo_assets import secret_store
-    from dalgo_assets.spec import SecretRef
+    from dalgo_core import secret_store
+    from dalgo_core.spec import SecretRef
 
     path = secret_store.write_secret("acme", "token", "s3cr3t-value")
     assert "s3cr3t-value" not in path.read_text()
@@ -142,7 +142,7 @@ def test_secret_files_encrypted_or_hand_written_both_resolve(db, monkeypatch):
 
 
 def test_accounts_and_orgs_do_not_load_dagster():
-    """Users, organizations and warehouses read and write specs through dalgo_assets.spec only: serving
+    """Users, organizations and warehouses read and write specs through dalgo_core.spec only: serving
     them does not load Dagster."""
     import subprocess
     import sys

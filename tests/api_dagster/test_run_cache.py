@@ -7,8 +7,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from dagster import DagsterRun, DagsterRunStatus
+from datetime import datetime, timezone
 
+from dalgo_api.bridge.runs import RunInfo
 from dalgo_api.runs import cache
 
 
@@ -32,37 +33,39 @@ class Reads:
         return {"events": list(self.events), "cursor": str(len(self.events)), "has_more": self.has_more}
 
 
-def run(status: DagsterRunStatus) -> DagsterRun:
-    return DagsterRun(job_name="__ASSET_JOB", run_id=f"run-{status.value.lower()}", status=status)
+def run(status: str, ended_at: float | None = None) -> RunInfo:
+    return RunInfo(
+        run_id=f"run-{status.lower()}", org="acme", status=status, job="__ASSET_JOB", tags={}, assets=None,
+        created_at=datetime.now(timezone.utc), updated_at=None, started_at=None, ended_at=ended_at,
+    )
 
 
 def test_the_latest_page_of_a_running_run_is_read_again_so_new_events_show():
-    running = run(DagsterRunStatus.STARTED)
+    running = run("STARTED")
     reads = Reads(["step started"])
-    assert cache.log_page(running, None, "c1", 100, reads)["events"] == ["step started"]
+    assert cache.log_page(running, "c1", 100, reads)["events"] == ["step started"]
     reads.events.append("step succeeded")
-    assert cache.log_page(running, None, "c1", 100, reads)["events"] == ["step started", "step succeeded"]
+    assert cache.log_page(running, "c1", 100, reads)["events"] == ["step started", "step succeeded"]
     assert reads.calls == 2
 
 
 def test_a_full_page_cannot_change_and_is_read_once():
-    running = run(DagsterRunStatus.STARTED)
+    running = run("STARTED")
     reads = Reads([f"line {n}" for n in range(3)], has_more=True)
-    first = cache.log_page(running, None, None, 3, reads)
+    first = cache.log_page(running, None, 3, reads)
     reads.events.append("line 3")  # events are appended after the page, never inside it
-    assert cache.log_page(running, None, None, 3, reads) == first
+    assert cache.log_page(running, None, 3, reads) == first
     assert reads.calls == 1
 
 
 def test_the_last_page_of_a_run_that_just_ended_is_read_again_until_it_settled():
-    ended = run(DagsterRunStatus.SUCCESS)
     reads = Reads(["run succeeded"])
-    cache.log_page(ended, time.time(), "c9", 100, reads)
+    cache.log_page(run("SUCCESS", time.time()), "c9", 100, reads)
     reads.events.append("Process for run exited")  # the run worker's last event comes after the end
-    assert cache.log_page(ended, time.time(), "c9", 100, reads)["events"][-1] == "Process for run exited"
-    settled_at = time.time() - cache.SETTLED_SECONDS - 1
-    cache.log_page(ended, settled_at, "c9", 100, reads)
-    cache.log_page(ended, settled_at, "c9", 100, reads)
+    assert cache.log_page(run("SUCCESS", time.time()), "c9", 100, reads)["events"][-1] == "Process for run exited"
+    settled = run("SUCCESS", time.time() - cache.SETTLED_SECONDS - 1)
+    cache.log_page(settled, "c9", 100, reads)
+    cache.log_page(settled, "c9", 100, reads)
     assert reads.calls == 3
 
 

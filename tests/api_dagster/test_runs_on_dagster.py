@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
-from dalgo_api import dagster_bridge as bridge
 from dalgo_api.accounts.roles import load_matrix
 from dalgo_api.api import operations
-from dalgo_assets.spec import load_org_spec, location_name
+from dalgo_core.names import REPOSITORY, location_name
+from dalgo_core.spec import load_org_spec
 from tests.api_dagster.conftest import ROLES, Stack, create_org_with_members, wait_for
 from tests.support.orgs import write_dbt_project
 
@@ -231,19 +231,23 @@ def listed(stack: Stack, org: str, role: str = "guest") -> list[str]:
     return [r["run_id"] for r in response.json()["runs"]]
 
 
+LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
+  ... on LaunchRunSuccess { run { runId status } } ... on PythonError { message } } }"""
+
+
 def test_a_run_launched_from_dagit_is_listed_for_its_organization_only(stack: Stack):
     a, b = org_a(stack), org_b(stack)
     # what Dagit sends when an operator materializes an asset: no Dalgo tag at all
     params = {
         "selector": {
             "repositoryLocationName": location_name(a),
-            "repositoryName": bridge.REPOSITORY,
-            "jobName": bridge.ASSET_JOB,
+            "repositoryName": REPOSITORY,
+            "jobName": "__ASSET_JOB",
             "assetSelection": [{"path": [a, "people", "people"]}],
         },
         "runConfigData": {},
     }
-    launched = stack.webserver.graphql(bridge.LAUNCH, {"p": params})["launchRun"]
+    launched = stack.webserver.graphql(LAUNCH, {"p": params})["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
 

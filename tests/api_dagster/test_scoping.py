@@ -3,7 +3,16 @@ is checked against (no Dagster process needed)."""
 
 from __future__ import annotations
 
-from dalgo_api.dagster_bridge import absolute_path, belongs_to, relative_key, run_org
+from dalgo_api.bridge import absolute_path, relative_key
+from dalgo_core.names import location_org
+
+
+def run_org(tags: dict[str, str]) -> str | None:
+    return location_org(tags.get("dagster/code_location", ""))
+
+
+def belongs_to(slug: str, tags: dict[str, str]) -> bool:
+    return run_org(tags) == slug
 
 
 def test_a_run_belongs_to_the_organization_whose_code_location_it_ran_in():

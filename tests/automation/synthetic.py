@@ -13,8 +13,8 @@ from typing import Any
 import dagster as dg
 
 from dalgo_assets.automation import AutomationDefinitions, build_automation
-from dalgo_assets.automation.simulate import VirtualOrg, finish_run, launch_run, plain_asset
-from dalgo_assets.spec import OrgSpec
+from dalgo_core.spec import OrgSpec
+from tests.support.simulate import VirtualOrg, finish_run, launch_run, plain_asset
 
 SLUG = "acme"
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # a Monday

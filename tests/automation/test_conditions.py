@@ -11,8 +11,8 @@ import itertools
 
 import dagster as dg
 
-from dalgo_assets.automation.simulate import VirtualOrg, finish_run, launch_run
 from tests.automation.synthetic import T0, key, materialize_all, minutes, virtual_org
+from tests.support.simulate import VirtualOrg, finish_run, launch_run
 
 LAG_60 = {"max_lag_minutes": 60, "expected_run_minutes": 10}
 CHAIN_A = {key("crm/users"), key("sales/stg_users"), key("sales/mart_a")}

@@ -28,11 +28,11 @@ from dagster._core.events import DagsterEventType
 from dagster._core.instance.utils import RUNLESS_RUN_ID
 from dagster._core.storage.dagster_run import DagsterRunStatus, RunRecord, RunsFilter
 
-from dalgo_assets.automation.sensors import automation_sensor_name
 from dalgo_assets.definitions import build_org_definitions
-from dalgo_assets.spec import ORG_TAG, OrgSpec, load_org_spec
-from dalgo_assets.transform.projects import prepare_projects
-from dalgo_assets.workspace import write_workspace
+from dalgo_core.code_locations import write_workspace
+from dalgo_core.dbt_projects import prepare_projects
+from dalgo_core.names import ORG_TAG, automation_sensor_name
+from dalgo_core.spec import OrgSpec, load_org_spec
 from tests.ingestion.embedded_support import embedded_env  # noqa: F401 (fixture: shared connector venvs)
 from tests.support.dagster import Daemon, dagster_env
 from tests.support.orgs import REPO, copy_demo_org, write_spec

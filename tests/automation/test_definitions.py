@@ -17,8 +17,8 @@ from dalgo_assets import locations
 from dalgo_assets.automation import build_automation
 from dalgo_assets.automation.conditions import KeepFresh
 from dalgo_assets.definitions import build_org_definitions
-from dalgo_assets.spec import SpecError, load_org_spec
 from dalgo_assets.transform.assets import LoadedProject, build_dbt_definitions, load_projects, project_relations
+from dalgo_core.spec import SpecError, load_org_spec
 from tests.automation.synthetic import automation, key, org_assets, org_spec
 from tests.automation.tiny import PROJECT, write_tiny_org
 from tests.support.orgs import write_spec

@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from dalgo_assets.spec import OrgSpec, load_org_spec
-from dalgo_assets.transform.projects import prepare_projects
+from dalgo_core.dbt_projects import prepare_projects
+from dalgo_core.spec import OrgSpec, load_org_spec
 from tests.support.orgs import write_dbt_project, write_spec
 
 PROJECT = "tiny"

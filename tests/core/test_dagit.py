@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from dalgo_assets.cli import prepare
-from dalgo_assets.spec import list_org_slugs
-from dalgo_assets.workspace import write_workspace
+from dalgo_core.code_locations import write_workspace
+from dalgo_core.spec import list_org_slugs
+from dalgo_ops.cli import prepare
 from tests.support.dagster import Webserver, dagster_env
 from tests.support.orgs import copy_demo_org, write_spec
 

@@ -9,8 +9,8 @@ import dagster as dg
 import pytest
 
 from dalgo_assets.definitions import build_org_definitions, org_definitions
-from dalgo_assets.spec import load_org_spec
-from dalgo_assets.transform.projects import DbtProjectError, prepare_projects
+from dalgo_core.dbt_projects import DbtProjectError, prepare_projects
+from dalgo_core.spec import load_org_spec
 from tests.support.orgs import copy_demo_org, write_dbt_project, write_spec
 
 SEED = "id,name\n1,asha\n2,ravi\n2,ravi again\n"
@@ -155,7 +155,7 @@ def test_broken_dbt_project_is_a_clear_error_for_that_org_only(dalgo_env: Path, 
             "broken",
             {"slug": "broken", "name": "Broken", "dbt_projects": [{"name": "bad", "path": str(project)}]},
         )
-    from dalgo_assets.cli import prepare
+    from dalgo_ops.cli import prepare
 
     problems = prepare(["broken", "good"])
     assert set(problems) == {"broken"}
@@ -228,7 +228,7 @@ def test_location_entry_point_restores_the_garbage_collector(dalgo_env: Path) ->
 
     _small_org(dalgo_env, "good")
     write_spec(dalgo_env / "orgs", "broken", {"slug": "broken", "name": "Broken", "warehouse": {"type": "oracle"}})
-    from dalgo_assets.cli import prepare
+    from dalgo_ops.cli import prepare
 
     prepare(["good"])
     defs = locations.good

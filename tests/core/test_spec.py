@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dalgo_assets.spec import SpecError, list_org_slugs, load_org_spec, parse_org_spec, write_org_spec
+from dalgo_core.spec import SpecError, list_org_slugs, load_org_spec, parse_org_spec, write_org_spec
 from tests.support.orgs import REPO, write_spec
 
 

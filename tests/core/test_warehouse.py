@@ -11,9 +11,9 @@ import pytest
 import yaml
 from dagster_gcp import BigQueryResource
 
-from dalgo_assets.spec import parse_org_spec
-from dalgo_assets.warehouse import dbt_profile, warehouse_resources
-from dalgo_assets.warehouse.profiles import render_profiles
+from dalgo_assets.warehouse import warehouse_resources
+from dalgo_core.spec import parse_org_spec
+from dalgo_core.warehouse.profiles import dbt_profile, render_profiles
 
 
 def _spec(tmp_path: Path, warehouse: dict):

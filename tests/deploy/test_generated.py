@@ -15,11 +15,11 @@ import jsonschema
 import pytest
 import yaml
 
-from dalgo_assets.cli import main
-from dalgo_assets.deploy.compose import compose_config, write_compose
-from dalgo_assets.deploy.helm import dagster_values, write_helm
-from dalgo_assets.deploy.naming import code_server_service, org_secret_name, user_deployment_name
-from dalgo_assets.spec import list_org_slugs
+from dalgo_core.spec import list_org_slugs
+from dalgo_ops.cli import main
+from dalgo_ops.compose import compose_config, write_compose
+from dalgo_ops.helm import dagster_values, write_helm
+from dalgo_ops.naming import code_server_service, org_secret_name, user_deployment_name
 from tests.support.orgs import copy_demo_org, write_spec
 
 SCHEMA = Path(__file__).with_name("helm") / "values.schema.json"

@@ -10,7 +10,7 @@ import yaml
 from dagster import DagsterInstance
 from dagster._core.instance.config import dagster_instance_config
 
-from dalgo_assets.deploy.instance import POSTGRES_INSTANCE, DeployError, pg_env_from_url, write_postgres_instance
+from dalgo_ops.instance import POSTGRES_INSTANCE, DeployError, pg_env_from_url, write_postgres_instance
 from tests.support.postgres import PostgresServer
 
 
@@ -67,7 +67,7 @@ def test_serve_adds_the_one_host_run_launcher_and_compose_keeps_the_default(
 ) -> None:
     use_postgres(monkeypatch, "postgresql://dagster:secret@127.0.0.1:5432/dagster")
     config, _ = dagster_instance_config(str(write_postgres_instance(tmp_path / "serve").parent))
-    assert config["run_launcher"]["module"] == "dalgo_assets.deploy.run_launcher"
+    assert config["run_launcher"]["module"] == "dalgo_assets.instance.run_launcher"
     assert config["run_launcher"]["class"] == "OneHostRunLauncher"
     # docker compose mounts the yaml itself: its run workers live in the code-server containers
     assert "run_launcher" not in yaml.safe_load(POSTGRES_INSTANCE.read_text())

@@ -23,14 +23,14 @@ from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.storage.tags import GRPC_INFO_TAG
 from dagster._core.test_utils import create_run_for_test
 
-from dalgo_assets.deploy.run_launcher import CLOCK_SLACK_SECONDS, OneHostRunLauncher, WorkerRecord, worker_problem
+from dalgo_assets.instance.run_launcher import CLOCK_SLACK_SECONDS, OneHostRunLauncher, WorkerRecord, worker_problem
 
 LOCAL = json.dumps({"host": "127.0.0.1", "port": 4000})
 
 
 @pytest.fixture
 def instance() -> Iterator[DagsterInstance]:
-    launcher = {"module": "dalgo_assets.deploy.run_launcher", "class": "OneHostRunLauncher"}
+    launcher = {"module": "dalgo_assets.instance.run_launcher", "class": "OneHostRunLauncher"}
     with instance_for_test(overrides={"run_launcher": launcher}) as inst:
         yield inst
 

@@ -16,7 +16,7 @@ import psutil
 import psycopg
 import requests
 
-from dalgo_assets.deploy.processes import stop_from_pid_files
+from dalgo_ops.processes import stop_from_pid_files
 from tests.support.orgs import write_dbt_project, write_spec
 from tests.support.postgres import PostgresServer, free_port
 

@@ -13,8 +13,8 @@ import dagster as dg
 import pytest
 
 from dalgo_assets.ingestion.embedded import build_embedded_ingestion
-from dalgo_assets.spec import OrgSpec, load_org_spec
 from dalgo_assets.warehouse import warehouse_resources
+from dalgo_core.spec import OrgSpec, load_org_spec
 from tests.support.orgs import write_spec
 from tests.support.postgres import PostgresServer
 

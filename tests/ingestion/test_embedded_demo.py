@@ -8,9 +8,9 @@ import dagster as dg
 import duckdb
 
 from dalgo_assets.definitions import build_org_definitions
-from dalgo_assets.spec import load_org_spec
-from dalgo_assets.transform.projects import prepare_projects
 from dalgo_assets.warehouse import warehouse_resources
+from dalgo_core.dbt_projects import prepare_projects
+from dalgo_core.spec import load_org_spec
 from tests.ingestion.embedded_support import embedded_env  # noqa: F401 (fixture)
 from tests.support.orgs import copy_demo_org
 

@@ -9,7 +9,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from dalgo_assets.ingestion import connection_pool, ingestion_group
+from dalgo_assets.ingestion import ingestion_group
 from dalgo_assets.ingestion.embedded import build_embedded_ingestion, sql
 from dalgo_assets.ingestion.embedded.bigquery import _inline, bigquery_schema, commit_script
 from dalgo_assets.ingestion.embedded.schema import (
@@ -26,7 +26,8 @@ from dalgo_assets.ingestion.embedded.schema import (
 )
 from dalgo_assets.ingestion.embedded.state import GLOBAL_KEY, StateTracker, state_input
 from dalgo_assets.ingestion.embedded.sync import plan_stream, source_config
-from dalgo_assets.spec import StreamSpec
+from dalgo_core.names import connection_pool
+from dalgo_core.spec import StreamSpec
 from tests.ingestion.embedded_support import faker_connection, write_org
 
 SCHEMA = {

@@ -7,14 +7,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from dalgo_assets.cli import main as dalgo
 from dalgo_assets.ingestion import build_ingestion_definitions
 from dalgo_assets.ingestion.server.reconcile import ReconcileError, apply, make_plan
-from dalgo_assets.ingestion.server.standin import StandinAirbyte
 from dalgo_assets.ingestion.server.state import state_path
 from dalgo_assets.ingestion.server.workspace import airbyte_client
-from dalgo_assets.spec import load_org_spec
+from dalgo_core.spec import load_org_spec
+from dalgo_ops.cli import main as dalgo
 from tests.ingestion.test_server_standin import FAKER, ORG, basic_auth_env, server_spec, standin
+from tests.support.airbyte_standin import StandinAirbyte
 
 __all__ = ["standin"]
 

@@ -1,6 +1,6 @@
 """Server ingestion: stream assets built from the spec with no HTTP call, synced through AirbyteWorkspace.
 
-Every test talks HTTP to the stand-in Airbyte server (``standin.py``) on 127.0.0.1: Airbyte itself
+Every test talks HTTP to the stand-in Airbyte server (``tests/support/airbyte_standin.py``) on 127.0.0.1: Airbyte itself
 needs Docker, which this machine lacks.
 """
 
@@ -13,9 +13,10 @@ import dagster as dg
 import pytest
 
 from dalgo_assets.definitions import build_org_definitions
-from dalgo_assets.ingestion import build_ingestion_definitions, connection_pool, ingestion_group
-from dalgo_assets.ingestion.server.standin import StandinAirbyte
+from dalgo_assets.ingestion import build_ingestion_definitions, ingestion_group
+from dalgo_core.names import connection_pool
 from tests.ingestion.test_server_standin import BASIC, FAKER, ORG, basic_auth_env, server_spec, standin
+from tests.support.airbyte_standin import StandinAirbyte
 
 __all__ = ["standin"]  # the fixture, shared with the stand-in's own tests
 

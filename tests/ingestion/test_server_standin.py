@@ -18,8 +18,8 @@ import pytest
 import requests
 from dagster_airbyte import AirbyteWorkspace
 
-from dalgo_assets.ingestion.server.standin import StandinAirbyte
-from dalgo_assets.spec import OrgSpec, load_org_spec, parse_org_spec, write_org_spec
+from dalgo_core.spec import OrgSpec, load_org_spec, parse_org_spec, write_org_spec
+from tests.support.airbyte_standin import StandinAirbyte
 
 ORG = "acme"
 FAKER = {
@@ -108,7 +108,7 @@ def test_standin_refuses_wrong_credentials(standin: StandinAirbyte) -> None:
 
 def test_standin_runs_as_a_program_and_masks_secrets(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dalgo_assets.ingestion.server.standin", "--port", "0"],
+        [sys.executable, "-m", "tests.support.airbyte_standin", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},

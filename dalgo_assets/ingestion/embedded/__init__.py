@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from dalgo_assets.ingestion import IngestionDefinitions
-    from dalgo_assets.spec import OrgSpec
+    from dalgo_core.spec import OrgSpec
 
 
 def build_embedded_ingestion(spec: OrgSpec) -> IngestionDefinitions:

@@ -10,10 +10,11 @@ from collections.abc import Iterator
 import dagster as dg
 from pydantic import Field
 
-from dalgo_assets.ingestion import connection_pool, ingestion_group, stream_key
+from dalgo_assets.ingestion import ingestion_group, stream_key
 from dalgo_assets.ingestion.embedded.sync import ConnectionSync, SyncError
-from dalgo_assets.spec import ORG_TAG, ConnectionSpec, OrgSpec
 from dalgo_assets.warehouse import WarehouseResource
+from dalgo_core.names import ORG_TAG, connection_pool
+from dalgo_core.spec import ConnectionSpec, OrgSpec
 
 RUNTIME_KEY = "airbyte_connectors"
 

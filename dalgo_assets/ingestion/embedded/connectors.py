@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from dalgo_assets import settings
+from dalgo_core import settings
 
 INSTALLED_MARKER = ".dalgo-installed"
 INSTALL_TIMEOUT_SECONDS = 900

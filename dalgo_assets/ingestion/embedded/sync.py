@@ -20,8 +20,8 @@ from dalgo_assets.ingestion.embedded.loaders import Loader, open_loader
 from dalgo_assets.ingestion.embedded.protocol import ConnectorError, ConnectorProcess, LogFn
 from dalgo_assets.ingestion.embedded.schema import StreamTable, columns_from_schema
 from dalgo_assets.ingestion.embedded.state import StateTracker, state_input
-from dalgo_assets.spec import ConnectionSpec, StreamSpec
 from dalgo_assets.warehouse import WarehouseResource
+from dalgo_core.spec import ConnectionSpec, StreamSpec
 
 
 class SyncError(Exception):

@@ -4,7 +4,7 @@ Loading the definitions makes no HTTP call: the stream assets come from the spec
 connection ids from the spec or from what ``dalgo airbyte apply`` recorded (``state.py``). A
 materialization starts the connection's sync through dagster-airbyte's ``AirbyteWorkspace``, waits for
 it and records what the job reported (``assets.py``, ``workspace.py``). ``reconcile.py`` and ``cli.py``
-are connections as code: ``dalgo airbyte plan|apply <org>``. ``standin.py`` is a stand-in Airbyte server
+are connections as code: ``dalgo airbyte plan|apply <org>``. ``tests/support/airbyte_standin.py`` is a stand-in Airbyte server
 for machines that cannot run Airbyte.
 """
 
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from dalgo_assets.ingestion import IngestionDefinitions
-    from dalgo_assets.spec import OrgSpec
+    from dalgo_core.spec import OrgSpec
 
 AIRBYTE_RESOURCE_KEY = "airbyte"
 
@@ -26,7 +26,7 @@ def build_server_ingestion(spec: OrgSpec) -> IngestionDefinitions:
     from dalgo_assets.ingestion.server.assets import OrgAirbyteTranslator, connection_assets
     from dalgo_assets.ingestion.server.state import connection_id, read_state
     from dalgo_assets.ingestion.server.workspace import airbyte_workspace
-    from dalgo_assets.spec import SpecError
+    from dalgo_core.spec import SpecError
 
     server = spec.ingestion.server
     assert server is not None

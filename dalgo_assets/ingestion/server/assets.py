@@ -15,9 +15,10 @@ from dagster import AssetExecutionContext
 from dagster_airbyte import AirbyteConnectionTableProps, DagsterAirbyteTranslator
 from dagster_airbyte.utils import DAGSTER_AIRBYTE_TRANSLATOR_METADATA_KEY
 
-from dalgo_assets.ingestion import connection_pool, ingestion_group, stream_key
+from dalgo_assets.ingestion import ingestion_group, stream_key
 from dalgo_assets.ingestion.server.workspace import DalgoAirbyteWorkspace
-from dalgo_assets.spec import ORG_TAG, BigQueryWarehouse, ConnectionSpec, OrgSpec, PostgresWarehouse
+from dalgo_core.names import ORG_TAG, connection_pool
+from dalgo_core.spec import BigQueryWarehouse, ConnectionSpec, OrgSpec, PostgresWarehouse
 
 
 class OrgAirbyteTranslator(DagsterAirbyteTranslator):

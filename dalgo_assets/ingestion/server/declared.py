@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from dalgo_assets.spec import (
+from dalgo_core.spec import (
     BigQueryWarehouse,
     ConnectionSpec,
     DuckDBWarehouse,
@@ -23,7 +23,7 @@ from dalgo_assets.spec import (
     SecretRef,
     StreamSpec,
 )
-from dalgo_assets.warehouse.profiles import duckdb_path
+from dalgo_core.warehouse.profiles import duckdb_path
 
 
 class DeclarationError(Exception):

@@ -27,7 +27,7 @@ from dalgo_assets.ingestion.server.declared import (
     flatten,
 )
 from dalgo_assets.ingestion.server.state import read_state, write_state
-from dalgo_assets.spec import ConnectionSpec, OrgSpec
+from dalgo_core.spec import ConnectionSpec, OrgSpec
 
 ID_KEYS = {"sources": "sourceId", "destinations": "destinationId", "connections": "connectionId"}
 MASK = "**********"

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dalgo_assets.spec import ConnectionSpec, OrgSpec
+from dalgo_core.spec import ConnectionSpec, OrgSpec
 
 
 class AirbyteStateError(Exception):

@@ -21,7 +21,7 @@ from dagster_shared.utils.cached_method import cached_method
 from pydantic import Field
 
 from dalgo_assets.ingestion.server.client import DalgoAirbyteClient, job_metadata
-from dalgo_assets.spec import AirbyteServerSpec, OrgSpec, SecretRef
+from dalgo_core.spec import AirbyteServerSpec, OrgSpec, SecretRef
 
 SECRET_FIELDS = ("password", "client_id", "client_secret")
 

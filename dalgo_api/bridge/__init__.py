@@ -1,0 +1,59 @@
+"""The API's only way to Dagster, a small package with one job per module:
+
+- ``transport``: the webserver's GraphQL API (``DALGO_DAGSTER_URL``) through ``dagster_graphql``'s client
+  where it serves, and the instance's storage (``DAGSTER_HOME``) for reads; errors become 503 or 409;
+- ``locations``: reloading an organization's code location, the daemon's view of it, pools;
+- ``assets``: the organization's asset graph;
+- ``runs``: launching, cancelling, listing runs and reading their logs;
+- ``queue``: why a queued run waits.
+
+Every function takes the organization's slug and stays inside it: GraphQL queries name its code location
+``org_<slug>``; run reads filter on Dagster's own ``dagster/code_location`` tag, which a launch cannot
+override; a run id given by a caller is used only after ``run_for_org`` checked that the run ran in the
+organization's location. Answers are the API's own types (``AssetNode``, ``RunInfo``, ``RunEvent``):
+no Dagster object leaves this package.
+"""
+
+from dalgo_api.bridge.assets import AssetNode, absolute_path, asset_nodes, relative_key
+from dalgo_api.bridge.locations import ensure_pools, reload_location, wait_for_daemon
+from dalgo_api.bridge.queue import queue_position, waiting_reason
+from dalgo_api.bridge.runs import (
+    RunEvent,
+    RunInfo,
+    RunQuery,
+    cancel_run,
+    captured_log,
+    failed_runs_since,
+    launch_run,
+    list_runs,
+    run_error,
+    run_for_org,
+    run_logs,
+)
+from dalgo_api.bridge.transport import DagsterRejected, DagsterUnavailable, dagit_url
+
+__all__ = [
+    "AssetNode",
+    "DagsterRejected",
+    "DagsterUnavailable",
+    "RunEvent",
+    "RunInfo",
+    "RunQuery",
+    "absolute_path",
+    "asset_nodes",
+    "cancel_run",
+    "captured_log",
+    "dagit_url",
+    "ensure_pools",
+    "failed_runs_since",
+    "launch_run",
+    "list_runs",
+    "queue_position",
+    "relative_key",
+    "reload_location",
+    "run_error",
+    "run_for_org",
+    "run_logs",
+    "wait_for_daemon",
+    "waiting_reason",
+]

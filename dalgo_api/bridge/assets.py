@@ -1,0 +1,96 @@
+"""The organization's asset graph, from the webserver's GraphQL API, with keys relative to the organization."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dalgo_api.bridge.transport import graphql
+from dalgo_core.names import REPOSITORY, location_name
+
+ASSET_NODES = """
+query($loc: String!, $repo: String!) {
+  repositoryOrError(repositorySelector: {repositoryLocationName: $loc, repositoryName: $repo}) {
+    __typename
+    ... on Repository { assetNodes {
+      assetKey { path } groupName kinds description isMaterializable isExecutable jobNames
+      dependencyKeys { path } dependedByKeys { path } tags { key value }
+      assetMaterializations(limit: 1) { timestamp runId }
+      freshnessStatusInfo { freshnessStatus }
+      assetChecksOrError { __typename ... on AssetChecks { checks { name
+        executionForLatestMaterialization { status runId timestamp } } } }
+    } }
+    ... on RepositoryNotFoundError { message } ... on PythonError { message }
+  }
+}
+"""
+
+
+@dataclass
+class AssetNode:
+    """One asset of the organization as Dagster sees it, with keys relative to the organization."""
+
+    key: str
+    group: str | None
+    kinds: list[str]
+    description: str | None
+    materializable: bool
+    upstream: list[str]
+    downstream: list[str]
+    tags: dict[str, str]
+    last_materialization: dict[str, Any] | None
+    freshness: str | None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+
+def relative_key(slug: str, path: Sequence[str]) -> str | None:
+    """``['acme', 'sales', 'orders']`` -> ``'sales/orders'`` for org ``acme``; None outside it."""
+    if len(path) < 2 or path[0] != slug:
+        return None
+    return "/".join(path[1:])
+
+
+def absolute_path(slug: str, key: str) -> list[str]:
+    return [slug, *key.split("/")]
+
+
+def _node(slug: str, raw: dict[str, Any]) -> AssetNode | None:
+    key = relative_key(slug, raw["assetKey"]["path"])
+    if key is None:
+        return None
+    mats = raw.get("assetMaterializations") or []
+    checks_raw = raw.get("assetChecksOrError") or {}
+    checks = []
+    for check in checks_raw.get("checks", []) if checks_raw.get("__typename") == "AssetChecks" else []:
+        latest = check.get("executionForLatestMaterialization") or {}
+        checks.append({"name": check["name"], "status": latest.get("status"), "run_id": latest.get("runId")})
+
+    def keys(items: Iterable[dict[str, Any]]) -> list[str]:
+        found = (relative_key(slug, k["path"]) for k in items)
+        return sorted(k for k in found if k is not None)
+
+    return AssetNode(
+        key=key,
+        group=raw.get("groupName"),
+        kinds=list(raw.get("kinds") or []),
+        description=raw.get("description"),
+        materializable=bool(raw.get("isMaterializable")),
+        upstream=keys(raw.get("dependencyKeys") or []),
+        downstream=keys(raw.get("dependedByKeys") or []),
+        tags={t["key"]: t["value"] for t in raw.get("tags") or []},
+        last_materialization=(
+            {"timestamp": float(mats[0]["timestamp"]) / 1000, "run_id": mats[0]["runId"]} if mats else None
+        ),
+        freshness=(raw.get("freshnessStatusInfo") or {}).get("freshnessStatus"),
+        checks=checks,
+    )
+
+
+def asset_nodes(slug: str) -> list[AssetNode]:
+    """Every asset of the organization's code location (empty if the location has no repository yet)."""
+    data = graphql(ASSET_NODES, {"loc": location_name(slug), "repo": REPOSITORY})["repositoryOrError"]
+    if data["__typename"] != "Repository":
+        return []
+    nodes = (_node(slug, raw) for raw in data["assetNodes"])
+    return sorted((n for n in nodes if n is not None), key=lambda n: n.key)

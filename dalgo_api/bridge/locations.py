@@ -1,0 +1,117 @@
+"""An organization's code location as the webserver and the daemon see it: reloading it, waiting for the
+daemon to know it, and the concurrency pools its runs use."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+
+from dalgo_api.bridge.transport import (
+    DagsterRejected,
+    DagsterUnavailable,
+    client_call,
+    graphql,
+    instance,
+    storage_call,
+)
+from dalgo_core.names import REPOSITORY, automation_sensor_name, location_name
+
+# reloading a location starts a new code server process that imports the organization's definitions
+RELOAD_TIMEOUT_SECONDS = float(os.environ.get("DALGO_DAGSTER_RELOAD_TIMEOUT_SECONDS", "300"))
+# how long a launch waits for the daemon to load a new organization's code location (see wait_for_daemon)
+DAEMON_WAIT_SECONDS = float(os.environ.get("DALGO_DAGSTER_DAEMON_WAIT_SECONDS", "180"))
+
+RELOAD = """
+mutation($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name) {
+  __typename ... on WorkspaceLocationEntry { name loadStatus
+    locationOrLoadError { __typename ... on PythonError { message } } }
+  ... on PythonError { message } ... on RepositoryLocationNotFound { message } ... on UnauthorizedError { message } } }
+"""
+RELOAD_WORKSPACE = """mutation { reloadWorkspace { __typename ... on PythonError { message } } }"""
+
+
+def reload_location(slug: str) -> None:
+    """Make the webserver reload the organization's code location (its spec changed). A location the
+    webserver does not know yet (a new organization) makes it re-read the whole workspace file.
+    A location that loads with an error is reported as ``DagsterRejected`` with Dagster's message.
+    (Through the plain GraphQL transport: the GraphQL client reports a webserver that is down as a
+    query error, which would read as a refusal rather than as Dagster being unavailable.)"""
+    name = location_name(slug)
+    result = graphql(RELOAD, {"name": name}, timeout=RELOAD_TIMEOUT_SECONDS)["reloadRepositoryLocation"]
+    if result["__typename"] == "RepositoryLocationNotFound":
+        reload_workspace()
+        return
+    if result["__typename"] != "WorkspaceLocationEntry":
+        raise DagsterRejected(f"reloading {name} failed: {result.get('message') or result['__typename']}")
+    loaded = result.get("locationOrLoadError") or {}
+    if loaded.get("__typename") == "PythonError":
+        raise DagsterRejected(f"code location {name} does not load: {loaded.get('message', '').strip()}")
+
+
+def reload_workspace() -> None:
+    """Make the webserver re-read its workspace file (organizations were added or removed)."""
+    result = graphql(RELOAD_WORKSPACE, timeout=RELOAD_TIMEOUT_SECONDS)["reloadWorkspace"]
+    if result["__typename"] == "PythonError":
+        raise DagsterRejected(f"reloading the workspace failed: {result.get('message', '').strip()}")
+
+
+DAEMON_SEES_LOCATION = """
+query($sensor: SensorSelector!) {
+  instance { daemonHealth { daemonStatus(daemonType: "QUEUED_RUN_COORDINATOR") { healthy } } }
+  sensorOrError(sensorSelector: $sensor) {
+    __typename ... on Sensor { sensorState { status ticks(limit: 1) { timestamp } } } }
+}
+"""
+_daemon_locations: set[str] = set()  # locations this process saw the daemon evaluate
+
+
+def wait_for_daemon(slug: str) -> None:
+    """Return once Dagster's daemon has loaded the organization's code location (at most
+    ``DAEMON_WAIT_SECONDS``).
+
+    The daemon re-reads the workspace only every 60 s, and its run queue fails a run of a location it
+    has not loaded yet at once (``DagsterCodeLocationNotFoundError`` is not one of the user-code errors
+    ``max_user_code_failure_retries`` retries). A run requested in the first minute of a new organization
+    would fail, so the launch waits until the daemon has evaluated the organization's automation sensor
+    (on by default in every location: its first tick comes right after the daemon loads the location).
+    No wait when the daemon is not running (the run then waits in the queue), when an operator stopped
+    the sensor, or when the location does not load (``launchRun`` reports why)."""
+    name = location_name(slug)
+    if name in _daemon_locations:
+        return
+    sensor = {"repositoryLocationName": name, "repositoryName": REPOSITORY, "sensorName": automation_sensor_name(slug)}
+    deadline = time.monotonic() + DAEMON_WAIT_SECONDS
+    while True:
+        data = graphql(DAEMON_SEES_LOCATION, {"sensor": sensor})
+        found = data["sensorOrError"]
+        if found["__typename"] == "Sensor" and found["sensorState"]["ticks"]:
+            _daemon_locations.add(name)
+            return
+        if found["__typename"] != "Sensor" or found["sensorState"]["status"] != "RUNNING":
+            return  # the location does not load, or an operator stopped its sensor: nothing to wait for
+        daemon_up = data["instance"]["daemonHealth"]["daemonStatus"]["healthy"]
+        if not daemon_up or time.monotonic() > deadline:
+            return
+        time.sleep(1)
+
+
+def forget_location(slug: str) -> None:
+    """The organization's location is gone (deleted): a location of that name is new again."""
+    _daemon_locations.discard(location_name(slug))
+
+
+def ensure_pools(pools: Iterable[str]) -> None:
+    """Give pools their limit (the instance's ``default_limit``) before a run needs them. The run queue
+    only counts pools it knew when its pass started, so two runs queued together on a pool nobody
+    used yet would otherwise both start."""
+    from sqlalchemy.exc import IntegrityError
+
+    storage = instance().event_log_storage
+    # Only pools without a row: on PostgreSQL, initializing an existing pool fails its transaction.
+    for pool in set(pools) - storage_call(storage.get_concurrency_keys):
+        try:
+            storage_call(storage.initialize_concurrency_limit_to_default, pool)
+        except DagsterUnavailable as exc:
+            if not isinstance(exc.__cause__, IntegrityError):  # a concurrent first launch created it
+                raise

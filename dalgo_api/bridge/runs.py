@@ -1,0 +1,363 @@
+"""An organization's runs: launch and cancel (GraphQL), list and read their event logs and captured
+output (the instance's storage), as the API's own ``RunInfo`` and ``RunEvent``.
+
+A run belongs to an organization when it ran in the organization's code location: Dagster's
+``dagster/code_location`` tag, which Dagster sets on every run of a location, whoever launched it, and a
+launch cannot override. Records of finished runs no longer change and are kept in Django's cache.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from dalgo_api.bridge.assets import absolute_path, relative_key
+from dalgo_api.bridge.locations import ensure_pools, wait_for_daemon
+from dalgo_api.bridge.transport import DagsterRejected, client_call, instance, storage_call
+from dalgo_api.errors import ApiError
+from dalgo_api.runs.cache import runs_cache, runs_changed
+from dalgo_core.names import (
+    AUTOMATION_TAG,
+    LOCATION_TAG,
+    ORG_TAG,
+    PIPELINE_TAG,
+    REPOSITORY,
+    SCHEDULE_TAG,
+    SENSOR_TAG,
+    TRIGGER_TAG,
+    location_name,
+    location_org,
+)
+
+ASSET_JOB = "__ASSET_JOB"
+FINISHED_RUN_TTL_SECONDS = 3600
+ASSET_SCAN_LIMIT = 5000
+FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run of an organization, with asset keys relative to it."""
+
+    run_id: str
+    org: str | None
+    status: str  # Dagster's status: QUEUED, STARTED, SUCCESS, ...
+    job: str
+    tags: dict[str, str]
+    assets: list[str] | None
+    created_at: datetime
+    updated_at: datetime | None
+    started_at: float | None
+    ended_at: float | None
+    plan_snapshot_id: str | None = field(default=None, repr=False)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def trigger(self) -> str | None:
+        """What started the run: the API's own tag, else Dagster's schedule, sensor or automation tags."""
+        if self.tags.get(TRIGGER_TAG):
+            return self.tags[TRIGGER_TAG]
+        if SCHEDULE_TAG in self.tags:
+            return "schedule"
+        if self.tags.get(AUTOMATION_TAG) == "true":
+            return "automation"
+        if SENSOR_TAG in self.tags:
+            return "sensor"
+        return None
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """One entry of a run's event log."""
+
+    timestamp: float
+    level: str
+    type: str | None
+    step: str | None
+    message: str
+    asset: str | None = None
+    file_key: str | None = None
+
+
+def _run_info(record: Any) -> RunInfo:
+    run = record.dagster_run
+    tags = dict(run.tags)
+    org = location_org(tags.get(LOCATION_TAG, ""))
+    assets = None
+    if run.asset_selection and org:
+        assets = sorted(k for k in (relative_key(org, a.path) for a in run.asset_selection) if k is not None)
+    return RunInfo(
+        run_id=run.run_id,
+        org=org,
+        status=run.status.value,
+        job=run.job_name,
+        tags=tags,
+        assets=assets or None,
+        created_at=record.create_timestamp,
+        updated_at=record.update_timestamp,
+        started_at=record.start_time,
+        ended_at=record.end_time,
+        plan_snapshot_id=run.execution_plan_snapshot_id,
+    )
+
+
+# --- launching and cancelling ----------------------------------------------------------------------
+
+
+def launch_run(
+    slug: str,
+    *,
+    tags: dict[str, str],
+    asset_keys: Sequence[str] | None = None,
+    job_name: str | None = None,
+) -> str:
+    """Submit a run of the organization's code location (to the run queue); return its id. Either
+    ``asset_keys`` (relative to the organization) or a ``job_name`` of that location."""
+    wait_for_daemon(slug)
+    all_tags = {**tags, ORG_TAG: slug}
+    selection = [absolute_path(slug, k) for k in asset_keys] if asset_keys is not None else None
+    run_id = client_call(
+        lambda c: c.submit_job_execution(
+            ASSET_JOB if selection is not None else str(job_name),
+            repository_location_name=location_name(slug),
+            repository_name=REPOSITORY,
+            tags=all_tags,
+            asset_selection=selection,
+        )
+    )
+    runs_changed(slug)
+    run = storage_call(instance().get_run_by_id, run_id)
+    if run is not None and run.run_op_concurrency is not None:
+        ensure_pools(run.run_op_concurrency.all_pools or ())
+    return run_id
+
+
+def cancel_run(slug: str, run_id: str) -> None:
+    """Cancel a queued or running run of the organization."""
+    _require_run(slug, run_id)
+    try:
+        client_call(lambda c: c.terminate_run(run_id))
+    except DagsterRejected as exc:
+        raise DagsterRejected(f"run {run_id} cannot be cancelled: {exc.detail}") from None
+    finally:
+        runs_changed(slug)
+
+
+# --- reading runs ----------------------------------------------------------------------------------
+
+
+def run_for_org(slug: str, run_id: str) -> RunInfo | None:
+    """The run if it exists and belongs to the organization, else None."""
+    if not run_id or len(run_id) > 64:
+        return None
+    run = _run(run_id)
+    if run is None or run.org != slug:
+        return None
+    return run
+
+
+def _run(run_id: str) -> RunInfo | None:
+    """A run; a finished run no longer changes and is kept in the cache."""
+    from dagster import RunsFilter
+
+    cache = runs_cache()
+    key = f"run:{run_id}"
+    run = cache.get(key)
+    if run is None:
+        records = storage_call(instance().get_run_records, RunsFilter(run_ids=[run_id]), limit=1)
+        run = _run_info(records[0]) if records else None
+        if run is not None and run.finished:
+            cache.set(key, run, FINISHED_RUN_TTL_SECONDS)
+    return run
+
+
+def _require_run(slug: str, run_id: str) -> None:
+    """Refuse to touch a run outside the organization (the API checked it already: defence in depth)."""
+    if run_for_org(slug, run_id) is None:
+        raise ApiError(404, f"run '{run_id}' not found in organization '{slug}'")
+
+
+@dataclass
+class RunQuery:
+    statuses: list[str] = field(default_factory=list)
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    trigger: str | None = None
+    pipeline: str | None = None
+    asset_key: str | None = None
+    limit: int = 20
+    cursor: str | None = None
+
+
+def list_runs(slug: str, query: RunQuery) -> tuple[list[RunInfo], str | None]:
+    """A page of the organization's runs, newest first, and the cursor of the next page (or None)."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    tags = {LOCATION_TAG: location_name(slug)}
+    if query.trigger:
+        tags[TRIGGER_TAG] = query.trigger
+    if query.pipeline:
+        tags[PIPELINE_TAG] = query.pipeline
+    filters = RunsFilter(
+        tags=tags,
+        statuses=[DagsterRunStatus(s) for s in query.statuses],
+        created_after=query.created_after,
+        created_before=query.created_before,
+    )
+    inst = instance()
+    if query.cursor and run_for_org(slug, query.cursor) is None:
+        return [], None
+    if query.asset_key is None:
+        records = _records_page(inst, filters, query.limit + 1, query.cursor)
+    else:
+        records = _runs_touching(inst, filters, absolute_path(slug, query.asset_key), query)
+    more = len(records) > query.limit
+    runs = [_run_info(r) for r in records[: query.limit]]
+    return runs, (runs[-1].run_id if more and runs else None)
+
+
+def _records_page(inst: Any, filters: Any, limit: int, cursor: str | None) -> list[Any]:
+    """``get_run_records(filters, limit, cursor)`` in two cheap queries. With a tag filter, Dagster's one
+    query makes SQLite sort every matching run together with its serialized body before the limit; the
+    ids alone sort several times faster, then the page's records are read by id."""
+    from dagster import RunsFilter
+
+    ids = storage_call(inst.get_run_ids, filters, limit=limit, cursor=cursor)
+    if not ids:
+        return []
+    by_id = {r.dagster_run.run_id: r for r in storage_call(inst.get_run_records, RunsFilter(run_ids=ids))}
+    return [by_id[run_id] for run_id in ids if run_id in by_id]
+
+
+def _runs_touching(inst: Any, filters: Any, path: list[str], query: RunQuery) -> list[Any]:
+    """Runs that selected or materialized an asset. Dagster's run storage cannot filter on assets, so
+    this scans the organization's recent runs (at most ``ASSET_SCAN_LIMIT``)."""
+    from dagster import AssetKey
+
+    key = AssetKey(path)
+    found, cursor, scanned = [], query.cursor, 0
+    while len(found) <= query.limit and scanned < ASSET_SCAN_LIMIT:
+        page = _records_page(inst, filters, 500, cursor)
+        if not page:
+            break
+        scanned += len(page)
+        for record in page:
+            run = record.dagster_run
+            if (run.asset_selection and key in run.asset_selection) or (
+                run.asset_selection is None and key in (planned_assets(inst, run.execution_plan_snapshot_id) or ())
+            ):
+                found.append(record)
+        cursor = page[-1].dagster_run.run_id
+    return found
+
+
+def execution_plan(inst: Any, snapshot_id: str | None) -> Any | None:
+    """A run's execution plan snapshot, if stored."""
+    if not snapshot_id:
+        return None
+    try:
+        return inst.get_execution_plan_snapshot(snapshot_id)
+    except Exception:
+        return None
+
+
+def planned_assets(inst: Any, snapshot_id: str | None) -> set[Any] | None:
+    """The assets a job run plans to materialize (from its execution plan snapshot), if known."""
+    plan = execution_plan(inst, snapshot_id)
+    if plan is None:
+        return None
+    return {
+        output.properties.asset_key
+        for step in plan.steps
+        for output in step.outputs
+        if output.properties and output.properties.asset_key
+    }
+
+
+# --- logs ------------------------------------------------------------------------------------------
+
+
+def _event(slug: str, record: Any) -> RunEvent:
+    entry = record.event_log_entry
+    event = entry.dagster_event
+    message = (event.message if event and event.message else None) or entry.user_message or ""
+    asset = file_key = None
+    if event is not None:
+        if event.asset_key is not None:
+            asset = relative_key(slug, event.asset_key.path)
+        data = event.event_specific_data
+        if event.event_type_value == "LOGS_CAPTURED":
+            file_key = getattr(data, "file_key", None)
+        error = getattr(data, "error", None)
+        if error is not None:
+            message = f"{message}\n{error.message}".strip()
+    level = logging.getLevelName(entry.level) if isinstance(entry.level, int) else str(entry.level)
+    return RunEvent(
+        timestamp=entry.timestamp,
+        level=level,
+        type=event.event_type_value if event else None,
+        step=entry.step_key,
+        message=message,
+        asset=asset,
+        file_key=file_key,
+    )
+
+
+def run_logs(slug: str, run: RunInfo, cursor: str | None, limit: int) -> tuple[list[RunEvent], str | None, bool]:
+    """A page of the event log of a run ``run_for_org`` returned (events, the cursor to pass next time,
+    whether more are stored). A client following a running run passes the returned cursor again until
+    the run ends and ``has_more`` is false. A cursor this API did not return raises ``ValueError``."""
+    if run.org != slug:
+        raise ApiError(404, f"run '{run.run_id}' not found in organization '{slug}'")
+    conn = storage_call(instance().get_records_for_run, run.run_id, cursor=cursor, limit=limit)
+    return [_event(slug, r) for r in conn.records], conn.cursor, conn.has_more
+
+
+def captured_log(slug: str, run_id: str, file_key: str, cursor: str | None, max_bytes: int) -> dict[str, Any]:
+    """A chunk of a step's captured stdout/stderr (dbt's and git's output) from the compute log manager."""
+    _require_run(slug, run_id)
+    manager = instance().compute_log_manager
+    data = storage_call(manager.get_log_data, [run_id, "compute_logs", file_key], cursor=cursor, max_bytes=max_bytes)
+    return {
+        "stdout": (data.stdout or b"").decode(errors="replace"),
+        "stderr": (data.stderr or b"").decode(errors="replace"),
+        "cursor": data.cursor,
+    }
+
+
+def run_error(run_id: str) -> str | None:
+    """The error that failed a run: the failed step's error, else the run failure message."""
+    from dagster import DagsterEventType
+
+    inst = instance()
+    for kind in (DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE, DagsterEventType.ENGINE_EVENT):
+        conn = storage_call(inst.get_records_for_run, run_id, of_type=kind, limit=20)
+        for record in conn.records:
+            entry = record.event_log_entry
+            event = entry.dagster_event
+            data = getattr(event, "event_specific_data", None) if event else None
+            error = getattr(data, "error", None)
+            if error is not None:
+                return error.message.strip()
+            if kind == DagsterEventType.RUN_FAILURE and entry.message:
+                return entry.message
+    return None
+
+
+def failed_runs_since(updated_after: datetime | None, limit: int = 200) -> list[RunInfo]:
+    """Failed runs of every organization updated after a time (oldest first), for notifications."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    records = storage_call(
+        instance().get_run_records,
+        RunsFilter(statuses=[DagsterRunStatus.FAILURE], updated_after=updated_after),
+        limit=limit,
+        ascending=True,
+    )
+    return [run for run in (_run_info(r) for r in records) if run.org]

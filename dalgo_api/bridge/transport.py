@@ -1,0 +1,159 @@
+"""How the bridge reaches Dagster: the webserver's GraphQL API for writes and the asset graph, the
+instance's storage for run reads (several times cheaper than GraphQL for the same rows).
+
+When Dagster cannot be reached, ``DagsterUnavailable`` is raised and the API answers 503; when Dagster
+answers but refuses, ``DagsterRejected`` (409).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+
+from dalgo_api.errors import ApiError
+
+DEFAULT_URL = "http://127.0.0.1:3000"
+TIMEOUT_SECONDS = float(os.environ.get("DALGO_DAGSTER_TIMEOUT_SECONDS", "30"))
+T = TypeVar("T")
+
+
+class DagsterUnavailable(ApiError):
+    """Dagster (its webserver or its instance storage) cannot be reached: the API answers 503."""
+
+    def __init__(self, detail: str):
+        super().__init__(503, f"Dagster is unavailable: {detail}; try again shortly")
+
+
+class DagsterRejected(ApiError):
+    """Dagster answered but refused the request (a launch, cancel or code location error): 409."""
+
+    def __init__(self, detail: str):
+        super().__init__(409, detail)
+
+
+def webserver_url() -> str:
+    return os.environ.get("DALGO_DAGSTER_URL", DEFAULT_URL).rstrip("/")
+
+
+def dagit_url() -> str:
+    """Where operators open Dagit (``DALGO_DAGIT_URL``, else the webserver the API talks to)."""
+    return os.environ.get("DALGO_DAGIT_URL", webserver_url()).rstrip("/")
+
+
+# --- GraphQL -----------------------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def _session() -> requests.Session:
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = _local.session = requests.Session()
+    return session
+
+
+def graphql(query: str, variables: dict[str, Any] | None = None, *, timeout: float = TIMEOUT_SECONDS) -> dict[str, Any]:
+    """Run one GraphQL operation; connection problems and server errors become ``DagsterUnavailable``."""
+    url = webserver_url()
+    try:
+        response = _session().post(
+            f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=timeout
+        )
+    except requests.RequestException as exc:
+        raise DagsterUnavailable(f"the Dagster webserver at {url} cannot be reached ({type(exc).__name__})") from exc
+    if response.status_code >= 500:
+        raise DagsterUnavailable(f"the Dagster webserver at {url} answered {response.status_code}")
+    try:
+        body = response.json()
+    except ValueError:
+        raise DagsterUnavailable(f"the Dagster webserver at {url} did not answer JSON") from None
+    if body.get("errors"):
+        raise DagsterRejected("; ".join(e.get("message", "?") for e in body["errors"]))
+    return body["data"]
+
+
+def python_error(result: dict[str, Any]) -> str:
+    """The message of a GraphQL error union member (``PythonError``, ``InvalidSubsetError``, ...)."""
+    message = result.get("message") or result.get("__typename", "error")
+    errors = result.get("errors") or []
+    return "; ".join([message, *(e.get("message", "") for e in errors)]).strip("; ")
+
+
+def client(timeout: float = TIMEOUT_SECONDS) -> Any:
+    """``dagster_graphql.DagsterGraphQLClient`` for the webserver (one per thread and timeout)."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    url = webserver_url()
+    key = (url, timeout)
+    clients = getattr(_local, "clients", None)
+    if clients is None:
+        clients = _local.clients = {}
+    if key not in clients:
+        parts = urlsplit(url)
+        clients[key] = DagsterGraphQLClient(
+            parts.hostname or "127.0.0.1",
+            port_number=parts.port,
+            use_https=parts.scheme == "https",
+            path_prefix=parts.path.rstrip("/"),
+            timeout=int(timeout),
+        )
+    return clients[key]
+
+
+def client_call(call: Callable[[Any], T], *, timeout: float = TIMEOUT_SECONDS) -> T:
+    """Call the GraphQL client; a connection or server failure is ``DagsterUnavailable``, any other
+    error of the client (Dagster's refusal) ``DagsterRejected`` with Dagster's message."""
+    from dagster_graphql import DagsterGraphQLClientError
+    from gql.transport.exceptions import TransportConnectionFailed, TransportServerError
+
+    try:
+        return call(client(timeout))
+    except DagsterGraphQLClientError as exc:
+        cause = exc.__cause__
+        unreachable = (requests.RequestException, TransportConnectionFailed, TransportServerError)
+        if isinstance(cause, unreachable) or "Server error with code" in str(exc):
+            raise DagsterUnavailable(f"the Dagster webserver at {webserver_url()} cannot be reached") from exc
+        detail = exc.body if isinstance(getattr(exc, "body", None), str) else str(exc)
+        raise DagsterRejected(detail.strip()) from None
+
+
+# --- the instance ----------------------------------------------------------------------------------
+
+_instance_lock = threading.Lock()
+_instances: dict[str, Any] = {}
+
+
+def dagster_home() -> str:
+    """``DAGSTER_HOME``, else the platform's default (``dalgo_core.layout``), as ``dalgo up`` uses."""
+    from dalgo_core import layout
+
+    return os.environ.get("DAGSTER_HOME") or str(layout.dagster_home())
+
+
+def instance() -> Any:
+    """The Dagster instance of ``DAGSTER_HOME`` (one per home, kept for the process)."""
+    from dagster import DagsterInstance
+
+    home = dagster_home()
+    with _instance_lock:
+        if home not in _instances:
+            try:
+                _instances[home] = DagsterInstance.from_config(home)
+            except Exception as exc:
+                raise DagsterUnavailable(f"Dagster's instance at {home} cannot be opened: {exc}") from exc
+        return _instances[home]
+
+
+def storage_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call the instance; a storage failure (database down) is ``DagsterUnavailable``."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return fn(*args, **kwargs)
+    except SQLAlchemyError as exc:
+        raise DagsterUnavailable(f"Dagster's run storage cannot be read ({type(exc).__name__})") from exc

@@ -1,0 +1,46 @@
+"""Bodies of the connection endpoints: the spec's own models wherever they fit (so the API and the
+YAML validate the same way), with secrets given as values and stored apart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ninja import Schema
+from pydantic import Field, SecretStr
+
+from dalgo_core.spec import NAME_PATTERN, StreamSpec
+
+
+class SourceIn(Schema):
+    connector: str = Field(pattern=r"^source-[a-z0-9-]+$", description="Airbyte connector, e.g. source-faker")
+    version: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Config fields (dotted paths) that are secrets; stored encrypted, never returned. "
+        "On update, omit a field to keep its stored value.",
+    )
+
+
+class ConnectionIn(Schema):
+    name: str = Field(pattern=NAME_PATTERN)
+    source: SourceIn
+    streams: list[StreamSpec] = Field(min_length=1)
+    destination_schema: str = Field("raw", pattern=NAME_PATTERN)
+    airbyte_connection_id: str | None = None
+
+
+class SourceOut(Schema):
+    connector: str
+    version: str | None
+    config: dict[str, Any]
+    secret_fields: list[str]
+
+
+class ConnectionOut(Schema):
+    name: str
+    source: SourceOut
+    streams: list[StreamSpec]
+    destination_schema: str
+    airbyte_connection_id: str | None
+    assets: list[str] = Field(description="The asset key of each stream")

@@ -1,0 +1,93 @@
+"""The organization's dbt projects (``/api/dbt/projects/``): add, change or remove a project (a git URL
+and ref, or a local folder); each change writes the spec, prepares the manifests (git checkout,
+``dbt deps``, ``dbt parse``) and reloads the code location. ``POST .../commands/<git_pull|dbt_deps|
+dbt_clean>`` runs that chore as a recorded Dagster run, so its output stays in the run's logs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from django.http import HttpRequest
+from ninja import Router
+
+from dalgo_api import bridge
+from dalgo_api.accounts.auth import has_permission
+from dalgo_api.dbt.schemas import DbtProjectIn, DbtProjectOut
+from dalgo_api.runs import services as runs
+from dalgo_api.runs.schemas import RunOut
+from dalgo_api.specs import store as specs
+from dalgo_api.specs.changes import SpecSection
+from dalgo_core.names import COMMAND_TAG, MAINTENANCE_COMMANDS, maintenance_job_name
+from dalgo_core.spec import DbtProjectSpec
+
+dbt = Router(tags=["dbt"])
+Command = Literal["git_pull", "dbt_deps", "dbt_clean"]
+
+
+def _out(project: DbtProjectSpec) -> dict:
+    return {"name": project.name, "path": project.path, "git": project.git, "commands": list(MAINTENANCE_COMMANDS)}
+
+
+SECTION = SpecSection("dbt_projects", "dbt project")
+_project = SECTION.lookup
+
+
+def _entry(payload: DbtProjectIn) -> DbtProjectSpec:
+    return DbtProjectSpec(name=payload.name, path=payload.path, git=payload.git)
+
+
+@dbt.get("/projects/", response=list[DbtProjectOut], auth=has_permission(["can_view_dbt_workspace"]))
+def list_projects(request: HttpRequest) -> list[dict]:
+    return [_out(p) for p in specs.load_spec(request.auth.org.slug).dbt_projects]
+
+
+@dbt.get("/projects/{name}", response=DbtProjectOut, auth=has_permission(["can_view_dbt_workspace"], lookup=_project))
+def get_project(request: HttpRequest, name: str) -> dict:
+    return _out(request.auth.obj)
+
+
+@dbt.post("/projects/", response={201: DbtProjectOut}, auth=has_permission(["can_create_dbt_workspace"]))
+def create_project(request: HttpRequest, payload: DbtProjectIn) -> tuple[int, dict]:
+    """Add a dbt project: its models become assets ``<project>/<model>`` (422 if it does not parse)."""
+    slug = request.auth.org.slug
+    SECTION.ensure_free(slug, payload.name)
+    entry = _entry(payload)
+    SECTION.add(slug, entry, prepare=True)
+    return 201, _out(entry)
+
+
+@dbt.put("/projects/{name}", response=DbtProjectOut, auth=has_permission(["can_edit_dbt_workspace"], lookup=_project))
+def update_project(request: HttpRequest, name: str, payload: DbtProjectIn) -> dict:
+    """Point a project at another git URL/ref or folder (or rename it); the manifest is prepared again."""
+    slug = request.auth.org.slug
+    SECTION.ensure_free(slug, payload.name, current=name)
+    entry = _entry(payload)
+    SECTION.replace(slug, name, entry, prepare=True)
+    return _out(entry)
+
+
+@dbt.delete(
+    "/projects/{name}", response={204: None}, auth=has_permission(["can_delete_dbt_workspace"], lookup=_project)
+)
+def delete_project(request: HttpRequest, name: str) -> tuple[int, None]:
+    """Remove a project from the organization (its tables stay in the warehouse)."""
+    slug = request.auth.org.slug
+    SECTION.remove(slug, name)
+    return 204, None
+
+
+@dbt.post(
+    "/projects/{name}/commands/{command}",
+    response={201: RunOut},
+    auth=has_permission(["can_run_orgtask"], lookup=_project),
+)
+def run_command(request: HttpRequest, name: str, command: Command) -> tuple[int, dict]:
+    """Run ``git pull``, ``dbt deps`` or ``dbt clean`` for the project as a Dagster run; follow its output
+    with ``GET /api/runs/{run_id}/logs``. It waits for any dbt run of the same project."""
+    ctx = request.auth
+    run_id = bridge.launch_run(
+        ctx.org.slug,
+        job_name=maintenance_job_name(ctx.org.slug, name, command),
+        tags=runs.run_tags(ctx.user.email, "maintenance", **{COMMAND_TAG: command}),
+    )
+    return 201, runs.launched(ctx.org.slug, run_id)

@@ -1,0 +1,124 @@
+"""One way to change an organization's spec from the API: lock, edit, validate, write, prepare dbt
+manifests if needed, reload the code location; undo everything if any step fails.
+
+A change that Dagster cannot load (a dbt project that does not parse, a pipeline selection the
+automation rejects) is rolled back and answered 422 with the reason, so a bad request never leaves an
+organization's code location broken. Manifests are prepared here, when the spec changes, never when a
+code location loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from dalgo_api import bridge
+from dalgo_api.accounts.auth import RequestContext
+from dalgo_api.errors import ApiError, not_found
+from dalgo_api.specs import store as specs
+from dalgo_core.dbt_projects import DbtProjectError, prepare_projects
+from dalgo_core.names import connection_pool, dbt_pool
+from dalgo_core.spec import OrgSpec, SpecError
+
+Edit = Callable[[OrgSpec], None]
+
+
+@contextlib.contextmanager
+def spec_lock(slug: str) -> Iterator[None]:
+    """Serialize spec changes of one organization (several API workers may edit it at once)."""
+    path = specs.load_spec(slug).state_dir() / "spec.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _invalid(exc: SpecError) -> ApiError:
+    errors = [{"field": p.split(":", 1)[0], "message": p.split(":", 1)[-1].strip()} for p in exc.problems]
+    return ApiError(422, f"the change is not valid for organization '{exc.org}': {'; '.join(exc.problems)}", errors)
+
+
+def change_spec(slug: str, edit: Edit, *, prepare: bool = False) -> OrgSpec:
+    """Apply ``edit`` to the organization's spec and make Dagster load it, or change nothing."""
+    with spec_lock(slug):
+        before = specs.load_spec(slug)
+        after = before.model_copy(deep=True)
+        edit(after)
+        try:
+            saved = specs.save_spec(after)
+        except SpecError as exc:
+            raise _invalid(exc) from None
+        try:
+            if prepare:
+                prepare_projects(saved)
+            bridge.ensure_pools(spec_pools(saved))
+            bridge.reload_location(slug)
+        except DbtProjectError as exc:
+            specs.save_spec(before)
+            raise ApiError(422, str(exc)) from None
+        except bridge.DagsterRejected as exc:
+            specs.save_spec(before)
+            _reload_quietly(slug)
+            raise ApiError(422, f"the change was undone because Dagster cannot load it: {exc.detail}") from None
+        except bridge.DagsterUnavailable:
+            specs.save_spec(before)
+            raise
+        return saved
+
+
+def spec_pools(spec: OrgSpec) -> list[str]:
+    """The concurrency pools of the organization's dbt projects and connections."""
+    return [dbt_pool(spec.slug, p.name) for p in spec.dbt_projects] + [
+        connection_pool(spec.slug, c.name) for c in spec.connections
+    ]
+
+
+def _reload_quietly(slug: str) -> None:
+    with contextlib.suppress(ApiError):
+        bridge.reload_location(slug)
+
+
+@dataclass(frozen=True)
+class SpecSection:
+    """A list of named entries of the organization's spec (connections, dbt projects, pipelines) and the
+    API's ways to read and change it: lookup for ``has_permission``, a name free check (409), add,
+    replace, remove, each through ``change_spec``."""
+
+    field: str  # the OrgSpec attribute
+    what: str  # how messages name an entry
+
+    def entries(self, spec: OrgSpec) -> list[Any]:
+        return getattr(spec, self.field)
+
+    def find(self, spec: OrgSpec, name: str) -> Any | None:
+        return next((e for e in self.entries(spec) if e.name == name), None)
+
+    def lookup(self, ctx: RequestContext, params: dict) -> Any:
+        """The entry named in the path, or 404."""
+        found = self.find(specs.load_spec(ctx.org.slug), params["name"])
+        if found is None:
+            raise not_found(self.what, params["name"])
+        return found
+
+    def ensure_free(self, slug: str, name: str, current: str | None = None) -> None:
+        """409 if another entry already has ``name`` (``current`` is the entry being renamed)."""
+        if name != current and self.find(specs.load_spec(slug), name) is not None:
+            raise ApiError(409, f"{self.what} '{name}' already exists in organization '{slug}'")
+
+    def add(self, slug: str, entry: Any, *, prepare: bool = False) -> None:
+        change_spec(slug, lambda spec: self.entries(spec).append(entry), prepare=prepare)
+
+    def replace(self, slug: str, name: str, entry: Any, *, prepare: bool = False) -> None:
+        def edit(spec: OrgSpec) -> None:
+            setattr(spec, self.field, [entry if e.name == name else e for e in self.entries(spec)])
+
+        change_spec(slug, edit, prepare=prepare)
+
+    def remove(self, slug: str, name: str) -> None:
+        change_spec(slug, lambda spec: setattr(spec, self.field, [e for e in self.entries(spec) if e.name != name]))

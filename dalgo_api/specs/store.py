@@ -1,0 +1,92 @@
+"""The only place the API writes organization specs and the Dagster workspace.
+
+Everything goes through ``dalgo_core.spec`` (no Dagster import): creating an organization writes
+``$DALGO_ORGS_DIR/<slug>/org.yaml`` (a DuckDB warehouse, nothing else yet) and regenerates the workspace
+so Dagster gets a code location for it; deleting removes the folder, its secrets and its location.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+
+from dalgo_core import secret_store
+from dalgo_core import settings as dalgo_settings
+from dalgo_core.code_locations import write_workspace
+from dalgo_core.spec import (
+    SLUG_PATTERN,
+    OrgSpec,
+    load_org_spec,
+    org_spec_path,
+    write_org_spec,
+)
+
+SLUG_MAX = 40
+
+
+def workspace_file() -> Path:
+    """``DALGO_WORKSPACE_FILE``, else ``workspace.yaml`` next to the organizations folder."""
+    if settings.WORKSPACE_FILE:
+        return Path(settings.WORKSPACE_FILE)
+    return dalgo_settings.orgs_dir().parent / "workspace.yaml"
+
+
+def regenerate_workspace() -> list[str]:
+    return write_workspace(workspace_file())
+
+
+def slugify_name(name: str, taken: set[str]) -> str:
+    """A slug matching ``SLUG_PATTERN`` derived from a name ("Demo NGO" -> demo_ngo), unique among
+    ``taken`` and the spec folders already on disk."""
+    base = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "org"
+    if not base[0].isalpha():
+        base = f"org_{base}"
+    base = base[:SLUG_MAX]
+    slug, n = base, 1
+    while slug in taken or org_spec_path(slug).parent.exists():
+        n += 1
+        suffix = f"_{n}"
+        slug = base[: SLUG_MAX - len(suffix)] + suffix
+    assert re.match(SLUG_PATTERN, slug), slug
+    return slug
+
+
+def create_org_spec(slug: str, name: str) -> OrgSpec:
+    spec = OrgSpec(slug=slug, name=name)
+    write_org_spec(spec)
+    regenerate_workspace()
+    return spec
+
+
+def load_spec(slug: str) -> OrgSpec:
+    return load_org_spec(slug)
+
+
+def update_org_spec(slug: str, **fields: object) -> OrgSpec:
+    """Set top-level fields of the organization's spec (its name, its warehouse) and write it."""
+    spec = load_org_spec(slug).model_copy(update=fields)
+    write_org_spec(spec)
+    return spec
+
+
+def delete_org_spec(slug: str) -> None:
+    """Remove the organization's folder, its secrets and its generated state, then its code location."""
+    shutil.rmtree(org_spec_path(slug).parent, ignore_errors=True)
+    shutil.rmtree(dalgo_settings.home_dir() / slug, ignore_errors=True)
+    secret_store.delete_org_secrets(slug)
+    regenerate_workspace()
+
+
+def save_spec(spec: OrgSpec) -> OrgSpec:
+    """Validate a whole changed spec again (names unique, cross-field rules) and write it atomically;
+    raises ``SpecError`` naming the organization and fields. Used by the connection, dbt project and
+    pipeline endpoints (``dalgo_api.workspace``)."""
+    from dalgo_core.spec import parse_org_spec
+
+    path = org_spec_path(spec.slug)
+    checked = parse_org_spec(spec.model_dump(mode="json", by_alias=True, exclude_none=True), org=spec.slug, path=path)
+    write_org_spec(checked)
+    return checked

@@ -1,0 +1,83 @@
+"""The names both halves agree on: code locations, run and asset tags, pools, jobs and sensors.
+
+The definitions library (``dalgo_assets``) gives Dagster objects these names; the API (``dalgo_api``)
+finds them by the same names. Neither Dagster nor Django is imported here.
+"""
+
+from __future__ import annotations
+
+# --- code locations --------------------------------------------------------------------------------
+
+LOCATION_PREFIX = "org_"
+# Set by Dagster itself on every run created from a code location; a launch cannot override it.
+LOCATION_TAG = "dagster/code_location"
+REPOSITORY = "__repository__"
+
+
+def location_name(slug: str) -> str:
+    """The Dagster code location of an organization (also the value of its runs' location tag)."""
+    return f"{LOCATION_PREFIX}{slug}"
+
+
+def location_org(location: str) -> str | None:
+    """The organization of a code location name, or None for a location of no organization."""
+    if not location.startswith(LOCATION_PREFIX):
+        return None
+    return location[len(LOCATION_PREFIX) :] or None
+
+
+# --- tags ------------------------------------------------------------------------------------------
+
+ORG_TAG = "dalgo/org"  # on every job, sensor and API run of an organization (informative: not trusted)
+USER_TAG = "dalgo/user"  # who launched a run through the API
+TRIGGER_TAG = "dalgo/trigger"  # manual, maintenance, schedule, automation, retry
+PIPELINE_TAG = "dalgo/pipeline"  # the pipeline a run was launched for
+COMMAND_TAG = "dalgo/maintenance"  # git_pull, dbt_deps or dbt_clean
+DBT_PROJECT_TAG = "dalgo/dbt_project"
+
+# Dagster's own tags on runs its daemon launches
+SENSOR_TAG = "dagster/sensor_name"
+SCHEDULE_TAG = "dagster/schedule_name"
+AUTOMATION_TAG = "dagster/from_automation_condition"
+
+# --- jobs, sensors, schedules ----------------------------------------------------------------------
+
+MAINTENANCE_COMMANDS = ("git_pull", "dbt_deps", "dbt_clean")
+
+
+def org_job_name(slug: str) -> str:
+    return f"{slug}__all_assets"
+
+
+def pipeline_job_name(slug: str, pipeline: str) -> str:
+    return f"{slug}__{pipeline}"
+
+
+def pipeline_schedule_name(slug: str, pipeline: str) -> str:
+    return f"{pipeline_job_name(slug, pipeline)}_schedule"
+
+
+def maintenance_job_name(slug: str, project: str, command: str) -> str:
+    return f"{slug}__{project}__{command}"
+
+
+def automation_sensor_name(slug: str) -> str:
+    return f"{slug}_automation"
+
+
+# --- pools -----------------------------------------------------------------------------------------
+
+
+def dbt_pool(org: str, project: str) -> str:
+    """The concurrency pool of a dbt project: one dbt step per project at a time."""
+    return f"dbt/{org}/{project}"
+
+
+def connection_pool(org: str, connection: str) -> str:
+    """One sync of a connection at a time."""
+    return f"airbyte/{org}/{connection}"
+
+
+def warehouse_pool(org: str) -> str:
+    """Writes into an organization's DuckDB file, one at a time (DuckDB allows one writing process)."""
+    return f"warehouse/{org}"

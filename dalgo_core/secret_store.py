@@ -1,0 +1,78 @@
+"""The file secrets backend: ``$DALGO_SECRETS_DIR/<org>/<name>``, mode 0600, encrypted at rest with Fernet.
+
+A spec refers to such a secret as ``{file: <name>}``; ``SecretRef.resolve`` calls ``reveal`` so run-time
+code reads encrypted and hand-written plain-text files alike. The key comes from ``DALGO_SECRETS_KEY``
+(a Fernet key; set it in production so the key is not on the same disk as the secrets), otherwise from
+``$DALGO_HOME/secrets.key``, created (mode 0600) the first time a secret is written.
+
+No Django or Dagster import: the API writes secrets, the code locations read them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from dalgo_core import settings
+
+PREFIX = "fernet:"
+KEY_ENV = "DALGO_SECRETS_KEY"
+
+
+def _key_file() -> Path:
+    return settings.home_dir() / "secrets.key"
+
+
+def _fernet(create: bool):  # -> cryptography.fernet.Fernet
+    from cryptography.fernet import Fernet
+
+    key = os.environ.get(KEY_ENV)
+    if not key:
+        path = _key_file()
+        if not path.exists():
+            if not create:
+                raise LookupError(f"no secrets key: set {KEY_ENV} or create {path}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(Fernet.generate_key().decode())
+        key = path.read_text().strip()
+    return Fernet(key.encode())
+
+
+def secret_path(org: str, name: str) -> Path:
+    return settings.secrets_dir() / org / name
+
+
+def write_secret(org: str, name: str, value: str) -> Path:
+    """Store a secret encrypted, readable by the owner only; atomically replaces an older value."""
+    path = secret_path(org, name)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    token = _fernet(create=True).encrypt(value.encode()).decode()
+    tmp = path.with_name(f".{name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(PREFIX + token)
+    os.replace(tmp, path)
+    return path
+
+
+def reveal(text: str) -> str:
+    """The secret in a file's text: decrypted when written by ``write_secret``, else as is."""
+    if not text.startswith(PREFIX):
+        return text
+    from cryptography.fernet import InvalidToken
+
+    try:
+        return _fernet(create=False).decrypt(text[len(PREFIX) :].encode()).decode()
+    except InvalidToken:
+        raise LookupError(f"a secret cannot be decrypted with the current key ({KEY_ENV})") from None
+
+
+def delete_secret(org: str, name: str) -> None:
+    secret_path(org, name).unlink(missing_ok=True)
+
+
+def delete_org_secrets(org: str) -> None:
+    shutil.rmtree(settings.secrets_dir() / org, ignore_errors=True)

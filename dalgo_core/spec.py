@@ -1,0 +1,365 @@
+"""The organization spec: one YAML file per organization, validated with pydantic.
+
+An organization's folder (``$DALGO_ORGS_DIR/<slug>/org.yaml``) describes everything the platform builds
+for it: its warehouse, its dbt projects, its ingestion connections and its pipelines (freshness targets
+or cron schedules). Secrets are never written in the spec, only referred to (``{env: NAME}`` or
+``{file: NAME}``), and are resolved when a run needs them.
+
+This module imports neither Dagster nor Django: both halves of the platform read and write specs
+through it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dalgo_core import settings
+from dalgo_core.names import location_name
+
+SPEC_FILE = "org.yaml"
+SLUG_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+SECRET_ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class SpecError(Exception):
+    """A spec that cannot be used, with the organization, file and field it concerns."""
+
+    def __init__(self, org: str, path: Path | str, problems: list[str]):
+        self.org = org
+        self.path = Path(path)
+        self.problems = problems
+        super().__init__(f"organization '{org}' ({self.path}): " + "; ".join(problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --- secrets ---------------------------------------------------------------------------------------
+
+
+class SecretRef(_Model):
+    """Where a secret lives: an environment variable, or a file in the organization's secrets folder."""
+
+    env: Annotated[str, Field(pattern=SECRET_ENV_PATTERN)] | None = None
+    file: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("a secret reference names exactly one of 'env' or 'file'")
+        return self
+
+    def describe(self) -> str:
+        """A printable description that never contains the secret itself."""
+        return f"env:{self.env}" if self.env else f"file:{self.file}"
+
+    def resolve(self, org: str) -> str:
+        """Read the secret. Only run-time code calls this, never definition loading."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise LookupError(f"organization '{org}': environment variable {self.env} is not set")
+            return value
+        path = settings.secrets_dir() / org / str(self.file)
+        try:
+            text = path.read_text().strip()
+        except FileNotFoundError:
+            raise LookupError(f"organization '{org}': secret file {path} does not exist") from None
+        from dalgo_core.secret_store import reveal  # files written by the API are encrypted
+
+        return reveal(text)
+
+
+# --- warehouses ------------------------------------------------------------------------------------
+
+
+class DuckDBWarehouse(_Model):
+    type: Literal["duckdb"] = "duckdb"
+    path: str | None = Field(None, description="Database file; default $DALGO_HOME/<org>/warehouse.duckdb")
+    schema_: str = Field("main", alias="schema", pattern=NAME_PATTERN)
+
+
+class PostgresWarehouse(_Model):
+    type: Literal["postgres"]
+    host: str
+    port: int = Field(5432, ge=1, le=65535)
+    user: str
+    password: SecretRef
+    database: str
+    schema_: str = Field("public", alias="schema", pattern=NAME_PATTERN)
+    sslmode: str | None = None
+
+
+class BigQueryWarehouse(_Model):
+    type: Literal["bigquery"]
+    project: str
+    dataset: str = Field(pattern=NAME_PATTERN)
+    location: str = "US"
+    keyfile_json: SecretRef | None = Field(
+        None, description="Service-account key JSON; without it, application default credentials"
+    )
+
+
+Warehouse = Annotated[DuckDBWarehouse | PostgresWarehouse | BigQueryWarehouse, Field(discriminator="type")]
+
+
+# --- dbt projects ----------------------------------------------------------------------------------
+
+
+class GitSource(_Model):
+    url: str
+    ref: str = "main"
+    subdir: str = ""
+
+
+class DbtProjectSpec(_Model):
+    name: str = Field(pattern=NAME_PATTERN)
+    path: str | None = Field(None, description="Local folder, relative to the spec file")
+    git: GitSource | None = None
+
+    @model_validator(mode="after")
+    def _one_location(self) -> DbtProjectSpec:
+        if (self.path is None) == (self.git is None):
+            raise ValueError("a dbt project has exactly one of 'path' or 'git'")
+        return self
+
+
+# --- ingestion -------------------------------------------------------------------------------------
+
+
+class StreamSpec(_Model):
+    name: str
+    sync_mode: Literal["full_refresh", "incremental"] = "full_refresh"
+    cursor_field: list[str] | None = None
+    primary_key: list[list[str]] | None = None
+
+
+class SourceSpec(_Model):
+    connector: str = Field(pattern=r"^source-[a-z0-9-]+$", description="Airbyte connector, e.g. source-faker")
+    version: str | None = Field(None, description="PyPI version of airbyte-<connector>; default latest")
+    config: dict[str, Any] = Field(default_factory=dict)
+    secrets: dict[str, SecretRef] = Field(
+        default_factory=dict, description="Config fields (dotted paths) filled from secrets at run time"
+    )
+
+
+class ConnectionSpec(_Model):
+    name: str = Field(pattern=NAME_PATTERN)
+    source: SourceSpec
+    streams: list[StreamSpec] = Field(min_length=1)
+    destination_schema: str = Field("raw", pattern=NAME_PATTERN)
+    airbyte_connection_id: str | None = Field(None, description="Server mode: the connection's id")
+
+    @field_validator("streams")
+    @classmethod
+    def _unique_streams(cls, streams: list[StreamSpec]) -> list[StreamSpec]:
+        names = [s.name for s in streams]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"stream listed twice: {', '.join(dupes)}")
+        return streams
+
+
+class AirbyteServerSpec(_Model):
+    url: str = Field(description="Airbyte base URL, e.g. http://airbyte:8000")
+    workspace_id: str
+    username: str | None = None
+    password: SecretRef | None = None
+    client_id: SecretRef | None = None
+    client_secret: SecretRef | None = None
+    poll_interval_seconds: float = Field(10.0, gt=0)
+
+
+class IngestionSpec(_Model):
+    mode: Literal["embedded", "server"] = "embedded"
+    server: AirbyteServerSpec | None = None
+
+    @model_validator(mode="after")
+    def _server_needs_settings(self) -> IngestionSpec:
+        if self.mode == "server" and self.server is None:
+            raise ValueError("ingestion mode 'server' needs a 'server' section (url, workspace_id)")
+        return self
+
+
+# --- pipelines: freshness targets and cron schedules -----------------------------------------------
+
+
+class FreshnessSpec(_Model):
+    """How fresh a selection must be: a maximum lag, a daily deadline, or both."""
+
+    max_lag_minutes: float | None = Field(None, gt=0)
+    warn_lag_minutes: float | None = Field(None, gt=0)
+    deadline_cron: str | None = Field(None, description="e.g. '0 9 * * *': data must be fresh by then")
+    deadline_max_age_minutes: float | None = Field(None, gt=0, description="age allowed at the deadline")
+    expected_run_minutes: float | None = Field(
+        None, gt=0, description="how long a refresh of the selection and its upstream takes; runs start this early"
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> FreshnessSpec:
+        if self.max_lag_minutes is None and self.deadline_cron is None:
+            raise ValueError("a freshness target needs max_lag_minutes, deadline_cron or both")
+        if self.warn_lag_minutes is not None and (
+            self.max_lag_minutes is None or self.warn_lag_minutes >= self.max_lag_minutes
+        ):
+            raise ValueError("warn_lag_minutes must be smaller than max_lag_minutes")
+        if self.deadline_cron is not None:
+            _check_cron(self.deadline_cron)
+        return self
+
+    @property
+    def max_lag(self) -> timedelta | None:
+        return timedelta(minutes=self.max_lag_minutes) if self.max_lag_minutes else None
+
+
+class ScheduleSpec(_Model):
+    cron: str
+    timezone: str | None = None
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, cron: str) -> str:
+        return _check_cron(cron)
+
+
+class PipelineSpec(_Model):
+    """A named selection of the organization's assets, kept fresh or run on a cron schedule."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    assets: list[str] = Field(
+        min_length=1, description="Asset keys relative to the organization, '/'-separated, '*' globs"
+    )
+    freshness: FreshnessSpec | None = None
+    schedule: ScheduleSpec | None = None
+    enabled: bool = True
+
+
+# --- the organization ------------------------------------------------------------------------------
+
+
+class OrgSpec(_Model):
+    slug: str = Field(pattern=SLUG_PATTERN)
+    name: str = Field(min_length=1)
+    timezone: str = "UTC"
+    warehouse: Warehouse = Field(default_factory=DuckDBWarehouse)
+    dbt_projects: list[DbtProjectSpec] = Field(default_factory=list)
+    ingestion: IngestionSpec = Field(default_factory=IngestionSpec)
+    connections: list[ConnectionSpec] = Field(default_factory=list)
+    pipelines: list[PipelineSpec] = Field(default_factory=list)
+
+    # Where the spec was read from; set by load_org_spec, never written.
+    spec_path: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> OrgSpec:
+        for what, names in (
+            ("dbt project", [p.name for p in self.dbt_projects]),
+            ("connection", [c.name for c in self.connections]),
+            ("pipeline", [p.name for p in self.pipelines]),
+        ):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{what} name used twice: {', '.join(dupes)}")
+        return self
+
+    @property
+    def folder(self) -> Path:
+        return self.spec_path.parent if self.spec_path else settings.orgs_dir() / self.slug
+
+    @property
+    def location_name(self) -> str:
+        return location_name(self.slug)
+
+    def state_dir(self) -> Path:
+        """Where the platform keeps this organization's generated files (manifests, profiles, state)."""
+        return settings.home_dir() / self.slug
+
+
+def selection_matches(pattern: str, path: Sequence[str]) -> bool:
+    """Whether an asset key path, relative to its organization, is selected by a pipeline pattern:
+    '/'-separated segments, '*' globbing within one segment (``analytics/*`` is every analytics model)."""
+    parts = [p for p in pattern.strip("/").split("/") if p]
+    return len(path) == len(parts) and all(fnmatchcase(s, p) for s, p in zip(path, parts, strict=True))
+
+
+def _check_cron(cron: str) -> str:
+    from croniter import croniter  # dagster's own dependency
+
+    if not croniter.is_valid(cron) or len(cron.split()) != 5:
+        raise ValueError(f"'{cron}' is not a valid 5-field cron expression")
+    return cron
+
+
+# --- reading and writing ---------------------------------------------------------------------------
+
+
+def _format_errors(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+        # discriminated unions add the tag to the path: keep it readable
+        problems.append(f"{where or '<root>'}: {err['msg']}")
+    return problems
+
+
+def parse_org_spec(data: Any, *, org: str, path: Path | str) -> OrgSpec:
+    """Validate a spec's content, raising SpecError naming the organization, file and fields."""
+    if not isinstance(data, Mapping):
+        raise SpecError(org, path, ["<root>: the spec must be a mapping of fields"])
+    try:
+        spec = OrgSpec.model_validate(dict(data))
+    except ValidationError as exc:
+        raise SpecError(org, path, _format_errors(exc)) from None
+    if spec.slug != org:
+        raise SpecError(org, path, [f"slug: '{spec.slug}' does not match its folder name '{org}'"])
+    spec.spec_path = Path(path)
+    return spec
+
+
+def org_spec_path(slug: str, orgs_dir: Path | None = None) -> Path:
+    return (orgs_dir or settings.orgs_dir()) / slug / SPEC_FILE
+
+
+def load_org_spec(slug: str, orgs_dir: Path | None = None) -> OrgSpec:
+    path = org_spec_path(slug, orgs_dir)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(slug, path, ["the spec file does not exist"]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(slug, path, [f"not valid YAML: {exc}"]) from None
+    return parse_org_spec(data, org=slug, path=path)
+
+
+def list_org_slugs(orgs_dir: Path | None = None) -> list[str]:
+    """Every folder of the organizations folder that holds a spec file, sorted."""
+    root = orgs_dir or settings.orgs_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.parent.name for p in root.glob(f"*/{SPEC_FILE}"))
+
+
+def dump_org_spec(spec: OrgSpec) -> str:
+    data = spec.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=False)
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def write_org_spec(spec: OrgSpec, orgs_dir: Path | None = None) -> Path:
+    """Write the spec atomically (the code location never sees a half-written file)."""
+    path = org_spec_path(spec.slug, orgs_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(dump_org_spec(spec))
+    os.replace(tmp, path)
+    spec.spec_path = path
+    return path

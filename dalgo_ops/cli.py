@@ -1,0 +1,133 @@
+"""The ``dalgo`` command: prepare organizations, write the workspace, start the platform."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dalgo_core import settings
+from dalgo_core.code_locations import write_workspace
+from dalgo_core.dbt_projects import DbtProjectError, prepare_projects
+from dalgo_core.spec import SpecError, list_org_slugs, load_org_spec
+from dalgo_ops.airbyte import register as register_airbyte
+from dalgo_ops.deploy_commands import register as register_deploy
+
+DEFAULT_INSTANCE = Path(__file__).resolve().parent.parent / "deploy" / "dagster" / "dagster.yaml"
+
+
+def prepare(slugs: list[str], *, force: bool = False) -> dict[str, str]:
+    """Prepare each organization's dbt manifests; return the problems by organization (never raises)."""
+    problems: dict[str, str] = {}
+    for slug in slugs:
+        try:
+            prepare_projects(load_org_spec(slug), force=force)
+        except (SpecError, DbtProjectError) as exc:
+            problems[slug] = str(exc)
+    return problems
+
+
+def _report(slugs: list[str], problems: dict[str, str]) -> None:
+    for slug in slugs:
+        print(f"  {slug}: {'ERROR ' + problems[slug] if slug in problems else 'ready'}")
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    slugs = args.orgs or list_org_slugs()
+    problems = prepare(slugs, force=args.force)
+    _report(slugs, problems)
+    return 1 if problems else 0
+
+
+def cmd_workspace(args: argparse.Namespace) -> int:
+    slugs = list_org_slugs()
+    problems = {} if args.no_prepare else prepare(slugs)
+    write_workspace(Path(args.output), grpc_base_port=args.grpc_base_port)
+    print(f"wrote {args.output}: {len(slugs)} organization(s)")
+    _report(slugs, problems)
+    return 0
+
+
+def dagster_home() -> Path:
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.home_dir() / "dagster").absolute()
+    home.mkdir(parents=True, exist_ok=True)
+    instance = home / "dagster.yaml"
+    if not instance.exists():
+        shutil.copy(DEFAULT_INSTANCE, instance)
+    return home
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.time() + 20
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Start Dagster's webserver and daemon on the embedded default, with every organization loaded."""
+    cmd_workspace(argparse.Namespace(output=args.workspace, no_prepare=False, grpc_base_port=None))
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home())}
+    bindir = Path(sys.executable).parent
+    procs = [
+        subprocess.Popen(
+            [str(bindir / "dagster-webserver"), "-h", args.host, "-p", str(args.port), "-w", args.workspace],
+            env=env,
+        ),
+        subprocess.Popen([str(bindir / "dagster-daemon"), "run", "-w", args.workspace], env=env),
+    ]
+    print(f"\nDalgo is starting: Dagster UI at http://{args.host}:{args.port}  (Ctrl-C stops it)\n", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+        return 1
+    except (KeyboardInterrupt, SystemExit):
+        return 0
+    finally:
+        _stop(procs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dalgo", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="prepare organizations' dbt manifests (only what changed)")
+    p.add_argument("orgs", nargs="*", help="organization slugs (default: all)")
+    p.add_argument("--force", action="store_true", help="parse even if nothing changed")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("workspace", help="prepare every organization and write workspace.yaml")
+    p.add_argument("--output", default="workspace.yaml")
+    p.add_argument("--no-prepare", action="store_true")
+    p.add_argument("--grpc-base-port", type=int, default=None, help="one gRPC code server per org")
+    p.set_defaults(func=cmd_workspace)
+
+    p = sub.add_parser("up", help="start Dagster's webserver and daemon on the embedded default")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--workspace", default="workspace.yaml")
+    p.set_defaults(func=cmd_up)
+
+    register_airbyte(sub)
+    register_deploy(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""The production Dagster instance: ``deploy/dagster/dagster.postgres.yaml`` plus its connection settings.
+
+The yaml reads every PostgreSQL setting from ``DAGSTER_PG_*`` environment variables, so one file serves
+``dalgo serve``, docker compose and the image; this module turns a PostgreSQL URL into those variables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+REPO = Path(__file__).resolve().parents[1]
+POSTGRES_INSTANCE = REPO / "deploy" / "dagster" / "dagster.postgres.yaml"
+PG_VARS = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
+# One host only: run workers are local processes whose pids run monitoring can check. Compose and the
+# Helm chart keep their own launchers (workers in other containers/pods), so this is not in the yaml.
+ONE_HOST_RUN_LAUNCHER = """
+# Added by dalgo serve: run monitoring checks each run worker's pid on this host.
+run_launcher:
+  module: dalgo_assets.instance.run_launcher
+  class: OneHostRunLauncher
+"""
+
+
+class DeployError(Exception):
+    """A deployment setting that cannot be used; the message names the setting."""
+
+
+def pg_env_from_url(url: str) -> dict[str, str]:
+    """``postgresql://user:pw@host:port/db`` as the ``DAGSTER_PG_*`` variables the instance yaml reads."""
+    parts = urlsplit(url)
+    if parts.scheme.split("+")[0] not in {"postgres", "postgresql"}:
+        raise DeployError(
+            f"--postgres-url: expected postgresql://user:password@host:port/database, got '{parts.scheme}://...'"
+        )
+    database = unquote(parts.path.lstrip("/"))
+    if not parts.hostname or not parts.username or not database:
+        raise DeployError(
+            "--postgres-url: the URL needs a user, a host and a database (postgresql://user:pw@host:port/db)"
+        )
+    return {
+        "DAGSTER_PG_HOST": parts.hostname,
+        "DAGSTER_PG_PORT": str(parts.port or 5432),
+        "DAGSTER_PG_USER": unquote(parts.username),
+        "DAGSTER_PG_PASSWORD": unquote(parts.password or ""),
+        "DAGSTER_PG_DB": database,
+    }
+
+
+def write_postgres_instance(dagster_home: Path) -> Path:
+    """Install the production instance yaml as ``$DAGSTER_HOME/dagster.yaml`` (replacing the embedded one),
+    with the one-host run launcher (``dalgo serve``)."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    target = dagster_home / "dagster.yaml"
+    target.write_text(POSTGRES_INSTANCE.read_text() + ONE_HOST_RUN_LAUNCHER)
+    return target

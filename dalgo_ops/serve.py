@@ -1,0 +1,283 @@
+"""``dalgo serve``: the production topology on one machine, without Docker.
+
+Given a PostgreSQL server it does not start itself, it writes the PostgreSQL instance into
+``$DAGSTER_HOME``, a workspace of ``grpc_server`` entries, migrates the API's database and collects its
+static files, then starts and watches:
+
+- one ``dagster api grpc`` code server per organization (``org_<slug>`` on ``grpc_base_port + i``), shared
+  by the webserver and the daemon instead of each spawning its own;
+- the Dagster webserver on 127.0.0.1 (operators and the API's run bridge; put an authenticating proxy in
+  front to expose it), and optionally a second, ``--read-only`` webserver for operators;
+- the Dagster daemon (run queue, schedules, sensors, run monitoring and retries);
+- the API under gunicorn (``dalgo_api.wsgi:application``).
+
+A process that dies is restarted; everything is stopped by PID on SIGTERM/SIGINT or ``dalgo serve stop``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from dalgo_core import settings
+from dalgo_core.code_locations import code_server_args, write_workspace
+from dalgo_core.spec import list_org_slugs
+from dalgo_ops.instance import REPO, pg_env_from_url, write_postgres_instance
+from dalgo_ops.processes import ProcessSpec, Supervisor, signal_group, stop_from_pid_files
+
+BIN = Path(sys.executable).parent
+WSGI_APP = "dalgo_api.wsgi:application"
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+@dataclass
+class ServeConfig:
+    postgres_url: str
+    api_database_url: str = ""  # empty: the API's tables go into the Dagster database
+    host: str = "127.0.0.1"
+    webserver_port: int = 3000
+    operator_port: int | None = None  # a second, read-only webserver for operators
+    api_port: int = 8000
+    grpc_base_port: int = 4000
+    api_workers: int = field(default_factory=lambda: _env_int("DALGO_API_WORKERS", 2))
+    api_threads: int = field(default_factory=lambda: _env_int("DALGO_API_THREADS", 4))
+    restart_delay: float = 5.0
+    dagster_home: Path = field(
+        default_factory=lambda: Path(os.environ.get("DAGSTER_HOME") or settings.home_dir() / "dagster").absolute()
+    )
+    run_dir: Path = field(default_factory=lambda: settings.home_dir() / "serve")
+
+    @property
+    def workspace(self) -> Path:
+        return self.run_dir / "workspace.yaml"
+
+    @property
+    def webserver_url(self) -> str:
+        return f"http://{self.host}:{self.webserver_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}"
+
+    def grpc_port(self, index: int) -> int:
+        return self.grpc_base_port + index
+
+
+def process_env(config: ServeConfig) -> dict[str, str]:
+    """The environment every process shares: where things are, the PostgreSQL settings, the API's URLs."""
+    env = {
+        **os.environ,
+        **pg_env_from_url(config.postgres_url),
+        "DAGSTER_HOME": str(config.dagster_home),
+        "DALGO_HOME": str(settings.home_dir()),
+        "DALGO_ORGS_DIR": str(settings.orgs_dir()),
+        "DALGO_API_DATABASE_URL": config.api_database_url or config.postgres_url,
+        "DALGO_DAGSTER_URL": config.webserver_url,
+        # the API regenerates a module workspace when organizations change: keep it away from ours
+        "DALGO_WORKSPACE_FILE": str(config.run_dir / "api-workspace.yaml"),
+        "DAGSTER_DISABLE_TELEMETRY": "1",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    env.setdefault("DJANGO_SETTINGS_MODULE", "dalgo_api.settings")
+    return env
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def grpc_ok(host: str, port: int) -> bool:
+    from dagster._grpc.client import DagsterGrpcClient
+
+    try:
+        DagsterGrpcClient(port=port, host=host).ping("dalgo")
+    except Exception:
+        return False
+    return True
+
+
+def code_server_name(slug: str) -> str:
+    return f"code-server-{slug}"
+
+
+def code_server(config: ServeConfig, env: dict[str, str], slug: str, index: int) -> ProcessSpec:
+    port = config.grpc_port(index)
+    argv = [
+        str(BIN / "dagster"),
+        "api",
+        "grpc",
+        "-h",
+        config.host,
+        "-p",
+        str(port),
+        *code_server_args(slug),
+        "-d",
+        str(REPO),
+    ]
+    return ProcessSpec(
+        code_server_name(slug),
+        argv,
+        env,
+        REPO,
+        stop_signal=signal.SIGKILL,
+        ready=lambda: grpc_ok(config.host, port),
+    )
+
+
+def webserver(config: ServeConfig, env: dict[str, str], *, read_only: bool = False) -> ProcessSpec:
+    port = config.operator_port if read_only else config.webserver_port
+    argv = [str(BIN / "dagster-webserver"), "-h", config.host, "-p", str(port), "-w", str(config.workspace)]
+    if read_only:
+        argv.append("--read-only")
+    name = "webserver-readonly" if read_only else "webserver"
+    return ProcessSpec(name, argv, env, REPO, ready=lambda: http_ok(f"http://{config.host}:{port}/server_info"))
+
+
+def daemon(config: ServeConfig, env: dict[str, str]) -> ProcessSpec:
+    return ProcessSpec("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(config.workspace)], env, REPO)
+
+
+def gunicorn_argv(bind: str, workers: int, threads: int) -> list[str]:
+    """The API under gunicorn's threaded workers (``dalgo serve``; the API benchmarks run it the same way)."""
+    return [
+        str(BIN / "gunicorn"),
+        WSGI_APP,
+        "--bind",
+        bind,
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(threads),
+    ]
+
+
+def api(config: ServeConfig, env: dict[str, str]) -> ProcessSpec:
+    argv = [
+        *gunicorn_argv(f"{config.host}:{config.api_port}", config.api_workers, config.api_threads),
+        "--timeout",
+        "60",
+        "--graceful-timeout",
+        "20",
+        "--max-requests",
+        "5000",
+        "--max-requests-jitter",
+        "500",
+        "--access-logfile",
+        "-",
+    ]
+    return ProcessSpec("api", argv, env, REPO, ready=lambda: http_ok(f"{config.api_url}/api/health"))
+
+
+def prepare_api(env: dict[str, str], log_dir: Path) -> None:
+    """``manage.py migrate`` and ``collectstatic`` before the API starts (both idempotent)."""
+    for args in (["migrate", "--noinput"], ["collectstatic", "--noinput", "--clear"]):
+        done = subprocess.run(
+            [sys.executable, str(REPO / "manage.py"), *args],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+        (log_dir / f"manage-{args[0]}.log").write_text(done.stdout + done.stderr)
+        if done.returncode != 0:
+            raise RuntimeError(f"manage.py {args[0]} failed:\n{(done.stdout + done.stderr)[-3000:]}")
+
+
+def process_specs(config: ServeConfig, slugs: list[str], env: dict[str, str]) -> list[ProcessSpec]:
+    specs = [code_server(config, env, slug, i) for i, slug in enumerate(slugs)]
+    specs += [webserver(config, env), daemon(config, env), api(config, env)]
+    if config.operator_port:
+        specs.append(webserver(config, env, read_only=True))
+    return specs
+
+
+def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
+    """Write the instance and the workspace, prepare the API, start every process; return the org slugs."""
+    from dalgo_ops.cli import prepare  # the cli module registers this one
+
+    slugs = list_org_slugs()
+    supervisor.log(f"dalgo serve: preparing {len(slugs)} organization(s)")
+    for slug, problem in prepare(slugs).items():
+        supervisor.log(f"organization '{slug}' is not ready (its code location will show the error): {problem}")
+    write_postgres_instance(config.dagster_home)
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    write_workspace(config.workspace, grpc_base_port=config.grpc_base_port)
+    env = process_env(config)
+    prepare_api(env, supervisor.log_dir)
+    specs = process_specs(config, slugs, env)
+    servers = [s for s in specs if s.name.startswith("code-server-")]
+    supervisor.log(f"dalgo serve: starting {len(servers)} code server(s), then the webserver, daemon and API")
+    for spec in servers:
+        supervisor.start(spec)
+    # A code server that cannot load its organization still serves the error, so waiting is safe.
+    supervisor.wait_ready([s.name for s in servers])
+    for spec in specs[len(servers) :]:
+        supervisor.start(spec)
+    supervisor.wait_ready([s.name for s in specs[len(servers) :]])
+    return slugs
+
+
+def serve(config: ServeConfig) -> int:
+    """Start the topology and supervise it until SIGTERM/SIGINT (then stop everything by PID)."""
+    supervisor = Supervisor(config.run_dir, restart_delay=config.restart_delay, log=lambda m: print(m, flush=True))
+    stop_from_pid_files(config.run_dir)  # leftovers of a supervisor that was killed
+    (config.run_dir / "supervisor.pid").write_text(f"{os.getpid()}\n")
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        slugs = start(config, supervisor)
+        print(
+            f"dalgo serve: ready ({len(slugs)} organization(s)); Dagster {config.webserver_url}, "
+            f"API {config.api_url}/api/; logs in {supervisor.log_dir}",
+            flush=True,
+        )
+        while not stopping:
+            supervisor.check()
+            time.sleep(0.5)
+        return 0
+    finally:
+        supervisor.stop_all()
+        (config.run_dir / "supervisor.pid").unlink(missing_ok=True)
+
+
+def stop(run_dir: Path, timeout: float = 60.0) -> bool:
+    """Ask a running ``dalgo serve`` to stop (SIGTERM), then stop what it left; True if one ran."""
+    pidfile = run_dir / "supervisor.pid"
+    ran = False
+    if pidfile.exists():
+        pid = int(pidfile.read_text().split()[0])
+        try:
+            os.kill(pid, signal.SIGTERM)
+            ran = True
+        except ProcessLookupError:
+            pass
+        deadline = time.time() + timeout
+        while ran and pidfile.exists() and time.time() < deadline:
+            time.sleep(0.3)
+        if pidfile.exists():
+            signal_group(pid, signal.SIGKILL)
+            pidfile.unlink(missing_ok=True)
+    left = stop_from_pid_files(run_dir)
+    return ran or bool(left)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from dalgo_core import settings as dalgo_settings
+from dalgo_core import layout
 
 
 def _env_bool(name: str, default: bool = False) -> bool:
@@ -68,7 +68,7 @@ def sqlite_database(name: str) -> dict[str, Any]:
 
 
 def default_database() -> dict[str, Any]:
-    path = dalgo_settings.home_dir() / "api.sqlite3"
+    path = layout.api_database()
     path.parent.mkdir(parents=True, exist_ok=True)
     return sqlite_database(str(path))
 
@@ -81,7 +81,7 @@ def _secret_key() -> str:
     so every worker process signs password-reset links and admin sessions with the same key."""
     if os.environ.get("DALGO_API_SECRET_KEY"):
         return os.environ["DALGO_API_SECRET_KEY"]
-    path = dalgo_settings.home_dir() / "django-secret.key"
+    path = layout.api_secret_key_file()
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".django-secret.{os.getpid()}")
@@ -173,7 +173,7 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = os.environ.get("DALGO_API_STATIC_ROOT", str(dalgo_settings.home_dir() / "static"))
+STATIC_ROOT = os.environ.get("DALGO_API_STATIC_ROOT", str(layout.static_dir()))
 
 # --- Dalgo ------------------------------------------------------------------------------------------
 

@@ -1,11 +1,110 @@
-"""Where the platform keeps its files (placeholder during the move; see the isolation change)."""
+"""Where the platform keeps its state: two trees no tenant string can cross.
+
+``$DALGO_HOME`` (``./.dalgo`` by default) holds
+
+- ``platform/``: the platform's own files, never bound into a sandbox: the secrets key and the secrets
+  (``secrets/<slug>/``, or ``$DALGO_SECRETS_DIR``), the API's SQLite database and Django key, Dagster's
+  home (``dagster/``, or ``$DAGSTER_HOME``), the connectors' environments (``connectors/``, or
+  ``$DALGO_CONNECTORS_DIR``), the process supervisor's files (``run/``), static files.
+- ``orgs/<slug>/``: one organization's root, the only folder its tenant code may write: its DuckDB
+  warehouse (assigned here, never chosen by a user), dbt artifacts and profile, ingestion state, the files
+  its connections read.
+
+A slug is a lowercase identifier (``spec.SLUG_PATTERN``) and always lands under ``orgs/``, so it cannot name
+a platform folder; ``RESERVED_SLUGS`` are refused anyway, for the folders and the names an operator reads.
+Every path built from a tenant value goes through ``inside``: resolved (symlinks followed), it must stay
+under its root.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from dalgo_core import settings
 
+RESERVED_SLUGS = frozenset(
+    {
+        "platform",
+        "orgs",
+        "secrets",
+        "dagster",
+        "connectors",
+        "run",
+        "static",
+        "admin",
+        "api",
+        "dalgo",
+        "root",
+        "default",
+        "system",
+        "public",
+        "main",
+        "serve",
+        "tmp",
+    }
+)
+
+
+class OutsideRoot(ValueError):
+    """A path built from a tenant value leaves the root it belongs to."""
+
+
+def inside(root: Path, *parts: str) -> Path:
+    """``root/parts...``, refused unless it stays under ``root`` once resolved (``..``, absolute parts and
+    symlinks pointing out included). The path need not exist."""
+    base = root.resolve()
+    path = base.joinpath(*parts).resolve()
+    if path != base and base not in path.parents:
+        raise OutsideRoot(f"{'/'.join(parts)!r} leaves {root}")
+    return path
+
+
+def _dir(env: str, default: Path) -> Path:
+    value = os.environ.get(env)
+    return Path(value).expanduser().absolute() if value else default
+
+
+def platform_dir() -> Path:
+    return settings.home_dir() / "platform"
+
+
+def orgs_root() -> Path:
+    return settings.home_dir() / "orgs"
+
+
+def org_root(slug: str) -> Path:
+    """An organization's root: every file the platform writes for it, and all its tenant code may write."""
+    return inside(orgs_root(), slug)
+
 
 def dagster_home() -> Path:
-    return settings.home_dir() / "dagster"
+    return _dir("DAGSTER_HOME", platform_dir() / "dagster")
+
+
+def secrets_dir() -> Path:
+    return _dir("DALGO_SECRETS_DIR", platform_dir() / "secrets")
+
+
+def secrets_key_file() -> Path:
+    return platform_dir() / "secrets.key"
+
+
+def connectors_dir() -> Path:
+    return _dir("DALGO_CONNECTORS_DIR", platform_dir() / "connectors")
+
+
+def run_dir() -> Path:
+    return platform_dir() / "run"
+
+
+def api_database() -> Path:
+    return platform_dir() / "api.sqlite3"
+
+
+def api_secret_key_file() -> Path:
+    return platform_dir() / "django-secret.key"
+
+
+def static_dir() -> Path:
+    return platform_dir() / "static"

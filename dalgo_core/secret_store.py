@@ -3,7 +3,7 @@
 A spec refers to such a secret as ``{file: <name>}``; ``SecretRef.resolve`` calls ``reveal`` so run-time
 code reads encrypted and hand-written plain-text files alike. The key comes from ``DALGO_SECRETS_KEY``
 (a Fernet key; set it in production so the key is not on the same disk as the secrets), otherwise from
-``$DALGO_HOME/secrets.key``, created (mode 0600) the first time a secret is written.
+``$DALGO_HOME/platform/secrets.key``, created (mode 0600) the first time a secret is written.
 
 No Django or Dagster import: the API writes secrets, the code locations read them.
 """
@@ -11,17 +11,19 @@ No Django or Dagster import: the API writes secrets, the code locations read the
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
-from dalgo_core import settings
+from dalgo_core import layout
+from dalgo_core.spec import FILE_NAME_PATTERN, SLUG_PATTERN
 
 PREFIX = "fernet:"
 KEY_ENV = "DALGO_SECRETS_KEY"
 
 
 def _key_file() -> Path:
-    return settings.home_dir() / "secrets.key"
+    return layout.secrets_key_file()
 
 
 def _fernet(create: bool):  # -> cryptography.fernet.Fernet
@@ -42,7 +44,10 @@ def _fernet(create: bool):  # -> cryptography.fernet.Fernet
 
 
 def secret_path(org: str, name: str) -> Path:
-    return settings.secrets_dir() / org / name
+    """The secret's file; refused (``layout.OutsideRoot``) unless it is one file in the organization's folder."""
+    if not re.match(FILE_NAME_PATTERN, name) or not re.match(SLUG_PATTERN, org):
+        raise layout.OutsideRoot(f"'{name}' is not a secret name (letters, digits, '_', '-', '.')")
+    return layout.inside(layout.secrets_dir(), org, name)
 
 
 def write_secret(org: str, name: str, value: str) -> Path:
@@ -75,4 +80,4 @@ def delete_secret(org: str, name: str) -> None:
 
 
 def delete_org_secrets(org: str) -> None:
-    shutil.rmtree(settings.secrets_dir() / org, ignore_errors=True)
+    shutil.rmtree(layout.inside(layout.secrets_dir(), org), ignore_errors=True)

@@ -1,10 +1,7 @@
 """Where the platform keeps things, from the environment (no Dagster or Django imports).
 
 - ``DALGO_ORGS_DIR``: the organizations folder, one ``<slug>/org.yaml`` each (default ``./orgs``).
-- ``DALGO_HOME``: generated state: dbt manifests and profiles, DuckDB warehouses, ingestion state
-  (default ``./.dalgo``).
-- ``DALGO_SECRETS_DIR``: secrets referred to by ``{file: NAME}``, as ``<slug>/<NAME>`` (default
-  ``$DALGO_HOME/secrets``).
+- ``DALGO_HOME``: the platform's state (default ``./.dalgo``), laid out by ``dalgo_core.layout``.
 """
 
 from __future__ import annotations
@@ -24,7 +21,3 @@ def orgs_dir() -> Path:
 
 def home_dir() -> Path:
     return _dir("DALGO_HOME", Path(".dalgo"))
-
-
-def secrets_dir() -> Path:
-    return _dir("DALGO_SECRETS_DIR", home_dir() / "secrets")

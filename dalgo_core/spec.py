@@ -12,6 +12,7 @@ through it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from fnmatch import fnmatchcase
@@ -28,6 +29,13 @@ SPEC_FILE = "org.yaml"
 SLUG_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 SECRET_ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Values that become one path component or one asset key part: no separators, no '..', no leading dot.
+FILE_NAME_PATTERN = r"^[A-Za-z0-9_]+([.-][A-Za-z0-9_]+)*$"
+FIELD_PATH_PATTERN = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"
+VERSION_PATTERN = r"^[0-9]+(\.[0-9]+){0,3}((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev[0-9]+)?$"
+STREAM_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$"
+RELATIVE_PATH_PATTERN = r"^([A-Za-z0-9_][A-Za-z0-9_.-]*)(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$"
+GIT_REF_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}$"
 
 
 class SpecError(Exception):
@@ -51,7 +59,7 @@ class SecretRef(_Model):
     """Where a secret lives: an environment variable, or a file in the organization's secrets folder."""
 
     env: Annotated[str, Field(pattern=SECRET_ENV_PATTERN)] | None = None
-    file: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
+    file: Annotated[str, Field(pattern=FILE_NAME_PATTERN, max_length=128)] | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
@@ -70,7 +78,9 @@ class SecretRef(_Model):
             if value is None:
                 raise LookupError(f"organization '{org}': environment variable {self.env} is not set")
             return value
-        path = settings.secrets_dir() / org / str(self.file)
+        from dalgo_core.layout import secrets_dir
+
+        path = secrets_dir() / org / str(self.file)
         try:
             text = path.read_text().strip()
         except FileNotFoundError:
@@ -84,9 +94,17 @@ class SecretRef(_Model):
 
 
 class DuckDBWarehouse(_Model):
+    """The zero-server warehouse: a DuckDB file the platform assigns, ``$DALGO_HOME/orgs/<slug>/warehouse.duckdb``."""
+
     type: Literal["duckdb"] = "duckdb"
-    path: str | None = Field(None, description="Database file; default $DALGO_HOME/<org>/warehouse.duckdb")
     schema_: str = Field("main", alias="schema", pattern=NAME_PATTERN)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_path(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("path") is not None:
+            raise ValueError("path: the platform assigns the DuckDB file inside the organization's root; remove 'path'")
+        return {k: v for k, v in data.items() if k != "path"} if isinstance(data, Mapping) else data
 
 
 class PostgresWarehouse(_Model):
@@ -117,9 +135,24 @@ Warehouse = Annotated[DuckDBWarehouse | PostgresWarehouse | BigQueryWarehouse, F
 
 
 class GitSource(_Model):
-    url: str
-    ref: str = "main"
-    subdir: str = ""
+    url: str = Field(description="https:// or ssh:// (git@host:path); file:// only where the operator allows it")
+    ref: str = Field("main", pattern=GIT_REF_PATTERN)
+    subdir: str = Field("", description="the dbt project's folder inside the repository")
+
+    @field_validator("url")
+    @classmethod
+    def _allowed_scheme(cls, url: str) -> str:
+        from dalgo_core.git import check_url
+
+        return check_url(url)
+
+    @field_validator("subdir")
+    @classmethod
+    def _relative(cls, subdir: str) -> str:
+        subdir = subdir.strip("/")
+        if subdir and (not re.match(RELATIVE_PATH_PATTERN, subdir) or ".." in subdir.split("/")):
+            raise ValueError(f"'{subdir}' is not a relative folder inside the repository")
+        return subdir
 
 
 class DbtProjectSpec(_Model):
@@ -138,7 +171,7 @@ class DbtProjectSpec(_Model):
 
 
 class StreamSpec(_Model):
-    name: str
+    name: str = Field(pattern=STREAM_PATTERN, description="the stream's name: letters, digits, '_' and '-'")
     sync_mode: Literal["full_refresh", "incremental"] = "full_refresh"
     cursor_field: list[str] | None = None
     primary_key: list[list[str]] | None = None
@@ -146,9 +179,11 @@ class StreamSpec(_Model):
 
 class SourceSpec(_Model):
     connector: str = Field(pattern=r"^source-[a-z0-9-]+$", description="Airbyte connector, e.g. source-faker")
-    version: str | None = Field(None, description="PyPI version of airbyte-<connector>; default latest")
+    version: str | None = Field(
+        None, pattern=VERSION_PATTERN, description="PyPI version of airbyte-<connector>, e.g. 6.2.1; default latest"
+    )
     config: dict[str, Any] = Field(default_factory=dict)
-    secrets: dict[str, SecretRef] = Field(
+    secrets: dict[Annotated[str, Field(pattern=FIELD_PATH_PATTERN, max_length=200)], SecretRef] = Field(
         default_factory=dict, description="Config fields (dotted paths) filled from secrets at run time"
     )
 
@@ -281,8 +316,11 @@ class OrgSpec(_Model):
         return location_name(self.slug)
 
     def state_dir(self) -> Path:
-        """Where the platform keeps this organization's generated files (manifests, profiles, state)."""
-        return settings.home_dir() / self.slug
+        """The organization's root: its generated files (manifests, profiles, state, a DuckDB warehouse),
+        and all its tenant code may write (``dalgo_core.layout``)."""
+        from dalgo_core.layout import org_root
+
+        return org_root(self.slug)
 
 
 def selection_matches(pattern: str, path: Sequence[str]) -> bool:

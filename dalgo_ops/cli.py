@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from dalgo_core import settings
+from dalgo_core import layout, sandbox
 from dalgo_core.code_locations import write_workspace
 from dalgo_core.dbt_projects import DbtProjectError, prepare_projects
 from dalgo_core.spec import SpecError, list_org_slugs, load_org_spec
@@ -54,7 +54,7 @@ def cmd_workspace(args: argparse.Namespace) -> int:
 
 
 def dagster_home() -> Path:
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.home_dir() / "dagster").absolute()
+    home = layout.dagster_home().absolute()
     home.mkdir(parents=True, exist_ok=True)
     instance = home / "dagster.yaml"
     if not instance.exists():
@@ -76,6 +76,7 @@ def _stop(procs: list[subprocess.Popen]) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Start Dagster's webserver and daemon on the embedded default, with every organization loaded."""
+    print(f"dalgo up: {sandbox.status()}", flush=True)
     cmd_workspace(argparse.Namespace(output=args.workspace, no_prepare=False, grpc_base_port=None))
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home())}
     bindir = Path(sys.executable).parent

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from dalgo_core import settings
+from dalgo_core import layout
 from dalgo_ops.instance import REPO, DeployError, pg_env_from_url
 
 DOCKER_DIR = REPO / "deploy" / "docker"
@@ -16,7 +16,7 @@ K8S_DIR = REPO / "deploy" / "k8s"
 def cmd_serve(args: argparse.Namespace) -> int:
     from dalgo_ops.serve import ServeConfig, serve, stop
 
-    run_dir = settings.home_dir() / "serve"
+    run_dir = layout.run_dir()
     if args.action == "stop":
         print("stopped" if stop(run_dir) else "nothing was running")
         return 0

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import requests
 
-from dalgo_core import settings
+from dalgo_core import layout, sandbox, settings
 from dalgo_core.code_locations import code_server_args, write_workspace
 from dalgo_core.spec import list_org_slugs
 from dalgo_ops.instance import REPO, pg_env_from_url, write_postgres_instance
@@ -53,10 +53,8 @@ class ServeConfig:
     api_workers: int = field(default_factory=lambda: _env_int("DALGO_API_WORKERS", 2))
     api_threads: int = field(default_factory=lambda: _env_int("DALGO_API_THREADS", 4))
     restart_delay: float = 5.0
-    dagster_home: Path = field(
-        default_factory=lambda: Path(os.environ.get("DAGSTER_HOME") or settings.home_dir() / "dagster").absolute()
-    )
-    run_dir: Path = field(default_factory=lambda: settings.home_dir() / "serve")
+    dagster_home: Path = field(default_factory=lambda: layout.dagster_home().absolute())
+    run_dir: Path = field(default_factory=lambda: layout.run_dir())
 
     @property
     def workspace(self) -> Path:
@@ -212,6 +210,7 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
     from dalgo_ops.cli import prepare  # the cli module registers this one
 
     slugs = list_org_slugs()
+    supervisor.log(f"dalgo serve: {sandbox.status()}")
     supervisor.log(f"dalgo serve: preparing {len(slugs)} organization(s)")
     for slug, problem in prepare(slugs).items():
         supervisor.log(f"organization '{slug}' is not ready (its code location will show the error): {problem}")

@@ -36,3 +36,6 @@ def dalgo_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _quiet_env() -> None:
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    # Tests keep their dbt projects in tmp folders: local projects may live anywhere but inside another
+    # organization or the platform's state (tests/security narrows this to what an operator would set).
+    os.environ.setdefault("DALGO_DBT_PROJECTS_DIR", "/")

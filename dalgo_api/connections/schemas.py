@@ -3,19 +3,19 @@ YAML validate the same way), with secrets given as values and stored apart."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from ninja import Schema
 from pydantic import Field, SecretStr
 
-from dalgo_core.spec import NAME_PATTERN, StreamSpec
+from dalgo_core.spec import FIELD_PATH_PATTERN, NAME_PATTERN, VERSION_PATTERN, StreamSpec
 
 
 class SourceIn(Schema):
     connector: str = Field(pattern=r"^source-[a-z0-9-]+$", description="Airbyte connector, e.g. source-faker")
-    version: str | None = None
+    version: str | None = Field(None, pattern=VERSION_PATTERN, description="PyPI version, e.g. 6.2.1; default latest")
     config: dict[str, Any] = Field(default_factory=dict)
-    secrets: dict[str, SecretStr] = Field(
+    secrets: dict[Annotated[str, Field(pattern=FIELD_PATH_PATTERN, max_length=200)], SecretStr] = Field(
         default_factory=dict,
         description="Config fields (dotted paths) that are secrets; stored encrypted, never returned. "
         "On update, omit a field to keep its stored value.",

@@ -27,9 +27,11 @@ RESERVED_SLUGS = {"flags", "warehouse", *layout.RESERVED_SLUGS}
 
 def taken_slugs() -> set[str]:
     """Slugs no new organization may get: in use, reserved, or once used by a deleted organization."""
-    return set(Org.objects.values_list("slug", flat=True)) | set(
-        RetiredSlug.objects.values_list("slug", flat=True)
-    ) | RESERVED_SLUGS
+    return (
+        set(Org.objects.values_list("slug", flat=True))
+        | set(RetiredSlug.objects.values_list("slug", flat=True))
+        | RESERVED_SLUGS
+    )
 
 
 def get_role(slug: str, *, assignable: bool = True) -> Role:

@@ -26,11 +26,8 @@ DBT_THREADS = 4
 
 
 def duckdb_path(spec: OrgSpec) -> Path:
-    wh = spec.warehouse
-    assert isinstance(wh, DuckDBWarehouse)
-    if wh.path:
-        path = Path(wh.path).expanduser()
-        return path if path.is_absolute() else (spec.folder / path).absolute()
+    """The organization's DuckDB warehouse: always ``warehouse.duckdb`` in its root."""
+    assert isinstance(spec.warehouse, DuckDBWarehouse)
     return spec.state_dir() / "warehouse.duckdb"
 
 

@@ -52,12 +52,20 @@ from dalgo_api.orgs.models import Invitation, Org, OrgUser  # noqa: E402
 PASSWORD = "c0rrect-Horse-battery"
 
 
+_test_db_users: list[object] = []  # other folders (tests/security) re-export these fixtures: one database
+
+
 @pytest.fixture(scope="session")
 def django_db() -> Iterator[None]:
     """A fresh test database (migrated, roles seeded by the data migration) for the session."""
+    if _test_db_users:
+        _test_db_users.append(object())
+        yield
+        return
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
     setup_test_environment()
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    _test_db_users.append(object())
     try:
         yield
     finally:

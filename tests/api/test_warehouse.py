@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dalgo_core import settings as dalgo_settings
+from dalgo_core import layout
 from dalgo_core.spec import load_org_spec
 from tests.api.conftest import OrgWorld
 
@@ -69,7 +69,7 @@ def test_postgres_warehouse_secret_stays_secret(api, world: OrgWorld, warehouse_
     assert spec.warehouse.password.file == "warehouse_password"
     assert PASSWORD not in spec.spec_path.read_text()
     assert yaml.safe_load(spec.spec_path.read_text())["warehouse"]["password"] == {"file": "warehouse_password"}
-    secret_file = dalgo_settings.secrets_dir() / org / "warehouse_password"
+    secret_file = layout.secrets_dir() / org / "warehouse_password"
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
     assert PASSWORD not in secret_file.read_text()
     assert spec.warehouse.password.resolve(org) == PASSWORD
@@ -119,10 +119,12 @@ def test_duckdb_warehouse_connection_test_opens_the_file(api, world: OrgWorld, d
     token, org = world.tokens["account-manager"], world.slug
     first = api.post(f"{WAREHOUSE}/test", {"type": "duckdb"}, token=token, org=org).json()
     assert first["ok"] is True and "will be created" in first["message"]
-    path = dalgo_settings.home_dir() / org / "warehouse.duckdb"
+    path = layout.org_root(org) / "warehouse.duckdb"
+    assert not path.exists()  # testing creates nothing
+    path.parent.mkdir(parents=True, exist_ok=True)
     duckdb.connect(str(path)).close()
     second = api.post(f"{WAREHOUSE}/test", {"type": "duckdb"}, token=token, org=org).json()
-    assert second == {"ok": True, "message": "opened DuckDB file warehouse.duckdb"}
+    assert second == {"ok": True, "message": "opened the organization's DuckDB warehouse"}
 
 
 def test_secret_files_encrypted_or_hand_written_both_resolve(db, monkeypatch):
@@ -176,4 +178,4 @@ def test_bigquery_warehouse_key_is_stored_as_a_secret(api, world: OrgWorld):
     assert spec.warehouse.keyfile_json.file == "warehouse_keyfile_json"
     assert spec.warehouse.keyfile_json.resolve(world.slug) == key
     assert "BEGIN KEY" not in spec.spec_path.read_text()
-    assert not (dalgo_settings.secrets_dir() / world.slug / "warehouse_password").exists()
+    assert not (layout.secrets_dir() / world.slug / "warehouse_password").exists()

@@ -5,9 +5,9 @@ shows at once (no Dagster process needed: the rules of ``dalgo_api.runs.cache`` 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import pytest
-from datetime import datetime, timezone
 
 from dalgo_api.bridge.runs import RunInfo
 from dalgo_api.runs import cache
@@ -35,8 +35,16 @@ class Reads:
 
 def run(status: str, ended_at: float | None = None) -> RunInfo:
     return RunInfo(
-        run_id=f"run-{status.lower()}", org="acme", status=status, job="__ASSET_JOB", tags={}, assets=None,
-        created_at=datetime.now(timezone.utc), updated_at=None, started_at=None, ended_at=ended_at,
+        run_id=f"run-{status.lower()}",
+        org="acme",
+        status=status,
+        job="__ASSET_JOB",
+        tags={},
+        assets=None,
+        created_at=datetime.now(UTC),
+        updated_at=None,
+        started_at=None,
+        ended_at=ended_at,
     )
 
 

@@ -26,7 +26,7 @@ def test_duckdb_is_the_default_with_one_file_per_org(dalgo_env: Path) -> None:
     spec = parse_org_spec({"slug": "acme", "name": "Acme"}, org="acme", path=dalgo_env / "orgs/acme/org.yaml")
     output = dbt_profile(spec)["dalgo"]["outputs"]["duckdb"]
     assert output["type"] == "duckdb"
-    assert output["path"] == str(dalgo_env / "home" / "acme" / "warehouse.duckdb")
+    assert output["path"] == str(dalgo_env / "home" / "orgs" / "acme" / "warehouse.duckdb")
     assert warehouse_resources(spec)["warehouse"].duckdb_path == output["path"]
 
 
@@ -68,7 +68,7 @@ def test_file_secret_is_read_from_the_org_secrets_folder(dalgo_env: Path) -> Non
     resource = warehouse_resources(spec)["warehouse"]
     with pytest.raises(LookupError, match=r"acme.*pg_password"):
         resource.postgres_dsn()
-    secret = dalgo_env / "home" / "secrets" / "acme" / "pg_password"
+    secret = dalgo_env / "home" / "platform" / "secrets" / "acme" / "pg_password"
     secret.parent.mkdir(parents=True)
     secret.write_text("from-file\n")
     assert resource.postgres_dsn()["password"] == "from-file"

@@ -105,8 +105,11 @@ def test_helm_values_give_each_org_a_user_deployment_and_validate(three_orgs: li
         deployment = deployments[user_deployment_name(slug)]
         args = deployment["dagsterApiGrpcArgs"]
         assert args[args.index("-a") + 1] == slug and args[args.index("--location-name") + 1] == f"org_{slug}"
-        assert deployment["image"] == {"repository": "registry.example.org/dalgo", "tag": "1.2.3",
-                                       "pullPolicy": "IfNotPresent"}
+        assert deployment["image"] == {
+            "repository": "registry.example.org/dalgo",
+            "tag": "1.2.3",
+            "pullPolicy": "IfNotPresent",
+        }
         assert deployment["envSecrets"] == [{"name": org_secret_name(slug), "optional": True}]
         server = servers[f"org_{slug}"]
         assert (server["host"], server["port"]) == (deployment["name"], deployment["port"])

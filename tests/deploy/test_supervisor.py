@@ -19,8 +19,9 @@ PLAIN = "import time; time.sleep(600)"
 
 
 def spec(name: str, code: str, *, stop_signal: int = signal.SIGTERM, **extra: object) -> ProcessSpec:
-    return ProcessSpec(name, [sys.executable, "-c", code], dict(os.environ), Path.cwd(), stop_signal=stop_signal,
-                       **extra)
+    return ProcessSpec(
+        name, [sys.executable, "-c", code], dict(os.environ), Path.cwd(), stop_signal=stop_signal, **extra
+    )
 
 
 def gone(pid: int) -> bool:
@@ -49,8 +50,10 @@ def test_a_process_that_dies_is_restarted_and_all_stop_by_pid(tmp_path: Path) ->
 
 def test_leftovers_of_a_dead_supervisor_are_stopped_from_pid_files(tmp_path: Path) -> None:
     supervisor = Supervisor(tmp_path, log=lambda _: None)
-    pids = [supervisor.start(spec("code-server-b", IGNORES_TERM, stop_signal=signal.SIGKILL)).proc.pid,
-            supervisor.start(spec("daemon", PLAIN)).proc.pid]
+    pids = [
+        supervisor.start(spec("code-server-b", IGNORES_TERM, stop_signal=signal.SIGKILL)).proc.pid,
+        supervisor.start(spec("daemon", PLAIN)).proc.pid,
+    ]
     del supervisor  # as if `dalgo serve` had been killed -9
 
     assert stop_from_pid_files(tmp_path, grace=10) == ["code-server-b", "daemon"]

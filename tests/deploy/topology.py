@@ -258,7 +258,7 @@ def start_topology(root: Path, postgres: PostgresServer) -> Topology:
     topology = Topology(
         root,
         proc,
-        home / "serve",
+        home / "platform" / "run",
         f"http://127.0.0.1:{ports['webserver']}",
         f"http://127.0.0.1:{ports['api']}",
         dagster_dsn,

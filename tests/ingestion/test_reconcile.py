@@ -110,9 +110,7 @@ def test_plan_apply_and_a_second_plan_is_empty(declared, standin: StandinAirbyte
     standin.calls.clear()
     ingestion = build_ingestion_definitions(load_org_spec(ORG))
     assert standin.calls == []
-    result = dg.materialize(
-        ingestion.assets, resources=ingestion.resources, instance=dg.DagsterInstance.ephemeral()
-    )
+    result = dg.materialize(ingestion.assets, resources=ingestion.resources, instance=dg.DagsterInstance.ephemeral())
     assert result.success
     assert [j["connectionId"] for j in standin.jobs.values()] == [conn["connectionId"]]
 
@@ -207,10 +205,7 @@ def test_cli_exit_codes_with_client_credentials(
     assert dalgo(["airbyte", "plan", ORG]) == 1
     err = capsys.readouterr().err
     # client credentials: the first call is the token request, and it cannot connect
-    assert (
-        f"error: organization 'acme': Airbyte API POST {server.url}/api/public/v1/applications/token failed: "
-        in err
-    )
+    assert f"error: organization 'acme': Airbyte API POST {server.url}/api/public/v1/applications/token failed: " in err
     assert "ConnectionError" in err and "Connection refused" in err
 
 
@@ -245,9 +240,7 @@ def test_a_stream_dropped_from_the_spec_is_deselected(
 
     plan = make_plan(fewer, client)
 
-    assert plan.connections[0].connection.diffs == [
-        ("streams.purchases.syncMode", "full_refresh_overwrite", None)
-    ]
+    assert plan.connections[0].connection.diffs == [("streams.purchases.syncMode", "full_refresh_overwrite", None)]
     apply(fewer, client, plan)
     (conn,) = standin.connections.values()
     assert [s["name"] for s in conn["configurations"]["streams"]] == ["users"]

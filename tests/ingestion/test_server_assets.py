@@ -80,9 +80,7 @@ def test_materialize_runs_a_sync_job_and_records_it(
     result = _materialize(spec)
 
     assert result.success
-    materialized = {
-        e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()
-    }
+    materialized = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}
     assert set(materialized) == {USERS, PURCHASES}
     (job_id,) = standin.jobs
     job = standin.jobs[job_id]
@@ -140,13 +138,11 @@ def test_secret_file_reference_is_read_at_run_time(dalgo_env: Path, standin: Sta
         connections=[{**FAKER, "airbyte_connection_id": conn_id}],
     )
     ingestion = build_ingestion_definitions(spec)  # the file does not exist yet: loading must not read it
-    secret = dalgo_env / "home" / "secrets" / ORG / "airbyte_password"
+    secret = dalgo_env / "home" / "platform" / "secrets" / ORG / "airbyte_password"
     secret.parent.mkdir(parents=True)
     secret.write_text(BASIC["password"] + "\n")
 
-    result = dg.materialize(
-        ingestion.assets, resources=ingestion.resources, instance=dg.DagsterInstance.ephemeral()
-    )
+    result = dg.materialize(ingestion.assets, resources=ingestion.resources, instance=dg.DagsterInstance.ephemeral())
 
     assert result.success and len(standin.jobs) == 1
 

@@ -84,8 +84,7 @@ def test_dagster_airbyte_loads_the_standin_workspace_across_pages() -> None:
         )
         data = workspace.fetch_airbyte_workspace_data()
         tables = {
-            (p.connection_id, p.stream_name, p.destination_type)
-            for p in data.to_airbyte_connection_table_props_data()
+            (p.connection_id, p.stream_name, p.destination_type) for p in data.to_airbyte_connection_table_props_data()
         }
         assert tables == {
             (first, "users", "duckdb"),

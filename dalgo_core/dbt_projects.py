@@ -18,8 +18,14 @@ from pathlib import Path
 
 import orjson
 
+from dalgo_core import git, sandbox, settings
+from dalgo_core.redact import tenant_error
+from dalgo_core.sandbox.tenant import org_policy
 from dalgo_core.spec import DbtProjectSpec, OrgSpec
-from dalgo_core.warehouse.profiles import PROFILE_NAME, render_profiles, write_profiles
+from dalgo_core.warehouse.profiles import PROFILE_NAME, profiles_dir, render_profiles, write_profiles
+
+LOCAL_ROOT_ENV = "DALGO_DBT_PROJECTS_DIR"
+DBT_TIMEOUT_SECONDS = 900
 
 FINGERPRINT_FILE = "dalgo_fingerprint"
 _SKIP_DIRS = {"target", "dbt_packages", "logs", ".git", "__pycache__", ".venv"}
@@ -44,11 +50,39 @@ def project_state_dir(spec: OrgSpec, project: DbtProjectSpec) -> Path:
     return spec.state_dir() / "dbt" / project.name
 
 
+def local_projects_root() -> Path:
+    """Where local dbt projects may live: ``$DALGO_DBT_PROJECTS_DIR``, by default ``dbt_projects/`` beside
+    the organizations folder. An organization's own folder (``orgs/<slug>/``) is allowed too."""
+    value = os.environ.get(LOCAL_ROOT_ENV)
+    return (Path(value).expanduser() if value else settings.orgs_dir().parent / "dbt_projects").resolve()
+
+
+def local_path(spec: OrgSpec, text: str) -> Path:
+    """A local dbt project's folder, refused (``DbtProjectError``) unless it lies under the operator's
+    projects root or the organization's own folder, and inside no other organization nor the platform's
+    state (symlinks resolved)."""
+    path = Path(text).expanduser()
+    path = (path if path.is_absolute() else spec.folder / path).resolve()
+    own = spec.folder.resolve()
+    orgs = settings.orgs_dir().resolve()
+
+    def under(root: Path) -> bool:
+        return path == root or root in path.parents
+
+    if under(settings.home_dir().resolve()) or (under(orgs) and not under(own)):
+        raise DbtProjectError(f"dbt project path '{text}' lies inside another organization or the platform's state")
+    if not (under(own) or under(local_projects_root())):
+        raise DbtProjectError(
+            f"dbt project path '{text}' is outside the folders local projects may use "
+            f"({local_projects_root()}, or the organization's own folder); use a git URL"
+        )
+    return path
+
+
 def project_dir(spec: OrgSpec, project: DbtProjectSpec) -> Path:
-    """The dbt project's folder: a local path (relative to the spec file) or its git checkout."""
+    """The dbt project's folder: a local path (checked, see ``local_path``) or its git checkout."""
     if project.path is not None:
-        path = Path(project.path).expanduser()
-        return path if path.is_absolute() else (spec.folder / path).resolve()
+        return local_path(spec, project.path)
     assert project.git is not None
     checkout = project_state_dir(spec, project) / "checkout"
     return checkout / project.git.subdir if project.git.subdir else checkout
@@ -76,54 +110,90 @@ def _fingerprint(folder: Path, profile_text: str) -> str:
 
 
 def dbt_executable() -> str:
-    """dbt from the platform's own environment, even when that environment is not on PATH."""
-    beside = Path(sys.executable).with_name("dbt")
-    return str(beside) if beside.exists() else "dbt"
+    """``dalgo-dbt`` (dbt under the run's sandbox policy) from the platform's own environment."""
+    beside = Path(sys.executable).with_name("dalgo-dbt")
+    return str(beside) if beside.exists() else "dalgo-dbt"
 
 
-def _dbt(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([dbt_executable(), *args], cwd=cwd, env=env, capture_output=True, text=True)
+def _real_dbt() -> str:
+    return str(Path(sys.executable).with_name("dbt"))
 
 
-def _dbt_errors(output: str) -> str:
-    lines = [ln for ln in output.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if "error" in ln.lower()]
-    return "\n".join((errors or lines)[-15:])
+def _dbt(spec: OrgSpec, args: list[str], prepared: PreparedProject, env: dict[str, str], *, egress: bool = False):
+    """One dbt command of tenant code, sandboxed, with the organization's profile and nothing else."""
+    policy = org_policy(
+        spec, read_only=[prepared.project_dir], cwd=prepared.project_dir, egress=egress, warehouse=False
+    )
+    policy = sandbox.Policy(**{**policy.__dict__, "setenv": env})
+    try:
+        return sandbox.run(policy, [_real_dbt(), *args], capture_output=True, text=True, timeout=DBT_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise DbtProjectError(f"dbt {args[0]} timed out after {DBT_TIMEOUT_SECONDS}s") from None
+    except sandbox.SandboxUnavailable as exc:
+        raise DbtProjectError(str(exc)) from None
+
+
+def _git_source(spec: OrgSpec, url: str) -> tuple[list[str], list[Path]]:
+    """git options and the folders the clone must read: a ``file://`` repository is a local path like
+    any other (``local_path``), and git may read it only then."""
+    if git.url_scheme(url) != "file":
+        return [], []
+    return ["-c", "protocol.file.allow=always"], [local_path(spec, url.removeprefix("file://"))]
 
 
 def git_sync(spec: OrgSpec, project: DbtProjectSpec) -> str:
-    """Clone or update a git project at its ref; return git's output."""
+    """Clone or update a git project at its ref, sandboxed in the organization's root; return git's output."""
     assert project.git is not None
+    where = f"organization '{spec.slug}', dbt project '{project.name}'"
+    try:
+        url = git.check_url(project.git.url)
+        extra, sources = _git_source(spec, url)
+    except (ValueError, DbtProjectError) as exc:
+        raise DbtProjectError(f"{where}: {exc}") from None
     checkout = project_state_dir(spec, project) / "checkout"
+    base = ["git", *git.CONFIG, *extra]
     if not (checkout / ".git").exists():
         checkout.parent.mkdir(parents=True, exist_ok=True)
-        cmds = [["git", "clone", "--quiet", project.git.url, str(checkout)]]
+        cmds = [[*base, "clone", "--quiet", "--no-recurse-submodules", "--", url, str(checkout)]]
     else:
-        cmds = [["git", "-C", str(checkout), "fetch", "--quiet", "origin"]]
-    cmds.append(["git", "-C", str(checkout), "checkout", "--quiet", project.git.ref])
-    cmds.append(["git", "-C", str(checkout), "pull", "--ff-only", "--quiet", "origin", project.git.ref])
+        cmds = [[*base, "-C", str(checkout), "fetch", "--quiet", "origin"]]
+    cmds.append([*base, "-C", str(checkout), "checkout", "--quiet", project.git.ref, "--"])
+    cmds.append([*base, "-C", str(checkout), "pull", "--ff-only", "--quiet", "origin", project.git.ref])
+    policy = org_policy(spec, read_only=sources, warehouse=False, egress=not sources)
+    policy = sandbox.Policy(**{**policy.__dict__, "setenv": git.ENV, "cwd": str(checkout.parent)})
     output = []
     for cmd in cmds:
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        output.append(f"$ {' '.join(cmd)}\n{result.stdout}{result.stderr}")
+        try:
+            result = sandbox.run(policy, cmd, capture_output=True, text=True, timeout=git.TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            raise DbtProjectError(f"{where}: git timed out after {git.TIMEOUT_SECONDS}s") from None
+        except sandbox.SandboxUnavailable as exc:
+            raise DbtProjectError(f"{where}: {exc}") from None
+        shown = " ".join(c for c in cmd if c not in git.CONFIG and c not in extra)
+        output.append(f"$ {shown}\n{result.stdout}{result.stderr}")
         # a detached ref (tag or commit) has nothing to pull
-        if result.returncode != 0 and cmd[3] != "pull":
-            raise DbtProjectError(
-                f"organization '{spec.slug}', dbt project '{project.name}': git failed: {result.stderr.strip()}"
-            )
+        if result.returncode != 0 and "pull" not in cmd:
+            raise DbtProjectError(f"{where}: git failed: {tenant_error(result.stderr)}")
     return "\n".join(output)
 
 
 def dbt_env(prepared: PreparedProject, profiles: Path) -> dict[str, str]:
-    """The environment of a dbt command run outside a Dagster dbt step: the org's profile, and its
-    artifacts in the org's state folder (never in the project, which several orgs may share)."""
+    """dbt's own variables for a command run outside a Dagster dbt step: the org's profile, and its
+    artifacts in the org's root (never in the project, which several orgs may share). Nothing else of
+    the platform's environment reaches tenant dbt."""
     return {
-        **os.environ,
         "DBT_PROFILES_DIR": str(profiles),
         "DBT_TARGET_PATH": str(prepared.target_dir),
         "DBT_LOG_PATH": str(prepared.target_dir),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_PARTIAL_PARSE": "true",
     }
+
+
+def run_dbt(spec: OrgSpec, prepared: PreparedProject, *args: str) -> subprocess.CompletedProcess[str]:
+    """A dbt chore (deps, clean, parse) of the project, sandboxed; ``deps`` may reach the package hub."""
+    env = dbt_env(prepared, profiles_dir(spec))
+    return _dbt(spec, [*args, "--profile", PROFILE_NAME], prepared, env, egress=args[:1] == ("deps",))
 
 
 def prepare_project(spec: OrgSpec, project: DbtProjectSpec, *, force: bool = False) -> PreparedProject:
@@ -133,23 +203,21 @@ def prepare_project(spec: OrgSpec, project: DbtProjectSpec, *, force: bool = Fal
         git_sync(spec, project)
     prepared = located_project(spec, project)
     if not (prepared.project_dir / "dbt_project.yml").is_file():
-        raise DbtProjectError(f"{where}: no dbt_project.yml in {prepared.project_dir}")
-    profiles = write_profiles(spec)
+        raise DbtProjectError(f"{where}: no dbt_project.yml in the project's folder")
+    write_profiles(spec)
     fingerprint = _fingerprint(prepared.project_dir, render_profiles(spec))
     stamp = prepared.target_dir / FINGERPRINT_FILE
     if not force and prepared.manifest_path.exists() and stamp.exists() and stamp.read_text() == fingerprint:
         return prepared
     prepared.target_dir.mkdir(parents=True, exist_ok=True)
-    env = dbt_env(prepared, profiles)
-    common = ["--profile", PROFILE_NAME]
     if (prepared.project_dir / "packages.yml").exists() or (prepared.project_dir / "dependencies.yml").exists():
-        deps = _dbt(["deps", "--quiet"], prepared.project_dir, env)
+        deps = run_dbt(spec, prepared, "deps", "--quiet")
         if deps.returncode != 0:
-            raise DbtProjectError(f"{where}: dbt deps failed:\n{_dbt_errors(deps.stdout + deps.stderr)}")
-    parse = _dbt(["parse", "--quiet", *common], prepared.project_dir, env)
+            raise DbtProjectError(f"{where}: dbt deps failed:\n{tenant_error(deps.stdout + deps.stderr)}")
+    parse = run_dbt(spec, prepared, "parse", "--quiet")
     if parse.returncode != 0 or not prepared.manifest_path.exists():
         stamp.unlink(missing_ok=True)
-        raise DbtProjectError(f"{where}: dbt parse failed:\n{_dbt_errors(parse.stdout + parse.stderr)}")
+        raise DbtProjectError(f"{where}: dbt parse failed:\n{tenant_error(parse.stdout + parse.stderr)}")
     stamp.write_text(fingerprint)
     return prepared
 
@@ -163,7 +231,7 @@ def read_manifest(spec: OrgSpec, project: DbtProjectSpec) -> tuple[PreparedProje
     prepared = located_project(spec, project)
     where = f"organization '{spec.slug}' ({spec.spec_path}), dbt project '{project.name}'"
     if not (prepared.project_dir / "dbt_project.yml").is_file():
-        raise DbtProjectError(f"{where}: no dbt_project.yml in {prepared.project_dir}")
+        raise DbtProjectError(f"{where}: no dbt_project.yml in the project's folder")
     try:
         return prepared, orjson.loads(prepared.manifest_path.read_bytes())
     except FileNotFoundError:

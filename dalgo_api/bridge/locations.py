@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from dalgo_api.bridge.transport import (
     DagsterRejected,
     DagsterUnavailable,
-    client_call,
     graphql,
     instance,
     storage_call,

@@ -61,9 +61,7 @@ def notify_failed_runs(lookback: timedelta = DEFAULT_LOOKBACK) -> int:
             continue
         try:
             with transaction.atomic():
-                marker = NotifiedRun.objects.create(
-                    run_id=run.run_id, org_slug=org.slug, failed_at=run.updated_at
-                )
+                marker = NotifiedRun.objects.create(run_id=run.run_id, org_slug=org.slug, failed_at=run.updated_at)
                 to = recipients(org)
                 subject, body = _message(org, run, bridge.run_error(run.run_id))
                 for email in to:

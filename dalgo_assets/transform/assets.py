@@ -1,6 +1,6 @@
 """Each dbt model an asset, each dbt test an asset check: one ``@dbt_assets`` per dbt project."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,15 +69,26 @@ def _project_assets(
     )
     def _dbt_build(context: AssetExecutionContext):
         dbt: DbtCliResource = getattr(context.resources, key)
-        with context.resources.warehouse.dbt_environment():
+        with context.resources.warehouse.dbt_environment(project.prepared.project_dir):
             invocation = dbt.cli(
                 ["build"], context=context, target_path=runs_dir / context.run_id, raise_on_error=False
             )
             yield from invocation.stream()
         raise_for_dbt_errors(invocation, f"organization '{spec.slug}', dbt project '{project.spec.name}'")
 
-    resource = DbtCliResource(project_dir=dbt_project, profile=PROFILE_NAME, dbt_executable=dbt_executable())
+    resource = SandboxedDbtCli(project_dir=dbt_project, profile=PROFILE_NAME, dbt_executable=dbt_executable())
     return _dbt_build, resource
+
+
+class SandboxedDbtCli(DbtCliResource):
+    """dagster-dbt's resource, running dbt only through ``dalgo-dbt`` (the organization's sandbox).
+
+    dagster-dbt also builds a dbt adapter inside the run worker before each invocation (for column
+    metadata and row counts, which these assets do not ask for); that renders the project's Jinja with
+    the run worker's environment and files, outside the sandbox, so it is not done here."""
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> Any:
+        return None
 
 
 def raise_for_dbt_errors(invocation: DbtCliInvocation, where: str) -> None:

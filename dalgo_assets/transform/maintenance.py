@@ -9,45 +9,36 @@ dbt build of the same project.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 
 import dagster as dg
 
 from dalgo_core.dbt_projects import (
     DbtProjectError,
-    dbt_env,
-    dbt_executable,
     git_sync,
     located_project,
     prepare_project,
+    run_dbt,
 )
 from dalgo_core.names import COMMAND_TAG, MAINTENANCE_COMMANDS, ORG_TAG, dbt_pool, maintenance_job_name
+from dalgo_core.redact import redact, tenant_error
 from dalgo_core.spec import DbtProjectSpec, OrgSpec
-from dalgo_core.warehouse.profiles import PROFILE_NAME, profiles_dir
 
 
-def _run(context: dg.OpExecutionContext, cmd: list[str], cwd: str, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    output = f"$ {' '.join(cmd)}\n{result.stdout}{result.stderr}".rstrip()
-    print(output, flush=True)  # captured stdout of the step
-    context.log.info(output)
-    if result.returncode != 0:
-        raise dg.Failure(description=f"`{' '.join(cmd[:2])}` exited with {result.returncode}:\n{output[-4000:]}")
-    return output
+def _show(context: dg.OpExecutionContext, output: str) -> None:
+    redacted = redact(output)
+    print(redacted, flush=True)  # captured stdout of the step
+    context.log.info(redacted)
 
 
 def _git_pull(context: dg.OpExecutionContext, spec: OrgSpec, project: DbtProjectSpec) -> None:
-    where = located_project(spec, project).project_dir
-    if project.git is not None:
-        output = git_sync(spec, project)
-        print(output, flush=True)
-        context.log.info(output)
-    elif (where / ".git").exists() or (where.parent / ".git").exists():
-        _run(context, ["git", "-C", str(where), "pull", "--ff-only"], str(where))
-    else:
-        context.log.info(f"{where} is a local folder, not a git checkout: nothing to pull")
+    if project.git is None:  # a local folder is the operator's: it changes only by the operator's hand
+        context.log.info(f"dbt project '{project.name}' is a local folder, not a git checkout: nothing to pull")
         return
+    try:
+        _show(context, git_sync(spec, project))
+    except DbtProjectError as exc:
+        raise dg.Failure(description=str(exc)) from None
     try:  # the code changed: prepare its manifest now (the API reloads the code location)
         prepare_project(spec, project)
     except DbtProjectError as exc:
@@ -58,8 +49,14 @@ def _git_pull(context: dg.OpExecutionContext, spec: OrgSpec, project: DbtProject
 def _dbt_command(*args: str) -> Callable[[dg.OpExecutionContext, OrgSpec, DbtProjectSpec], None]:
     def run(context: dg.OpExecutionContext, spec: OrgSpec, project: DbtProjectSpec) -> None:
         prepared = located_project(spec, project)
-        env = dbt_env(prepared, profiles_dir(spec))
-        _run(context, [dbt_executable(), *args, "--profile", PROFILE_NAME], str(prepared.project_dir), env)
+        try:
+            result = run_dbt(spec, prepared, *args)
+        except DbtProjectError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        output = f"$ dbt {' '.join(args)}\n{result.stdout}{result.stderr}".rstrip()
+        _show(context, output)
+        if result.returncode != 0:
+            raise dg.Failure(description=f"`dbt {args[0]}` exited with {result.returncode}:\n{tenant_error(output)}")
         try:  # clean removes, deps may change, what the manifest was built from: prepare it again
             prepare_project(spec, project, force=True)
         except DbtProjectError as exc:

@@ -11,11 +11,15 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
+from dalgo_core.sandbox.policy import POLICY_ENV, Policy, existing
+from dalgo_core.sandbox.tenant import org_policy
 from dalgo_core.spec import (
     BigQueryWarehouse,
     DuckDBWarehouse,
@@ -64,6 +68,7 @@ class WarehouseResource(dg.ConfigurableResource):
     password_ref: str | None = Field(None, description="where the password is read from, never the value")
     keyfile_ref: str | None = Field(None, description="where the BigQuery key is read from, never the value")
     secret_env_name: str | None = Field(None, description="environment variable dbt reads the password from")
+    sandbox_policy: str = Field("", description="what the organization's dbt may see and reach (JSON, no secrets)")
 
     # -- run-time secrets ---------------------------------------------------------------------------
 
@@ -72,8 +77,25 @@ class WarehouseResource(dg.ConfigurableResource):
         return ref.resolve(self.org) if ref else ""
 
     @contextlib.contextmanager
-    def dbt_environment(self) -> Iterator[None]:
-        """Expose the warehouse's secrets to a dbt process started inside this block."""
+    def dbt_environment(self, *read_only: str | Path) -> Iterator[None]:
+        """Give a dbt process started inside this block (``dalgo-dbt``) the warehouse's secrets and the
+        organization's sandbox policy, with ``read_only`` (its project) added to what it may read."""
+        with self.secret_environment():
+            values = {}
+            if self.sandbox_policy:
+                policy = Policy.from_json(self.sandbox_policy)
+                extra, names = list(read_only), []
+                creds = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+                if self.type == "bigquery" and creds:
+                    extra, names = [*extra, creds], ["GOOGLE_APPLICATION_CREDENTIALS"]
+                policy = replace(policy, read_only=(*policy.read_only, *existing(extra))).with_env(names)
+                values[POLICY_ENV] = policy.to_json()
+            with _environ(values):
+                yield
+
+    @contextlib.contextmanager
+    def secret_environment(self) -> Iterator[None]:
+        """Expose the warehouse's secrets to code started inside this block."""
         if self.type == "postgres" and self.secret_env_name:
             with _environ({self.secret_env_name: self._password()}):
                 yield
@@ -98,13 +120,19 @@ class WarehouseResource(dg.ConfigurableResource):
         }
 
     @contextlib.contextmanager
-    def connect(self) -> Iterator[Any]:
-        """A DB-API connection (duckdb or psycopg 3); BigQuery uses ``bigquery_client``."""
+    def connect(self, *files_in: str | Path) -> Iterator[Any]:
+        """A DB-API connection (duckdb or psycopg 3); BigQuery uses ``bigquery_client``.
+
+        A DuckDB connection reads no file but the warehouse and the folders ``files_in``: the tenant's
+        dbt may leave views that call ``read_text`` or ``ATTACH``, and this connection is the platform's."""
         if self.type == "duckdb":
             import duckdb
 
             os.makedirs(os.path.dirname(self.duckdb_path or ".") or ".", exist_ok=True)
             conn = duckdb.connect(self.duckdb_path)
+            allowed = ", ".join("'" + str(Path(d)).replace("'", "''") + "/'" for d in files_in)
+            conn.execute(f"set allowed_directories = [{allowed}]")
+            conn.execute("set enable_external_access = false")
         elif self.type == "postgres":
             import psycopg
 
@@ -119,7 +147,7 @@ class WarehouseResource(dg.ConfigurableResource):
     def check(self) -> None:
         """Raise with the driver's message if the warehouse cannot be reached."""
         if self.type == "bigquery":
-            with self.dbt_environment():
+            with self.secret_environment():
                 from google.cloud import bigquery
 
                 bigquery.Client(project=self.project, location=self.location).get_dataset(self.schema_name)
@@ -130,12 +158,18 @@ class WarehouseResource(dg.ConfigurableResource):
 
 def warehouse_resource(spec: OrgSpec) -> WarehouseResource:
     wh = spec.warehouse
+    policy = org_policy(spec).to_json()
     if isinstance(wh, DuckDBWarehouse):
         return WarehouseResource(
-            org=spec.slug, type="duckdb", schema_name=wh.schema_, duckdb_path=str(duckdb_path(spec))
+            org=spec.slug,
+            type="duckdb",
+            schema_name=wh.schema_,
+            duckdb_path=str(duckdb_path(spec)),
+            sandbox_policy=policy,
         )
     if isinstance(wh, PostgresWarehouse):
         return WarehouseResource(
+            sandbox_policy=policy,
             org=spec.slug,
             type="postgres",
             schema_name=wh.schema_,
@@ -149,6 +183,7 @@ def warehouse_resource(spec: OrgSpec) -> WarehouseResource:
         )
     assert isinstance(wh, BigQueryWarehouse)
     return WarehouseResource(
+        sandbox_policy=policy,
         org=spec.slug,
         type="bigquery",
         schema_name=wh.dataset,

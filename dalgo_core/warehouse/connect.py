@@ -37,8 +37,13 @@ def read_warehouse(spec: OrgSpec) -> Iterator[Any]:
         import psycopg
 
         conn = psycopg.connect(
-            host=wh.host, port=wh.port, user=wh.user, password=wh.password.resolve(spec.slug), dbname=wh.database,
-            connect_timeout=CONNECT_TIMEOUT_SECONDS, **({"sslmode": wh.sslmode} if wh.sslmode else {}),
+            host=wh.host,
+            port=wh.port,
+            user=wh.user,
+            password=wh.password.resolve(spec.slug),
+            dbname=wh.database,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            **({"sslmode": wh.sslmode} if wh.sslmode else {}),
         )
     else:
         raise NotImplementedError(f"{wh.type} warehouses are read through their own client")

@@ -182,7 +182,7 @@ def test_demo_materializes_end_to_end_on_duckdb(dalgo_env: Path) -> None:
     result = _materialize_demo(dg.DagsterInstance.ephemeral())
     assert result.success
     assert all(_check_results(result).values())
-    with duckdb.connect(str(dalgo_env / "home" / "demo_ngo" / "warehouse.duckdb"), read_only=True) as conn:
+    with duckdb.connect(str(dalgo_env / "home" / "orgs" / "demo_ngo" / "warehouse.duckdb"), read_only=True) as conn:
         customers = conn.execute("select count(*) from marts.customers").fetchone()[0]
         users = conn.execute("select count(*) from staging.stg_users").fetchone()[0]
         segments = conn.execute("select sum(customers) from analytics.customer_segments").fetchone()[0]

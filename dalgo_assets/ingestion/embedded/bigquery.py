@@ -53,7 +53,7 @@ class BigQueryLoader(Loader):
     @classmethod
     @contextlib.contextmanager
     def open(cls, warehouse: WarehouseResource, workdir: Path) -> Iterator[BigQueryLoader]:
-        with warehouse.dbt_environment():
+        with warehouse.secret_environment():
             from google.cloud import bigquery
 
             client = bigquery.Client(project=warehouse.project, location=warehouse.location)

@@ -2,7 +2,7 @@
 
 A connector pins its own airbyte-cdk, pydantic, requests... which conflict with the platform's pins,
 so each ``airbyte-<connector>`` package gets a venv of its own under
-``$DALGO_CONNECTORS_DIR`` (default ``$DALGO_HOME/connectors``), named ``<connector>-<version>``
+``$DALGO_CONNECTORS_DIR`` (default ``$DALGO_HOME/platform/connectors``), named ``<connector>-<version>``
 (``latest`` when the spec gives no version: installed once, then kept until the folder is removed).
 Installs happen at run time, on first use, never while definitions load; a file lock makes concurrent
 runs wait for one install instead of racing.
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from dalgo_core import settings
+from dalgo_core import layout
 
 INSTALLED_MARKER = ".dalgo-installed"
 INSTALL_TIMEOUT_SECONDS = 900
@@ -32,8 +32,7 @@ class ConnectorInstallError(Exception):
 def connectors_dir(override: str | None = None) -> Path:
     if override:
         return Path(override).expanduser().absolute()
-    env = os.environ.get("DALGO_CONNECTORS_DIR")
-    return Path(env).expanduser().absolute() if env else settings.home_dir() / "connectors"
+    return layout.connectors_dir()
 
 
 def package_name(connector: str) -> str:

@@ -226,7 +226,7 @@ def open_loader(warehouse: WarehouseResource, workdir: Path) -> Iterator[Loader]
         with BigQueryLoader.open(warehouse, workdir) as bq:
             yield bq
         return
-    with warehouse.connect() as conn:
+    with warehouse.connect(workdir) as conn:
         loader: SqlLoader = DuckDBLoader(conn, workdir) if warehouse.type == "duckdb" else PostgresLoader(conn, workdir)
         loader.begin()
         try:

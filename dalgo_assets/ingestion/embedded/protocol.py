@@ -2,15 +2,18 @@
 
 (``spec`` is not run: ``check`` validates the config against the connector's spec itself.)
 
-Each call runs ``<connector> <command> --config ...`` in a private temporary folder (mode 0700, also the
-process's TMPDIR) that holds the config with its secrets and is wiped afterwards, so no secret outlives
-the sync. Output is one JSON message per line, parsed with orjson as it streams: RECORD and STATE
+Each call runs ``<connector> <command> --config ...`` in the organization's sandbox
+(``dalgo_core.sandbox``: its root writable, the connector's environment read-only, the internet through
+the egress proxy, nothing of the platform's), in a private folder of the organization's root (mode 0700,
+also the process's TMPDIR) that holds the config with its secrets and is wiped afterwards, so no secret
+outlives the sync. Output is one JSON message per line, parsed with orjson as it streams: RECORD and STATE
 messages go to the caller, LOG and TRACE messages to the log callback; a TRACE ERROR or a non-zero exit
 raises ``ConnectorError`` with the connector's own message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -23,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from dalgo_core import sandbox
 
 LogFn = Callable[[str, str], None]  # (level, message)
 
@@ -40,12 +45,24 @@ def _ignore(level: str, message: str) -> None:
 class ConnectorProcess:
     """One connector executable and the private folder its calls share (config, catalog, state)."""
 
-    def __init__(self, executable: Path, config: Mapping[str, Any], log: LogFn = _ignore):
+    def __init__(self, executable: Path, config: Mapping[str, Any], policy: sandbox.Policy, log: LogFn = _ignore):
         self.executable = executable
         self.log = log
         self._discovering: _Running | None = None
-        self.workdir = Path(tempfile.mkdtemp(prefix="dalgo-airbyte-"))
+        tmp = Path(policy.root) / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.workdir = Path(tempfile.mkdtemp(prefix="airbyte-", dir=tmp))
         os.chmod(self.workdir, 0o700)
+        # the connector's own environment (its venv) read-only; it reads and writes in its folder only
+        self.policy = sandbox.Policy(
+            **{
+                **policy.__dict__,
+                "read_only": (*policy.read_only, str(executable.parent.parent)),
+                "setenv": {**policy.setenv, "TMPDIR": str(self.workdir), "DO_NOT_TRACK": "1"},
+                "cwd": str(self.workdir),
+                "egress": True,
+            }
+        )
         self.config_path = self._write("config.json", config)
 
     def __enter__(self) -> ConnectorProcess:
@@ -116,18 +133,26 @@ class ConnectorProcess:
         return self._consume(self._spawn(*args))
 
     def _spawn(self, *args: str) -> _Running:
-        env = {**os.environ, "TMPDIR": str(self.workdir), "DO_NOT_TRACK": "1"}
-        env.pop("VIRTUAL_ENV", None)
-        proc = subprocess.Popen(
-            [str(self.executable), *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            cwd=self.workdir,
-            env=env,
-            bufsize=1 << 20,
-        )
-        running = _Running(proc, deque(maxlen=200))
+        env = self.policy.environment()
+        scope = contextlib.ExitStack()
+        try:
+            argv = scope.enter_context(sandbox.sandboxed(self.policy, [str(self.executable), *args], env))
+            proc = subprocess.Popen(
+                argv,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                cwd=self.workdir,
+                env=env if sandbox.mode() == "off" else {"PATH": env["PATH"]},
+                bufsize=1 << 20,
+            )
+        except sandbox.SandboxUnavailable as exc:
+            scope.close()
+            raise ConnectorError(str(exc)) from None
+        except BaseException:
+            scope.close()
+            raise
+        running = _Running(proc, deque(maxlen=200), scope=scope)
         running.reader = threading.Thread(target=_drain_stderr, args=(proc, running.stderr_tail), daemon=True)
         running.reader.start()
         return running
@@ -184,6 +209,7 @@ class _Running:
     proc: subprocess.Popen[bytes]
     stderr_tail: deque[str]
     reader: threading.Thread | None = None
+    scope: contextlib.ExitStack | None = None  # the sandbox's relays, for as long as the process runs
 
     def stop(self) -> None:
         """Kill the connector if still running (the consumer stopped early, or failed); reap it."""
@@ -195,6 +221,8 @@ class _Running:
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
+        if self.scope is not None:
+            self.scope.close()
 
 
 def _drain_stderr(proc: subprocess.Popen[bytes], tail: deque[str]) -> None:

@@ -21,6 +21,8 @@ from dalgo_assets.ingestion.embedded.protocol import ConnectorError, ConnectorPr
 from dalgo_assets.ingestion.embedded.schema import StreamTable, columns_from_schema
 from dalgo_assets.ingestion.embedded.state import StateTracker, state_input
 from dalgo_assets.warehouse import WarehouseResource
+from dalgo_core import layout
+from dalgo_core.sandbox import Policy
 from dalgo_core.spec import ConnectionSpec, StreamSpec
 
 
@@ -143,7 +145,8 @@ class ConnectionSync:
             executable = ensure_connector(connector, conn.source.version, self.connectors_root)
         except ConnectorInstallError as exc:
             raise self.error(f"cannot install connector {connector}: {exc}") from None
-        with ConnectorProcess(executable, config, self.log) as proc:
+        policy = Policy(org=self.org, root=str(layout.org_root(self.org)))
+        with ConnectorProcess(executable, config, policy, self.log) as proc:
             proc.start_discover()
             try:
                 proc.check()

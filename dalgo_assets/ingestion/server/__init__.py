@@ -4,8 +4,8 @@ Loading the definitions makes no HTTP call: the stream assets come from the spec
 connection ids from the spec or from what ``dalgo airbyte apply`` recorded (``state.py``). A
 materialization starts the connection's sync through dagster-airbyte's ``AirbyteWorkspace``, waits for
 it and records what the job reported (``assets.py``, ``workspace.py``). ``reconcile.py`` and ``cli.py``
-are connections as code: ``dalgo airbyte plan|apply <org>``. ``tests/support/airbyte_standin.py`` is a stand-in Airbyte server
-for machines that cannot run Airbyte.
+are connections as code: ``dalgo airbyte plan|apply <org>``. ``tests/support/airbyte_standin.py`` is
+a stand-in Airbyte server for machines that cannot run Airbyte.
 """
 
 from __future__ import annotations

@@ -1,0 +1,159 @@
+"""Tenant code in its sandbox (bubblewrap, as the platform runs it): it sees its organization's root and
+nothing of the platform or of other organizations, gets none of the platform's environment, and reaches
+only its own endpoints (never Dagit, the API or Dagster's database on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dalgo_core import layout, sandbox, secret_store
+from dalgo_core.sandbox import Endpoint, Policy
+
+PLATFORM_SECRET = "platform-secret-value-31337"
+
+PROBE = r"""
+import json, os, socket, sys, urllib.request
+targets = json.loads(sys.argv[1])
+out = {"read": {}, "listed": {}, "connect": {}, "proxy": {}}
+for path in targets["read"]:
+    try:
+        out["read"][path] = open(path, "rb").read(200).decode("latin-1")
+    except Exception as exc:
+        out["read"][path] = "DENIED " + type(exc).__name__
+for path in targets["listed"]:
+    try:
+        out["listed"][path] = sorted(os.listdir(path))
+    except Exception as exc:
+        out["listed"][path] = "DENIED " + type(exc).__name__
+for host, port in targets["connect"]:
+    try:
+        s = socket.create_connection((host, port), timeout=3)
+        out["connect"][f"{host}:{port}"] = s.recv(100).decode()
+    except Exception as exc:
+        out["connect"][f"{host}:{port}"] = "DENIED " + type(exc).__name__
+for url in targets["proxy"]:
+    try:
+        out["proxy"][url] = urllib.request.urlopen(url, timeout=5).read(100).decode()
+    except Exception as exc:
+        out["proxy"][url] = "DENIED " + type(exc).__name__
+out["environ"] = open("/proc/self/environ", "rb").read().decode("latin-1")
+out["written"] = open(os.path.join(targets["root"], "mine.txt"), "w").write("ok")
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture
+def server() -> Iterator[int]:
+    """A TCP service on 127.0.0.1 standing for Dagit, the API or Dagster's database: it says its name."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nplatform service")
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield listener.getsockname()[1]
+    listener.close()
+
+
+@pytest.fixture
+def two_orgs(dalgo_env: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    monkeypatch.setenv("DALGO_TEST_PLATFORM_SECRET", PLATFORM_SECRET)
+    secret_store.write_secret("victim", "warehouse_password", "victim-password")
+    mine, theirs = layout.org_root("tenant"), layout.org_root("victim")
+    for root in (mine, theirs):
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "warehouse.duckdb").write_text(f"rows of {root.name}")
+    return mine, theirs
+
+
+def _probe(policy: Policy, targets: dict) -> dict:
+    import json
+
+    result = sandbox.run(
+        policy, [sys.executable, "-c", PROBE, json.dumps(targets)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.skipif(sandbox.mode() != "bwrap", reason="the sandbox is off on this machine")
+def test_tenant_code_sees_only_its_root_and_reaches_only_its_endpoints(two_orgs, server: int, monkeypatch):
+    mine, theirs = two_orgs
+    monkeypatch.delenv("DALGO_SANDBOX_ALLOW_PRIVATE", raising=False)
+    warehouse = socket.socket()  # the tenant's own warehouse, the one endpoint its policy names
+    warehouse.bind(("127.0.0.1", 0))
+    warehouse.listen()
+
+    def answer() -> None:
+        conn, _ = warehouse.accept()
+        conn.sendall(b"your warehouse")
+        conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    wh_port = warehouse.getsockname()[1]
+    policy = Policy(org="tenant", root=str(mine), endpoints=(Endpoint("127.0.0.1", wh_port),), egress=True)
+    platform = layout.platform_dir()
+    out = _probe(
+        policy,
+        {
+            "root": str(mine),
+            "read": [
+                str(layout.secrets_key_file()),
+                str(secret_store.secret_path("victim", "warehouse_password")),
+                str(theirs / "warehouse.duckdb"),
+                str(mine / "warehouse.duckdb"),
+                "/etc/shadow",
+                str(Path(__file__)),
+            ],
+            "listed": [str(platform), str(layout.orgs_root()), str(Path.cwd())],
+            "connect": [["127.0.0.1", server], ["127.0.0.1", wh_port]],
+            "proxy": [f"http://127.0.0.1:{server}/", f"http://localhost:{server}/"],
+        },
+    )
+    assert out["read"][str(mine / "warehouse.duckdb")] == "rows of tenant"
+    denied = {k: v for k, v in out["read"].items() if k != str(mine / "warehouse.duckdb")}
+    assert all(v.startswith("DENIED") for v in denied.values()), denied
+    assert out["listed"][str(layout.orgs_root())] == ["tenant"]  # its own root, no other organization
+    assert out["listed"][str(platform)].startswith("DENIED")
+    assert out["listed"][str(Path.cwd())] in ([".venv"], "DENIED FileNotFoundError")  # the code: not there
+    assert out["connect"][f"127.0.0.1:{wh_port}"] == "your warehouse"
+    assert out["connect"][f"127.0.0.1:{server}"].startswith("DENIED")
+    assert all(v.startswith("DENIED") for v in out["proxy"].values()), out["proxy"]
+    assert PLATFORM_SECRET not in out["environ"] and "DALGO_" not in out["environ"]
+    assert (mine / "mine.txt").read_text() == "ok"
+
+
+def test_a_policy_passes_only_the_variables_it_names(monkeypatch):
+    monkeypatch.setenv("DALGO_SECRET_TENANT_PASSWORD", "tenant-pw")
+    monkeypatch.setenv("DAGSTER_PG_PASSWORD", "dagster-pw")
+    monkeypatch.setenv("DBT_TARGET_PATH", "/x/target")
+    env = Policy(org="tenant", root="/x", env=("DALGO_SECRET_TENANT_PASSWORD",)).environment()
+    assert env["DALGO_SECRET_TENANT_PASSWORD"] == "tenant-pw" and env["DBT_TARGET_PATH"] == "/x/target"
+    assert "dagster-pw" not in env.values()
+    assert not {k for k in env if k.startswith("DAGSTER_PG")}
+
+
+def test_without_bubblewrap_tenant_code_does_not_run(monkeypatch, tmp_path: Path):
+    from dalgo_core.sandbox import runner
+
+    monkeypatch.setattr(runner, "_bwrap_works", lambda: "bubblewrap is not installed")
+    monkeypatch.setenv("DALGO_SANDBOX", "bwrap")
+    with pytest.raises(sandbox.SandboxUnavailable, match="not run without its sandbox"):
+        sandbox.run(Policy(org="t", root=str(tmp_path)), ["true"])
+    assert "ERROR" in sandbox.status()
+    monkeypatch.setenv("DALGO_SANDBOX", "off")
+    assert "WITHOUT a sandbox" in sandbox.status()

@@ -69,6 +69,11 @@ def workspace_config(slugs: list[str]) -> dict[str, Any]:
     }
 
 
+# Services that run tenant code (code servers and their runs, dbt parse in prepare and the API): bubblewrap
+# needs unprivileged user namespaces, which Docker's default seccomp profile refuses. Never privileged.
+SANDBOX = {"security_opt": ["seccomp=unconfined", "no-new-privileges:true"], "cap_drop": ["ALL"]}
+
+
 def _dalgo_service(command: list[str], image: str, **extra: Any) -> dict[str, Any]:
     return {
         "image": image,
@@ -109,6 +114,7 @@ def _code_server(slug: str, index: int, image: str) -> dict[str, Any]:
             "postgres": {"condition": "service_healthy"},
         },
         labels={"dalgo.org": slug},
+        **SANDBOX,
     )
 
 
@@ -143,7 +149,7 @@ def compose_config(slugs: list[str], image: str = "${DALGO_IMAGE:-dalgo:latest}"
             },
             "restart": "unless-stopped",
         },
-        "prepare": {**_dalgo_service(["dalgo", "prepare"], image), "restart": "no"},
+        "prepare": {**_dalgo_service(["dalgo", "prepare"], image, **SANDBOX), "restart": "no"},
         **servers,
         "webserver": _dalgo_service(
             webserver_cmd,
@@ -175,6 +181,7 @@ def compose_config(slugs: list[str], image: str = "${DALGO_IMAGE:-dalgo:latest}"
             ],
             image,
             environment=api_env,
+            **SANDBOX,
             ports=["127.0.0.1:${DALGO_API_PORT:-8000}:8000"],
             depends_on=after_pg,
             healthcheck={

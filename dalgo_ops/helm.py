@@ -35,6 +35,17 @@ def _image(repository: str, tag: str) -> dict[str, str]:
     return {"repository": repository, "tag": tag, "pullPolicy": "IfNotPresent"}
 
 
+# Tenant code runs under bubblewrap, which needs unprivileged user namespaces: the runtime's default
+# seccomp profile refuses them. Nothing else is granted: no capabilities, no privilege escalation.
+SANDBOX_SECURITY_CONTEXT: dict[str, Any] = {
+    "seccompProfile": {"type": "Unconfined"},
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+}
+
+
 def user_deployment(slug: str, repository: str, tag: str) -> dict[str, Any]:
     return {
         "name": user_deployment_name(slug),
@@ -45,6 +56,7 @@ def user_deployment(slug: str, repository: str, tag: str) -> dict[str, Any]:
         "env": dalgo_env(),
         "envSecrets": [{"name": org_secret_name(slug), "optional": True}],
         "labels": {"dalgo.org": slug},
+        "securityContext": SANDBOX_SECURITY_CONTEXT,
         "resources": {"requests": {"cpu": "100m", "memory": "320Mi"}, "limits": {"memory": "1Gi"}},
     }
 
@@ -82,10 +94,11 @@ def dagster_values(
                     "volumes": [],
                     "runK8sConfig": {
                         "containerConfig": {
+                            "securityContext": SANDBOX_SECURITY_CONTEXT,
                             "resources": {
                                 "requests": {"cpu": "250m", "memory": "512Mi"},
                                 "limits": {"memory": "2Gi"},
-                            }
+                            },
                         }
                     },
                 }

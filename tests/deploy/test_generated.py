@@ -9,6 +9,7 @@ own JSON schema (the part Dalgo uses, vendored in ``helm/values.schema.json``).
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import jsonschema
@@ -145,3 +146,8 @@ def test_dockerfile_installs_the_locked_environment() -> None:
     dockerfile = (REPO / "deploy" / "docker" / "Dockerfile").read_text()
     assert "uv sync --frozen" in dockerfile
     assert "dagster.postgres.yaml" in dockerfile
+    # every package of the wheel is in the image, and the sandbox tenant code needs
+    packages = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
+    for package in packages["packages"]:
+        assert f"COPY {package} ./{package}" in dockerfile
+    assert "bubblewrap" in dockerfile

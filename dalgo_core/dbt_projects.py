@@ -79,6 +79,36 @@ def local_path(spec: OrgSpec, text: str) -> Path:
     return path
 
 
+def tenant_projects_root(spec: OrgSpec) -> Path:
+    """Where a tenant may point a local dbt project through the API: its own folder of the operator's
+    projects root (``$DALGO_DBT_PROJECTS_DIR/<slug>/``). Projects elsewhere under that root are the
+    operator's to assign in the organization files (two organizations may share one there)."""
+    return local_projects_root() / spec.slug
+
+
+def check_tenant_location(spec: OrgSpec, project: DbtProjectSpec, current: DbtProjectSpec | None = None) -> None:
+    """Refuse (``DbtProjectError``) a local folder or ``file://`` repository a tenant names outside its
+    own folders: ``tenant_projects_root`` or the organization's own folder. A location the project
+    already had (set by an operator) may stay."""
+    if project.path is not None:
+        text, field = project.path, "path"
+    elif project.git is not None and git.url_scheme(project.git.url) == "file":
+        text, field = project.git.url.removeprefix("file://"), "git.url"
+    else:
+        return
+    if current is not None and (current.path, current.git) == (project.path, project.git):
+        return
+    try:
+        path = local_path(spec, text)
+    except DbtProjectError as exc:
+        raise DbtProjectError(f"{field}: {exc}") from None
+    own = [tenant_projects_root(spec).resolve(), spec.folder.resolve()]
+    if not any(path == root or root in path.parents for root in own):
+        raise DbtProjectError(
+            f"{field}: '{text}' is not one of this organization's folders ({own[0]}/...); use a git URL"
+        )
+
+
 def project_dir(spec: OrgSpec, project: DbtProjectSpec) -> Path:
     """The dbt project's folder: a local path (checked, see ``local_path``) or its git checkout."""
     if project.path is not None:

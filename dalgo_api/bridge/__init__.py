@@ -15,7 +15,7 @@ no Dagster object leaves this package.
 """
 
 from dalgo_api.bridge.assets import AssetNode, absolute_path, asset_nodes, relative_key
-from dalgo_api.bridge.locations import ensure_pools, reload_location, wait_for_daemon
+from dalgo_api.bridge.locations import ensure_pools, reload_location, remove_location, wait_for_daemon
 from dalgo_api.bridge.queue import queue_position, waiting_reason
 from dalgo_api.bridge.runs import (
     RunEvent,
@@ -51,6 +51,7 @@ __all__ = [
     "queue_position",
     "relative_key",
     "reload_location",
+    "remove_location",
     "run_error",
     "run_for_org",
     "run_logs",

@@ -3,6 +3,7 @@ daemon to know it, and the concurrency pools its runs use."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable
@@ -20,6 +21,8 @@ from dalgo_core.names import REPOSITORY, automation_sensor_name, location_name
 RELOAD_TIMEOUT_SECONDS = float(os.environ.get("DALGO_DAGSTER_RELOAD_TIMEOUT_SECONDS", "300"))
 # how long a launch waits for the daemon to load a new organization's code location (see wait_for_daemon)
 DAEMON_WAIT_SECONDS = float(os.environ.get("DALGO_DAGSTER_DAEMON_WAIT_SECONDS", "180"))
+
+logger = logging.getLogger(__name__)
 
 RELOAD = """
 mutation($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name) {
@@ -98,6 +101,17 @@ def wait_for_daemon(slug: str) -> None:
 def forget_location(slug: str) -> None:
     """The organization's location is gone (deleted): a location of that name is new again."""
     _daemon_locations.discard(location_name(slug))
+
+
+def remove_location(slug: str) -> None:
+    """The organization was deleted and its workspace entry removed: the webserver drops its location
+    now (the daemon re-reads the same workspace file within a minute). With Dagster down, the webserver
+    reads the workspace file when it starts."""
+    forget_location(slug)
+    try:
+        reload_workspace()
+    except (DagsterUnavailable, DagsterRejected) as exc:
+        logger.warning("organization %s deleted; Dagster did not reload its workspace: %s", slug, exc)
 
 
 def ensure_pools(pools: Iterable[str]) -> None:

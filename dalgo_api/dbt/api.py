@@ -13,10 +13,12 @@ from ninja import Router
 from dalgo_api import bridge
 from dalgo_api.accounts.auth import has_permission
 from dalgo_api.dbt.schemas import DbtProjectIn, DbtProjectOut
+from dalgo_api.errors import ApiError
 from dalgo_api.runs import services as runs
 from dalgo_api.runs.schemas import RunOut
 from dalgo_api.specs import store as specs
 from dalgo_api.specs.changes import SpecSection
+from dalgo_core.dbt_projects import DbtProjectError, check_tenant_location
 from dalgo_core.names import COMMAND_TAG, MAINTENANCE_COMMANDS, maintenance_job_name
 from dalgo_core.spec import DbtProjectSpec
 
@@ -32,8 +34,16 @@ SECTION = SpecSection("dbt_projects", "dbt project")
 _project = SECTION.lookup
 
 
-def _entry(payload: DbtProjectIn) -> DbtProjectSpec:
-    return DbtProjectSpec(name=payload.name, path=payload.path, git=payload.git)
+def _entry(slug: str, payload: DbtProjectIn, current: DbtProjectSpec | None = None) -> DbtProjectSpec:
+    """The project as the spec holds it; a local folder or ``file://`` repository only among the
+    organization's own folders (422 naming the field)."""
+    entry = DbtProjectSpec(name=payload.name, path=payload.path, git=payload.git)
+    try:
+        check_tenant_location(specs.load_spec(slug), entry, current)
+    except DbtProjectError as exc:
+        field = str(exc).split(":", 1)[0]
+        raise ApiError(422, str(exc), [{"field": field, "message": str(exc)}]) from None
+    return entry
 
 
 @dbt.get("/projects/", response=list[DbtProjectOut], auth=has_permission(["can_view_dbt_workspace"]))
@@ -51,7 +61,7 @@ def create_project(request: HttpRequest, payload: DbtProjectIn) -> tuple[int, di
     """Add a dbt project: its models become assets ``<project>/<model>`` (422 if it does not parse)."""
     slug = request.auth.org.slug
     SECTION.ensure_free(slug, payload.name)
-    entry = _entry(payload)
+    entry = _entry(slug, payload)
     SECTION.add(slug, entry, prepare=True)
     return 201, _out(entry)
 
@@ -61,7 +71,7 @@ def update_project(request: HttpRequest, name: str, payload: DbtProjectIn) -> di
     """Point a project at another git URL/ref or folder (or rename it); the manifest is prepared again."""
     slug = request.auth.org.slug
     SECTION.ensure_free(slug, payload.name, current=name)
-    entry = _entry(payload)
+    entry = _entry(slug, payload, request.auth.obj)
     SECTION.replace(slug, name, entry, prepare=True)
     return _out(entry)
 

@@ -64,6 +64,11 @@ class Stack:
     root_token: str
     orgs: dict[str, OrgMembers] = field(default_factory=dict)
 
+    def projects(self, slug: str) -> Path:
+        """The organization's folder of the operator's dbt projects root: where its tenant may point a
+        local project through the API."""
+        return self.root / "dbt_projects" / slug
+
     def call(self, method: str, path: str, body=None, *, org: str, role: str = "super-admin"):
         return self.api.call(method, path, body, token=self.orgs[org].tokens[role], org=org)
 
@@ -94,6 +99,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         DALGO_HOME=str(root / "home"),
         DALGO_ORGS_DIR=str(root / "orgs"),
         DAGSTER_HOME=str(root / "dagster"),
+        DALGO_DBT_PROJECTS_DIR=str(root / "dbt_projects"),
         DAGSTER_DISABLE_TELEMETRY="1",
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",
     )

@@ -24,6 +24,8 @@ from dalgo_core.spec import load_org_spec
 from tests.api_dagster.conftest import ROLES, Stack, create_org_with_members, wait_for
 from tests.support.orgs import write_dbt_project
 
+LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
+
 GOOD = ["people/people", "people/people_clean"]
 BAD = ["people/broken"]
 PROJECT_FILES = {
@@ -68,10 +70,14 @@ def follow_logs(stack: Stack, org: str, run_id: str) -> list[dict]:
     return events
 
 
-def test_dbt_project_added_through_the_api_becomes_assets(stack: Stack, tmp_path_factory):
+def test_dbt_project_added_through_the_api_becomes_assets(stack: Stack):
     slug = org_a(stack)
-    folder = write_dbt_project(tmp_path_factory.mktemp("projects"), "people", PROJECT_FILES)
+    folder = write_dbt_project(stack.projects(slug), "people", PROJECT_FILES)
     bad = stack.call("POST", "/api/dbt/projects/", {"name": "people", "path": "/nonexistent"}, org=slug)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "path"
+    empty = stack.projects(slug) / "empty"
+    empty.mkdir()
+    bad = stack.call("POST", "/api/dbt/projects/", {"name": "people", "path": str(empty)}, org=slug)
     assert bad.status_code == 422 and "dbt_project.yml" in bad.json()["detail"]
 
     created = stack.call(
@@ -384,13 +390,13 @@ def test_permission_matrix_of_every_endpoint_and_role(stack: Stack, monkeypatch:
     assert os.environ["DALGO_DAGSTER_URL"] == stack.webserver.url
 
 
-def test_a_run_requested_right_after_creating_an_organization_succeeds(stack: Stack, tmp_path_factory):
+def test_a_new_organizations_first_run_succeeds_and_its_deletion_leaves_nothing_behind(stack: Stack):
     """Dagster's daemon reads the workspace once a minute and fails a run of a location it has not
     loaded yet: the API's launch waits for the daemon to know the new organization."""
     members = create_org_with_members(stack.api, stack.root_token, "Org New")
     slug = members.slug
     stack.orgs[slug] = members
-    folder = write_dbt_project(tmp_path_factory.mktemp("new_projects"), "people", PROJECT_FILES)
+    folder = write_dbt_project(stack.projects(slug), "people", PROJECT_FILES)
     created = stack.call("POST", "/api/dbt/projects/", {"name": "people", "path": str(folder)}, org=slug)
     assert created.status_code == 201, created.content
     started = stack.call("POST", "/api/runs/", {"assets": GOOD}, org=slug, role="pipeline-manager")
@@ -401,3 +407,17 @@ def test_a_run_requested_right_after_creating_an_organization_succeeds(stack: St
     run = run_of(stack, slug, run_id)
     assert run["state"] == "succeeded", (run, [e["message"] for e in events if e["level"] == "ERROR"])
     assert {e["asset"] for e in events if e["type"] == "ASSET_MATERIALIZATION"} == set(GOOD)
+
+    # Deleted, the organization's location leaves the webserver at once (and the workspace file the
+    # daemon re-reads), and a new organization of the same name gets a new slug and none of its runs.
+    deleted = stack.api.delete(f"/api/organizations/{slug}", token=stack.root_token, org=slug)
+    assert deleted.status_code == 204, deleted.content
+    locations = stack.webserver.graphql(LOCATIONS)["workspaceOrError"]["locationEntries"]
+    assert location_name(slug) not in {entry["name"] for entry in locations}
+    assert location_name(slug) not in (stack.root / "workspace.yaml").read_text()
+    again = create_org_with_members(stack.api, stack.root_token, "Org New")
+    assert again.slug != slug
+    stack.orgs[again.slug] = again
+    assert run_id not in listed(stack, again.slug, role="pipeline-manager")
+    assert stack.call("GET", f"/api/runs/{run_id}", org=again.slug).status_code == 404
+    assert stack.call("GET", f"/api/runs/{run_id}/logs", org=again.slug).status_code == 404

@@ -1,7 +1,7 @@
 """Benchmark: memory of the production topology with 10, 25 and 50 small organizations loaded.
 
 Generates organizations (DuckDB warehouse, one tiny dbt project of two models, prepared once and its
-manifest copied), starts their ``dagster api grpc`` code servers in batches with ``dalgo serve``'s own
+manifest copied), starts their code servers (``dagster code-server start``) in batches with ``dalgo serve``'s own
 process specs, then the webserver and the daemon on a PostgreSQL instance (a throwaway server), and
 measures the RSS of each process tree (psutil) once every location is loaded and the daemon has run its
 first iterations. The baseline, measured in the same run, is a code server serving an empty
@@ -123,7 +123,7 @@ def main() -> None:
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         }
     )
-    from dalgo_core.code_locations import write_workspace
+    from dalgo_core.code_locations import code_servers, write_workspace
     from dalgo_ops.instance import write_postgres_instance
     from dalgo_ops.processes import ProcessSpec, Supervisor, stop_pids
     from dalgo_ops.serve import (
@@ -194,8 +194,9 @@ def main() -> None:
             slugs += new
             prepare_orgs(slugs, home)
             write_workspace(config.workspace, grpc_base_port=config.grpc_base_port)
+            ports = code_servers(config.workspace)
             for first in range(0, len(new), BATCH):
-                batch = [code_server(config, env, s, slugs.index(s)) for s in new[first : first + BATCH]]
+                batch = [code_server(config, env, s, ports[s]) for s in new[first : first + BATCH]]
                 for spec in batch:
                     supervisor.start(spec)
                 supervisor.wait_ready([s.name for s in batch], timeout=600)

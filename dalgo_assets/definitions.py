@@ -14,6 +14,7 @@ from dalgo_assets.ingestion import build_ingestion_definitions
 from dalgo_assets.transform.assets import build_dbt_definitions, load_projects, project_relations
 from dalgo_assets.transform.maintenance import maintenance_jobs
 from dalgo_assets.warehouse import warehouse_resources
+from dalgo_assets.warehouse.writers import run_executor
 from dalgo_core.names import ORG_TAG, org_job_name
 from dalgo_core.spec import OrgSpec, load_org_spec
 
@@ -36,6 +37,7 @@ def build_org_definitions(spec: OrgSpec) -> dg.Definitions:
         schedules=automation.schedules,
         sensors=automation.sensors,
         resources={**warehouse_resources(spec), **ingestion.resources, **dbt.resources},
+        executor=run_executor(spec),
         metadata={ORG_TAG: spec.slug, "dalgo/org_name": spec.name},
     )
 

@@ -198,10 +198,11 @@ class ConnectionSpec(_Model):
     @field_validator("streams")
     @classmethod
     def _unique_streams(cls, streams: list[StreamSpec]) -> list[StreamSpec]:
-        names = [s.name for s in streams]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        # the warehouse names a stream's table in lower case: two streams must not share one
+        names = [s.name.lower() for s in streams]
+        dupes = sorted({s.name for s in streams if names.count(s.name.lower()) > 1})
         if dupes:
-            raise ValueError(f"stream listed twice: {', '.join(dupes)}")
+            raise ValueError(f"streams name the same table (listed twice, or differ only in case): {', '.join(dupes)}")
         return streams
 
 
@@ -305,6 +306,16 @@ class OrgSpec(_Model):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"{what} name used twice: {', '.join(dupes)}")
+        tables: dict[str, str] = {}
+        for connection in self.connections:
+            for stream in connection.streams:
+                table = f"{connection.destination_schema}.{stream.name.lower()}"
+                if table in tables:
+                    raise ValueError(
+                        f"connections '{tables[table]}' and '{connection.name}' both write table {table}: "
+                        "give one another destination_schema"
+                    )
+                tables[table] = connection.name
         return self
 
     @property

@@ -140,6 +140,15 @@ class Supervisor:
             restarted.append(name)
         return restarted
 
+    def stop(self, name: str, grace: float = 20.0) -> None:
+        """Stop one process for good (it is no longer wanted): by its stop signal, then SIGKILL."""
+        managed = self.managed.pop(name)
+        self._died_at.pop(name, None)
+        stop_pids({managed.proc.pid: managed.spec.stop_signal}, grace)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            managed.proc.wait(1)
+        (self.pid_dir / f"{name}.pid").unlink(missing_ok=True)
+
     def stop_all(self, grace: float = 20.0) -> None:
         pids = {m.proc.pid: m.spec.stop_signal for m in self.managed.values()}
         stop_pids(pids, grace)

@@ -4,14 +4,20 @@ Given a PostgreSQL server it does not start itself, it writes the PostgreSQL ins
 ``$DAGSTER_HOME``, a workspace of ``grpc_server`` entries, migrates the API's database and collects its
 static files, then starts and watches:
 
-- one ``dagster api grpc`` code server per organization (``org_<slug>`` on ``grpc_base_port + i``), shared
-  by the webserver and the daemon instead of each spawning its own;
+- one ``dagster code-server start`` per organization (``org_<slug>``, on the port the workspace gives it
+  from ``grpc_base_port``), shared by the webserver and the daemon instead of each spawning its own.
+  It is Dagster's reloadable code server: the API's reload of a location (through the webserver) makes
+  it load the organization's definitions again, and the webserver's and the daemon's gRPC watch see the
+  new server within a second. The workspace file is the list of organizations: when the API adds or
+  removes one, the supervisor starts or stops that organization's code server, no other;
 - the Dagster webserver on 127.0.0.1 (operators and the API's run bridge; put an authenticating proxy in
   front to expose it), and optionally a second, ``--read-only`` webserver for operators;
 - the Dagster daemon (run queue, schedules, sensors, run monitoring and retries);
 - the API under gunicorn (``dalgo_api.wsgi:application``).
 
 A process that dies is restarted; everything is stopped by PID on SIGTERM/SIGINT or ``dalgo serve stop``.
+Every process gets ``DALGO_WORKSPACE_FILE`` (this workspace) and ``DALGO_GRPC_BASE_PORT``, so the API
+rewrites the same workspace the webserver and the daemon read.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from pathlib import Path
 import requests
 
 from dalgo_core import layout, sandbox, settings
-from dalgo_core.code_locations import code_server_args, write_workspace
+from dalgo_core.code_locations import GRPC_BASE_PORT_ENV, code_server_args, code_servers, write_workspace
 from dalgo_core.spec import list_org_slugs
 from dalgo_ops.instance import REPO, pg_env_from_url, write_postgres_instance
 from dalgo_ops.processes import ProcessSpec, Supervisor, signal_group, stop_from_pid_files
@@ -68,9 +74,6 @@ class ServeConfig:
     def api_url(self) -> str:
         return f"http://{self.host}:{self.api_port}"
 
-    def grpc_port(self, index: int) -> int:
-        return self.grpc_base_port + index
-
 
 def process_env(config: ServeConfig) -> dict[str, str]:
     """The environment every process shares: where things are, the PostgreSQL settings, the API's URLs."""
@@ -82,8 +85,9 @@ def process_env(config: ServeConfig) -> dict[str, str]:
         "DALGO_ORGS_DIR": str(settings.orgs_dir()),
         "DALGO_API_DATABASE_URL": config.api_database_url or config.postgres_url,
         "DALGO_DAGSTER_URL": config.webserver_url,
-        # the API regenerates a module workspace when organizations change: keep it away from ours
-        "DALGO_WORKSPACE_FILE": str(config.run_dir / "api-workspace.yaml"),
+        # the API rewrites this workspace when organizations come and go; serve starts their servers
+        "DALGO_WORKSPACE_FILE": str(config.workspace),
+        GRPC_BASE_PORT_ENV: str(config.grpc_base_port),
         "DAGSTER_DISABLE_TELEMETRY": "1",
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
@@ -108,16 +112,18 @@ def grpc_ok(host: str, port: int) -> bool:
     return True
 
 
+CODE_SERVER_PREFIX = "code-server-"
+
+
 def code_server_name(slug: str) -> str:
-    return f"code-server-{slug}"
+    return f"{CODE_SERVER_PREFIX}{slug}"
 
 
-def code_server(config: ServeConfig, env: dict[str, str], slug: str, index: int) -> ProcessSpec:
-    port = config.grpc_port(index)
+def code_server(config: ServeConfig, env: dict[str, str], slug: str, port: int) -> ProcessSpec:
     argv = [
         str(BIN / "dagster"),
-        "api",
-        "grpc",
+        "code-server",
+        "start",
         "-h",
         config.host,
         "-p",
@@ -197,8 +203,8 @@ def prepare_api(env: dict[str, str], log_dir: Path) -> None:
             raise RuntimeError(f"manage.py {args[0]} failed:\n{(done.stdout + done.stderr)[-3000:]}")
 
 
-def process_specs(config: ServeConfig, slugs: list[str], env: dict[str, str]) -> list[ProcessSpec]:
-    specs = [code_server(config, env, slug, i) for i, slug in enumerate(slugs)]
+def process_specs(config: ServeConfig, env: dict[str, str]) -> list[ProcessSpec]:
+    specs = [code_server(config, env, slug, port) for slug, port in code_servers(config.workspace).items()]
     specs += [webserver(config, env), daemon(config, env), api(config, env)]
     if config.operator_port:
         specs.append(webserver(config, env, read_only=True))
@@ -219,8 +225,8 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
     write_workspace(config.workspace, grpc_base_port=config.grpc_base_port)
     env = process_env(config)
     prepare_api(env, supervisor.log_dir)
-    specs = process_specs(config, slugs, env)
-    servers = [s for s in specs if s.name.startswith("code-server-")]
+    specs = process_specs(config, env)
+    servers = [s for s in specs if s.name.startswith(CODE_SERVER_PREFIX)]
     supervisor.log(f"dalgo serve: starting {len(servers)} code server(s), then the webserver, daemon and API")
     for spec in servers:
         supervisor.start(spec)
@@ -230,6 +236,24 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
         supervisor.start(spec)
     supervisor.wait_ready([s.name for s in specs[len(servers) :]])
     return slugs
+
+
+def _port(spec: ProcessSpec) -> int:
+    return int(spec.argv[spec.argv.index("-p") + 1])
+
+
+def reconcile(config: ServeConfig, supervisor: Supervisor, env: dict[str, str]) -> None:
+    """Start the code server of an organization the workspace gained, stop that of one it lost (or whose
+    port changed); leave every other alone. The API waits for a new server to answer."""
+    wanted = {code_server_name(slug): (slug, port) for slug, port in code_servers(config.workspace).items()}
+    for name, managed in list(supervisor.managed.items()):
+        if name.startswith(CODE_SERVER_PREFIX) and (name not in wanted or _port(managed.spec) != wanted[name][1]):
+            supervisor.log(f"dalgo serve: {name} left the workspace; stopping it")
+            supervisor.stop(name)
+    for name, (slug, port) in wanted.items():
+        if name not in supervisor.managed:
+            supervisor.log(f"dalgo serve: organization '{slug}' joined the workspace; starting {name} on {port}")
+            supervisor.start(code_server(config, env, slug, port))
 
 
 def serve(config: ServeConfig) -> int:
@@ -252,9 +276,14 @@ def serve(config: ServeConfig) -> int:
             f"API {config.api_url}/api/; logs in {supervisor.log_dir}",
             flush=True,
         )
+        env = process_env(config)
+        workspace_seen = config.workspace.stat().st_mtime_ns
         while not stopping:
             supervisor.check()
-            time.sleep(0.5)
+            if (changed := config.workspace.stat().st_mtime_ns) != workspace_seen:
+                workspace_seen = changed
+                reconcile(config, supervisor, env)
+            time.sleep(0.2)
         return 0
     finally:
         supervisor.stop_all()

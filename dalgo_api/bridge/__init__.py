@@ -15,7 +15,13 @@ no Dagster object leaves this package.
 """
 
 from dalgo_api.bridge.assets import AssetNode, absolute_path, asset_nodes, relative_key
-from dalgo_api.bridge.locations import ensure_pools, reload_location, remove_location, wait_for_daemon
+from dalgo_api.bridge.locations import (
+    add_location,
+    ensure_pools,
+    reload_location,
+    remove_location,
+    wait_for_daemon,
+)
 from dalgo_api.bridge.queue import queue_position, waiting_reason
 from dalgo_api.bridge.runs import (
     RunEvent,
@@ -29,6 +35,7 @@ from dalgo_api.bridge.runs import (
     run_error,
     run_for_org,
     run_logs,
+    wait_for_run,
 )
 from dalgo_api.bridge.transport import DagsterRejected, DagsterUnavailable, dagit_url
 
@@ -40,6 +47,7 @@ __all__ = [
     "RunInfo",
     "RunQuery",
     "absolute_path",
+    "add_location",
     "asset_nodes",
     "cancel_run",
     "captured_log",
@@ -56,5 +64,6 @@ __all__ = [
     "run_for_org",
     "run_logs",
     "wait_for_daemon",
+    "wait_for_run",
     "waiting_reason",
 ]

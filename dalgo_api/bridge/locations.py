@@ -103,6 +103,34 @@ def forget_location(slug: str) -> None:
     _daemon_locations.discard(location_name(slug))
 
 
+def _code_server_answers(port: int) -> bool:
+    from dagster._grpc.client import DagsterGrpcClient
+
+    try:
+        DagsterGrpcClient(port=port, host="127.0.0.1").ping("dalgo")
+    except Exception:  # not listening yet, or starting
+        return False
+    return True
+
+
+def add_location(slug: str, port: int | None) -> None:
+    """A new organization: once its code server answers (``port``, under ``dalgo serve``, whose
+    supervisor starts it when the workspace gains it), the webserver re-reads the workspace and loads
+    the location. The daemon re-reads the workspace within a minute; the first run waits for it
+    (``wait_for_daemon``). With Dagster down the organization stays created: Dagster loads it when it
+    starts."""
+    deadline = time.monotonic() + RELOAD_TIMEOUT_SECONDS
+    while port is not None and not _code_server_answers(port):
+        if time.monotonic() > deadline:
+            logger.warning("organization %s: its code server on port %s did not answer", slug, port)
+            break
+        time.sleep(0.5)
+    try:
+        reload_workspace()
+    except (DagsterUnavailable, DagsterRejected) as exc:
+        logger.warning("organization %s created; Dagster did not reload its workspace: %s", slug, exc)
+
+
 def remove_location(slug: str) -> None:
     """The organization was deleted and its workspace entry removed: the webserver drops its location
     now (the daemon re-reads the same workspace file within a minute). With Dagster down, the webserver

@@ -9,6 +9,7 @@ launch cannot override. Records of finished runs no longer change and are kept i
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -177,6 +178,14 @@ def _run(run_id: str) -> RunInfo | None:
     return run
 
 
+def wait_for_run(slug: str, run_id: str, timeout: float) -> RunInfo | None:
+    """The run once it finished (or as it stands after ``timeout`` seconds); None if not the org's."""
+    deadline = time.monotonic() + timeout
+    while (run := run_for_org(slug, run_id)) is not None and not run.finished and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return run
+
+
 def _require_run(slug: str, run_id: str) -> None:
     """Refuse to touch a run outside the organization (the API checked it already: defence in depth)."""
     if run_for_org(slug, run_id) is None:
@@ -200,7 +209,9 @@ def list_runs(slug: str, query: RunQuery) -> tuple[list[RunInfo], str | None]:
     from dagster import DagsterRunStatus, RunsFilter
 
     tags = {LOCATION_TAG: location_name(slug)}
-    if query.trigger:
+    if query.trigger == "automation":  # Dagster's own tag, on every run its automation requested
+        tags[AUTOMATION_TAG] = "true"
+    elif query.trigger:
         tags[TRIGGER_TAG] = query.trigger
     if query.pipeline:
         tags[PIPELINE_TAG] = query.pipeline

@@ -5,6 +5,7 @@ dbt_clean>`` runs that chore as a recorded Dagster run, so its output stays in t
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from django.http import HttpRequest
@@ -23,6 +24,7 @@ from dalgo_core.names import COMMAND_TAG, MAINTENANCE_COMMANDS, maintenance_job_
 from dalgo_core.spec import DbtProjectSpec
 
 dbt = Router(tags=["dbt"])
+COMMAND_WAIT_SECONDS = float(os.environ.get("DALGO_COMMAND_WAIT_SECONDS", "600"))
 Command = Literal["git_pull", "dbt_deps", "dbt_clean"]
 
 
@@ -92,12 +94,19 @@ def delete_project(request: HttpRequest, name: str) -> tuple[int, None]:
     auth=has_permission(["can_run_orgtask"], lookup=_project),
 )
 def run_command(request: HttpRequest, name: str, command: Command) -> tuple[int, dict]:
-    """Run ``git pull``, ``dbt deps`` or ``dbt clean`` for the project as a Dagster run; follow its output
-    with ``GET /api/runs/{run_id}/logs``. It waits for any dbt run of the same project."""
+    """Run ``git pull``, ``dbt deps`` or ``dbt clean`` for the project as a Dagster run (its output in
+    ``GET /api/runs/{run_id}/logs``; it waits for any dbt run of the same project). Each prepares the
+    project's manifest again, so once the run succeeded the organization's code location is reloaded:
+    the answer comes then, with the finished run, and a new model pulled from git is live. (After
+    ``DALGO_COMMAND_WAIT_SECONDS``, 600, the run is answered as it stands and nothing is reloaded.)"""
     ctx = request.auth
+    slug = ctx.org.slug
     run_id = bridge.launch_run(
-        ctx.org.slug,
-        job_name=maintenance_job_name(ctx.org.slug, name, command),
+        slug,
+        job_name=maintenance_job_name(slug, name, command),
         tags=runs.run_tags(ctx.user.email, "maintenance", **{COMMAND_TAG: command}),
     )
-    return 201, runs.launched(ctx.org.slug, run_id)
+    run = bridge.wait_for_run(slug, run_id, COMMAND_WAIT_SECONDS)
+    if run is not None and run.status == "SUCCESS":
+        bridge.reload_location(slug)
+    return 201, runs.launched(slug, run_id)

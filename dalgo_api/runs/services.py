@@ -3,6 +3,7 @@ against the organization's assets, tag and launch runs, and turn Dagster's recor
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -10,8 +11,9 @@ from urllib.parse import quote
 
 from dalgo_api import bridge
 from dalgo_api.errors import ApiError
+from dalgo_api.specs import store as specs
 from dalgo_core.names import PIPELINE_TAG, TRIGGER_TAG, USER_TAG
-from dalgo_core.spec import OrgSpec
+from dalgo_core.spec import OrgSpec, selection_matches
 
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 STATES = {
@@ -97,7 +99,7 @@ def run_out(slug: str, run: bridge.RunInfo, *, detail: bool = False) -> dict[str
         "job": run.job,
         "trigger": run.trigger,
         "user": run.tags.get(USER_TAG),
-        "pipeline": run.tags.get(PIPELINE_TAG),
+        "pipeline": run.tags.get(PIPELINE_TAG) or _automation_pipeline(slug, run),
         "assets": run.assets,
         "created_at": run.created_at,
         "started_at": _time(run.started_at),
@@ -109,6 +111,30 @@ def run_out(slug: str, run: bridge.RunInfo, *, detail: bool = False) -> dict[str
     if detail and run.status == "FAILURE":
         out["error"] = bridge.run_error(run.run_id)
     return out
+
+
+@functools.lru_cache(maxsize=512)
+def _freshness_selections(slug: str, spec_version: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The organization's freshness pipelines and their selections, read once per spec version."""
+    return tuple((p.name, tuple(p.assets)) for p in specs.load_spec(slug).pipelines if p.freshness)
+
+
+def _automation_pipeline(slug: str, run: bridge.RunInfo) -> str | None:
+    """An automation run serves the freshness targets among its assets (one sensor keeps every target
+    of the organization): the pipelines they belong to, comma-separated."""
+    if run.trigger != "automation" or not run.assets:
+        return None
+    try:
+        version = specs.org_spec_path(slug).stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+    paths = [a.split("/") for a in run.assets]
+    names = [
+        name
+        for name, patterns in _freshness_selections(slug, version)
+        if any(selection_matches(p, path) for p in patterns for path in paths)
+    ]
+    return ",".join(names) or None
 
 
 def get_run(slug: str, run_id: str) -> bridge.RunInfo:

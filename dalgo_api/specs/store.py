@@ -15,7 +15,7 @@ from django.conf import settings
 
 from dalgo_core import layout, secret_store
 from dalgo_core import settings as dalgo_settings
-from dalgo_core.code_locations import write_workspace
+from dalgo_core.code_locations import code_servers, grpc_base_port, write_workspace
 from dalgo_core.spec import (
     SLUG_PATTERN,
     OrgSpec,
@@ -35,7 +35,14 @@ def workspace_file() -> Path:
 
 
 def regenerate_workspace() -> list[str]:
-    return write_workspace(workspace_file())
+    """Rewrite the workspace the webserver and the daemon read: module entries, or under ``dalgo serve``
+    long-lived code servers (each organization keeps its port; ``dalgo serve`` starts a new one's)."""
+    return write_workspace(workspace_file(), grpc_base_port=grpc_base_port())
+
+
+def code_server_port(slug: str) -> int | None:
+    """The port of the organization's long-lived code server (under ``dalgo serve``), if it has one."""
+    return code_servers(workspace_file()).get(slug)
 
 
 def slugify_name(name: str, taken: set[str]) -> str:

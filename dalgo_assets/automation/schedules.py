@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from dalgo_core.names import ORG_TAG, PIPELINE_TAG, pipeline_job_name, pipeline_schedule_name
+from dalgo_core.names import ORG_TAG, PIPELINE_TAG, TRIGGER_TAG, pipeline_job_name, pipeline_schedule_name
 from dalgo_core.spec import OrgSpec, PipelineSpec
 
 
@@ -32,5 +32,5 @@ def pipeline_schedule(
         cron_schedule=pipeline.schedule.cron,
         execution_timezone=pipeline.schedule.timezone or spec.timezone,
         default_status=dg.DefaultScheduleStatus.RUNNING if pipeline.enabled else dg.DefaultScheduleStatus.STOPPED,
-        tags={ORG_TAG: spec.slug, PIPELINE_TAG: pipeline.name},
+        tags={ORG_TAG: spec.slug, PIPELINE_TAG: pipeline.name, TRIGGER_TAG: "schedule"},
     )

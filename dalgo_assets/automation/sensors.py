@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from dalgo_core.names import ORG_TAG, automation_sensor_name
+from dalgo_core.names import ORG_TAG, TRIGGER_TAG, automation_sensor_name
 
 INTERVAL_ENV = "DALGO_AUTOMATION_INTERVAL_SECONDS"
 DEFAULT_INTERVAL_SECONDS = 30
@@ -29,7 +29,7 @@ def _sensor(slug: str, keys: Sequence[dg.AssetKey]) -> dg.AutomationConditionSen
     return dg.AutomationConditionSensorDefinition(
         automation_sensor_name(slug),
         target=dg.AssetSelection.assets(*keys) if keys else dg.AssetSelection.key_prefixes([slug]),
-        run_tags={ORG_TAG: slug},
+        run_tags={ORG_TAG: slug, TRIGGER_TAG: "automation"},
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=int(os.environ.get(INTERVAL_ENV, DEFAULT_INTERVAL_SECONDS)),
         use_user_code_server=True,

@@ -9,6 +9,7 @@ from dagster import AssetExecutionContext
 from dagster_dbt import DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
 
 from dalgo_assets.transform.translator import OrgDbtTranslator, RelationIndex, dbt_relations
+from dalgo_assets.warehouse.writers import writer_tags
 from dalgo_core.dbt_projects import PreparedProject, dbt_executable, read_manifest
 from dalgo_core.names import dbt_pool
 from dalgo_core.spec import DbtProjectSpec, OrgSpec
@@ -66,6 +67,7 @@ def _project_assets(
         dagster_dbt_translator=translator,
         required_resource_keys={key, "warehouse"},
         pool=dbt_pool(spec.slug, project.spec.name),
+        op_tags=writer_tags(spec),
     )
     def _dbt_build(context: AssetExecutionContext):
         dbt: DbtCliResource = getattr(context.resources, key)

@@ -43,7 +43,7 @@ def _git_pull(context: dg.OpExecutionContext, spec: OrgSpec, project: DbtProject
         prepare_project(spec, project)
     except DbtProjectError as exc:
         raise dg.Failure(description=str(exc)) from None
-    context.log.info("manifest prepared; reload the organization's code location to use it")
+    context.log.info("manifest prepared; the API reloads the organization's code location once this run succeeded")
 
 
 def _dbt_command(*args: str) -> Callable[[dg.OpExecutionContext, OrgSpec, DbtProjectSpec], None]:

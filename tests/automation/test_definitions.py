@@ -80,7 +80,7 @@ def test_sensor_is_on_and_targets_only_the_org(tiny: Path) -> None:
     (sensor,) = [s for s in defs.sensors or [] if isinstance(s, dg.AutomationConditionSensorDefinition)]
     assert sensor.name == f"{SLUG}_automation"
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    assert sensor.run_tags == {"dalgo/org": SLUG}
+    assert sensor.run_tags == {"dalgo/org": SLUG, "dalgo/trigger": "automation"}
     targeted = sensor.asset_selection.resolve(defs.resolve_asset_graph())
     assert targeted == {tkey("numbers"), tkey("latest"), tkey("daily")}
 

@@ -24,6 +24,7 @@ import psutil
 import pytest
 import requests
 
+from tests.deploy.live_changes import Platform, first_hour_of_an_organization
 from tests.deploy.topology import ORGS, Topology, start_topology
 from tests.support.postgres import PostgresServer
 
@@ -112,6 +113,23 @@ def _retry_of(topology: Topology, run_id: str, timeout: float = 120) -> str:
         time.sleep(1)
     assert len(retries) == 1, f"the daemon did not retry the run:\n{topology.output()}"
     return retries[0][0]
+
+
+def test_every_api_change_is_live_without_a_restart(topology: Topology) -> None:
+    """An organization created, changed in every way and deleted through the API (tests/deploy/
+    live_changes.py), each change used at once; nothing restarted but what the change is about."""
+    processes = ("webserver", "daemon", "api", "code-server-alpha", "code-server-beta")
+    before = {name: topology.pid(name) for name in processes}
+    platform = Platform(topology.api, topology.webserver, topology.root_token, topology.projects_root)
+    slug = first_hour_of_an_organization(platform)
+    # its code server is stopped: the daemon, which re-reads the workspace within a minute, can no
+    # longer load or run anything of it
+    deadline = time.time() + 30
+    while (topology.run_dir / "pids" / f"code-server-{slug}.pid").exists():
+        assert time.time() < deadline, topology.output()
+        time.sleep(0.5)
+    assert f"org_{slug}" not in (topology.run_dir / "workspace.yaml").read_text()
+    assert {name: topology.pid(name) for name in processes} == before
 
 
 def test_killed_run_worker_is_failed_by_run_monitoring_and_retried(topology: Topology) -> None:

@@ -41,11 +41,13 @@ LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 ASSETS = ("tiny/numbers", "tiny/slow")  # relative to the organization, as the API takes them
 OPERATOR = "ops@example.org"
+ROOT = "root@example.org"  # a Super Admin: creates and deletes organizations
 # The API's organizations for the two spec folders, and a member who may run their assets.
 API_SETUP = f"""
 from dalgo_api.accounts.models import Role, User
 from dalgo_api.orgs import services
 from dalgo_api.orgs.models import Org
+User.objects.create_superuser("{ROOT}", "{PASSWORD}")
 user = User.objects.create_user("{OPERATOR}", "{PASSWORD}")
 for slug in {ORGS!r}:
     services.add_member(Org.objects.create(name=slug.title(), slug=slug), user,
@@ -95,6 +97,12 @@ class Topology:
     postgres: PostgresServer
     env: dict[str, str]
     operator_token: str = ""
+    root_token: str = ""
+
+    @property
+    def projects_root(self) -> Path:
+        """The operator's dbt projects root (``DALGO_DBT_PROJECTS_DIR``)."""
+        return self.root / "projects"
 
     # --- processes -----------------------------------------------------------------------------------
 
@@ -178,7 +186,7 @@ class Topology:
 
     def run_worker(self, slug: str) -> psutil.Process | None:
         """The process executing a run of this organization: a child of its code server."""
-        for child in psutil.Process(self.pid(f"code-server-{slug}")).children():
+        for child in psutil.Process(self.pid(f"code-server-{slug}")).children(recursive=True):
             try:
                 cmdline = " ".join(child.cmdline())
             except (psutil.ZombieProcess, psutil.NoSuchProcess):  # a worker that just ended
@@ -199,6 +207,7 @@ class Topology:
         )
         assert done.returncode == 0, done.stdout + done.stderr
         self.operator_token = self.login(OPERATOR)
+        self.root_token = self.login(ROOT)
 
     def login(self, email: str) -> str:
         response = requests.post(f"{self.api}/api/login/", json={"email": email, "password": PASSWORD}, timeout=30)
@@ -235,6 +244,10 @@ def start_topology(root: Path, postgres: PostgresServer) -> Topology:
         "DALGO_API_WORKERS": "2",
         "DALGO_API_THREADS": "4",
         "DALGO_AUTOMATION_INTERVAL_SECONDS": "5",
+        "DALGO_DBT_PROJECTS_DIR": str(root / "projects"),
+        "DALGO_GIT_SCHEMES": "https,ssh,file",  # the tests' git repositories are local
+        # connectors installed once per test session (and worker), as in tests/ingestion
+        "DALGO_CONNECTORS_DIR": str(root.parent / "airbyte-connectors"),
     }
     api_env = {**env, "DALGO_API_DATABASE_URL": api_dsn, "DJANGO_SETTINGS_MODULE": "dalgo_api.settings"}
     argv = [

@@ -13,6 +13,7 @@ from pydantic import Field
 from dalgo_assets.ingestion import ingestion_group, stream_key
 from dalgo_assets.ingestion.embedded.sync import ConnectionSync, SyncError
 from dalgo_assets.warehouse import WarehouseResource
+from dalgo_assets.warehouse.writers import writer_tags
 from dalgo_core.names import ORG_TAG, connection_pool
 from dalgo_core.spec import ConnectionSpec, OrgSpec
 
@@ -66,6 +67,7 @@ def connection_asset(spec: OrgSpec, connection: ConnectionSpec) -> dg.AssetsDefi
         specs=specs,
         can_subset=True,
         pool=connection_pool(org, connection.name),
+        op_tags=writer_tags(spec),
     )
     def _sync(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, airbyte_connectors: ConnectorRuntime

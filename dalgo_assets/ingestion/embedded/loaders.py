@@ -133,6 +133,17 @@ class PostgresLoader(SqlLoader):
         self._copy_stack = contextlib.ExitStack()
         self._copying: str | None = None
 
+    def _ensure_schema(self, schema: str) -> None:
+        """Create the schema and the state table once, committed before the sync's own transaction
+        starts, under an advisory lock: first syncs of several connections into one schema, at once,
+        would otherwise race on PostgreSQL's catalog (``duplicate key ... pg_type_typname_nsp_index``).
+        A sync ensures its schema before it writes anything (``load_state`` comes first)."""
+        if schema in self._schemas:
+            return
+        self.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"dalgo-schema:{schema}",))
+        super()._ensure_schema(schema)
+        self.conn.commit()
+
     def _close_copy(self) -> None:
         self._copy_stack.close()
         self._copying = None

@@ -290,27 +290,64 @@ def _dbt_nodes(assets: Iterable[dg.AssetsDefinition]) -> Iterable[tuple[dg.Asset
                 yield spec.key, node
 
 
-def _node_freshness(node: Mapping[str, Any]) -> Any:
+# Dagster's older style, still in many dbt projects: ``meta: {dagster_freshness_policy: {...}}`` (or
+# ``meta: {dagster: {freshness_policy: {...}}}``) with ``maximum_lag_minutes`` and an optional
+# ``cron_schedule`` (and ``cron_schedule_timezone``): data at most that old, and so by each cron tick.
+LEGACY_KEYS = ("dagster_freshness_policy",)
+LEGACY_FIELDS = {"maximum_lag_minutes", "cron_schedule", "cron_schedule_timezone"}
+
+
+def _legacy_policy(meta: Mapping[str, Any]) -> Any:
+    for key in LEGACY_KEYS:
+        if key in meta:
+            return meta[key]
+    dagster = meta.get("dagster")
+    return dagster.get("freshness_policy") if isinstance(dagster, Mapping) else None
+
+
+def legacy_freshness(policy: Any) -> tuple[dict[str, Any], str | None]:
+    """A Dalgo freshness target from Dagster's older freshness policy, and its timezone (None: the
+    organization's). Unknown fields are left for validation to name."""
+    if not isinstance(policy, Mapping):
+        return {"max_lag_minutes": policy}, None
+    unknown = {k: v for k, v in policy.items() if k not in LEGACY_FIELDS}
+    lag = policy.get("maximum_lag_minutes")
+    target: dict[str, Any] = {"max_lag_minutes": lag, **unknown}
+    if policy.get("cron_schedule"):
+        target.update(deadline_cron=policy["cron_schedule"], deadline_max_age_minutes=lag)
+    return target, policy.get("cron_schedule_timezone")
+
+
+def _node_freshness(node: Mapping[str, Any]) -> tuple[Any, str, str | None] | None:
+    """The node's target as declared (raw), where it was declared, and its own timezone if any."""
     for meta in ((node.get("config") or {}).get("meta"), node.get("meta")):
-        dalgo = meta.get(META_NAMESPACE) if isinstance(meta, Mapping) else None
+        if not isinstance(meta, Mapping):
+            continue
+        dalgo = meta.get(META_NAMESPACE)
         if isinstance(dalgo, Mapping) and META_KEY in dalgo:
-            return dalgo[META_KEY]
+            return dalgo[META_KEY], f"meta.{META_NAMESPACE}.{META_KEY}", None
+        legacy = _legacy_policy(meta)
+        if legacy is not None:
+            raw, tz = legacy_freshness(legacy)
+            return raw, "meta.dagster_freshness_policy", tz
     return None
 
 
 def dbt_targets(
     spec: OrgSpec, assets: Iterable[dg.AssetsDefinition], problems: TargetProblems
 ) -> list[FreshnessTarget]:
-    """Targets declared in dbt: ``meta: {dalgo: {freshness: {...}}}`` on a model (or via ``+meta``)."""
+    """Targets declared in dbt: ``meta: {dalgo: {freshness: {...}}}`` on a model (or via ``+meta``),
+    or Dagster's older ``dagster_freshness_policy`` there."""
     targets = []
     for key, node in _dbt_nodes(assets):
-        raw = _node_freshness(node)
-        if raw is None:
+        declared = _node_freshness(node)
+        if declared is None:
             continue
+        raw, field, tz = declared
         project = key.path[1] if len(key.path) > 2 else "?"
         where = (
             f"dbt project '{project}', {node.get('resource_type', 'model')} '{node.get('name')}' "
-            f"({node.get('original_file_path', '?')}), meta.{META_NAMESPACE}.{META_KEY}"
+            f"({node.get('original_file_path', '?')}), {field}"
         )
         try:
             freshness = FreshnessSpec.model_validate(raw)
@@ -320,7 +357,7 @@ def dbt_targets(
                 problems.add(f"{where}{'.' + loc if loc else ''}", err["msg"])
             continue
         target = _target_from_spec(
-            key, f"dbt meta of '{'/'.join(key.path[1:])}'", freshness, spec.timezone, where, problems
+            key, f"dbt meta of '{'/'.join(key.path[1:])}'", freshness, tz or spec.timezone, where, problems
         )
         if target is not None:
             targets.append(target)

@@ -85,12 +85,12 @@ def test_sensor_is_on_and_targets_only_the_org(tiny: Path) -> None:
     assert targeted == {tkey("numbers"), tkey("latest"), tkey("daily")}
 
 
-def _with_meta(spec_slug: str, model: str, freshness: dict) -> list[LoadedProject]:
+def _with_meta(spec_slug: str, model: str, freshness: dict, *, meta: dict | None = None) -> list[LoadedProject]:
     """The org's projects with one model's meta replaced in (a copy of) the prepared manifest."""
     projects = load_projects(load_org_spec(spec_slug))
     manifest = copy.deepcopy(projects[0].manifest)
     node = next(n for n in manifest["nodes"].values() if n["name"] == model)
-    node["config"]["meta"] = {"dalgo": {"freshness": freshness}}
+    node["config"]["meta"] = meta if meta is not None else {"dalgo": {"freshness": freshness}}
     node["meta"] = node["config"]["meta"]
     return [LoadedProject(projects[0].spec, projects[0].prepared, manifest)]
 
@@ -115,6 +115,38 @@ def test_bad_dbt_meta_names_org_file_and_model(tiny: Path, freshness: dict, fiel
     assert f"organization '{SLUG}'" in message and str(spec.spec_path) in message
     assert "model 'latest' (models/latest.sql)" in message
     assert field in message and says in message
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        {"dagster_freshness_policy": {"maximum_lag_minutes": 45}},
+        {"dagster": {"freshness_policy": {"maximum_lag_minutes": 45}}},
+    ],
+)
+def test_dagsters_older_dbt_freshness_policy_becomes_a_target(tiny: Path, meta: dict) -> None:
+    spec = load_org_spec(SLUG)
+    projects = _with_meta(SLUG, "unused", {}, meta=meta)
+    dbt = build_dbt_definitions(spec, projects, project_relations(SLUG, projects))
+    unused = specs_by_key(dg.Definitions(assets=build_automation(spec, dbt.assets).assets))[tkey("unused")]
+    assert unused.freshness_policy is not None
+    assert unused.freshness_policy.fail_window.to_timedelta() == timedelta(minutes=45)
+    assert isinstance(unused.automation_condition, KeepFresh) and unused.automation_condition.own
+
+
+def test_dagsters_older_cron_policy_becomes_a_deadline_and_bad_fields_are_named(tiny: Path) -> None:
+    spec = load_org_spec(SLUG)
+    policy = {"maximum_lag_minutes": 60, "cron_schedule": "0 9 * * *", "cron_schedule_timezone": "Asia/Kolkata"}
+    projects = _with_meta(SLUG, "unused", {}, meta={"dagster_freshness_policy": policy})
+    dbt = build_dbt_definitions(spec, projects, project_relations(SLUG, projects))
+    unused = specs_by_key(dg.Definitions(assets=build_automation(spec, dbt.assets).assets))[tkey("unused")]
+    assert unused.freshness_policy.fail_window.to_timedelta() == timedelta(minutes=60)
+    label = unused.automation_condition.get_label()
+    assert "0 9 * * *" in label and "Asia/Kolkata" in label, label
+    projects = _with_meta(SLUG, "unused", {}, meta={"dagster_freshness_policy": {"maximum_lag_minute": 5}})
+    dbt = build_dbt_definitions(spec, projects, project_relations(SLUG, projects))
+    with pytest.raises(SpecError, match=r"meta\.dagster_freshness_policy"):
+        build_automation(spec, dbt.assets)
 
 
 # --- spec pipelines ---------------------------------------------------------------------------------

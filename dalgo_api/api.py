@@ -1,10 +1,12 @@
 """The NinjaAPI at ``/api/`` (docs at ``/api/docs``) and the one place errors become JSON.
 
 Every error answer is ``{"detail": "<sentence>", "errors": [{"field": ..., "message": ...}]}``:
-400 bad input (malformed JSON, a rule the body breaks), 401 no or bad token, 403 missing permission,
-404 unknown or other organization's object, 409 conflicting state, 422 body/path/query that does not
-validate (each field named). Validation errors never echo the input (it may hold a password).
-Unexpected exceptions are logged and answered 500 without details.
+400 bad input (malformed JSON, a rule the body breaks, a NUL byte), 401 no or bad token, 403 missing
+permission, 404 unknown or other organization's object, 409 conflicting state, 413 body too large,
+422 body/path/query that does not validate (each field named), 429 login locked out, 503 Dagster (or
+the warehouse) unreachable. Validation errors never echo the input (it may hold a password).
+Unexpected exceptions are logged and answered 500 without details. The OpenAPI document declares each
+operation's error statuses (``dalgo_api.common_responses``).
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ import logging
 import re
 from typing import Any
 
+import pydantic
 from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
 from dalgo_api.accounts.api import router as accounts_router
-from dalgo_api.errors import ApiError
+from dalgo_api.common_responses import declare_common_errors
+from dalgo_api.errors import ApiError, error_body
 from dalgo_api.orgs.api import invitations, organizations, users
+from dalgo_core import spec as spec_models
 from dalgo_core.spec import SpecError
 
 logger = logging.getLogger(__name__)
@@ -36,7 +41,7 @@ api = NinjaAPI(
 
 
 def error_response(request: HttpRequest, status: int, detail: str, errors: list[Any] | None = None) -> HttpResponse:
-    return api.create_response(request, {"detail": detail, "errors": errors or []}, status=status)
+    return api.create_response(request, error_body(detail, errors), status=status)
 
 
 def _field(loc: tuple | list) -> str:
@@ -80,6 +85,28 @@ def _spec_error(request: HttpRequest, exc: SpecError) -> HttpResponse:
     return error_response(request, 409, f"the organization's spec cannot be used: {exc}")
 
 
+# The organization spec's models: a view builds them from a body that passed its schema, so their
+# rules (two streams naming one table...) are rules the body breaks, not server errors.
+SPEC_MODELS = frozenset(
+    name
+    for name, obj in vars(spec_models).items()
+    if isinstance(obj, type) and issubclass(obj, pydantic.BaseModel) and obj.__module__ == spec_models.__name__
+)
+
+
+@api.exception_handler(pydantic.ValidationError)
+def _spec_rule(request: HttpRequest, exc: pydantic.ValidationError) -> HttpResponse:
+    """400 naming the fields for a spec model's rule; any other model (a response) is a server error."""
+    if exc.title not in SPEC_MODELS:
+        return _unexpected(request, exc)
+    errors = [
+        {"field": _field(e["loc"]) or exc.title, "message": str(e["msg"]).removeprefix("Value error, ")}
+        for e in exc.errors()
+    ]
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    return error_response(request, 400, f"invalid input: {summary}", errors)
+
+
 @api.exception_handler(IntegrityError)
 def _integrity_error(request: HttpRequest, exc: IntegrityError) -> HttpResponse:
     return error_response(request, 409, "conflict: the change collides with existing data, retry")
@@ -110,6 +137,16 @@ api.add_router("/pipelines", "dalgo_api.pipelines.api.pipelines")
 api.add_router("/warehouse", "dalgo_api.explore.api.explore")
 
 
+def _full_path(bound: Any, path: str) -> str:
+    """A bound router's path as ``/api/...`` with ``{name}`` parameters (path converters removed)."""
+    full = "/api/" + "/".join(p.strip("/") for p in (bound.prefix, path) if p.strip("/"))
+    return re.sub(r"\{\w+:", "{", full) + ("/" if path.endswith("/") and full != "/api/" else "")
+
+
+# after every router: the error statuses each operation implies (common_responses)
+declare_common_errors(api, _full_path)
+
+
 def operations() -> list[tuple[str, str, tuple[str, ...] | None]]:
     """Every API operation as ``(METHOD, /api/path, permissions)``; ``permissions`` is ``None`` for an
     operation without authentication and ``()`` for one that needs only a valid token. The endpoint
@@ -119,8 +156,7 @@ def operations() -> list[tuple[str, str, tuple[str, ...] | None]]:
     found = []
     for bound in api._get_bound_routers():
         for path, view in bound.path_operations.items():
-            full = "/api/" + "/".join(p.strip("/") for p in (bound.prefix, path) if p.strip("/"))
-            full = re.sub(r"\{\w+:", "{", full) + ("/" if path.endswith("/") and full != "/api/" else "")
+            full = _full_path(bound, path)
             for op in view.operations:
                 auths = [a for a in op.auth_callbacks if isinstance(a, TokenAuth)]
                 perms = auths[0].permissions if auths else None

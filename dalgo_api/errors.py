@@ -1,9 +1,12 @@
 """The API's one error type; ``dalgo_api.api`` turns it (and every other failure) into
-``{"detail": "...", "errors": [...]}``."""
+``{"detail": "...", "errors": [...]}``. ``json_error`` gives the same body where no ninja operation runs
+(the request guard middleware, the login lockout)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from django.http import JsonResponse
 
 
 class ApiError(Exception):
@@ -23,3 +26,12 @@ def not_found(what: str, ident: object) -> ApiError:
 
 def conflict(detail: str) -> ApiError:
     return ApiError(409, detail)
+
+
+def error_body(detail: str, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The API's error format: a sentence and the per-field errors (``field``, ``message``)."""
+    return {"detail": detail, "errors": errors or []}
+
+
+def json_error(status: int, detail: str, errors: list[dict[str, Any]] | None = None) -> JsonResponse:
+    return JsonResponse(error_body(detail, errors), status=status)

@@ -8,6 +8,12 @@
 - ``DALGO_API_HTTPS``: served over HTTPS behind a proxy (secure cookies); ``DALGO_API_CSRF_TRUSTED_ORIGINS``
   for the admin's forms behind that proxy.
 - ``DALGO_API_TOKEN_TTL_HOURS``: how long a login token lives (default 12).
+- ``DALGO_API_LOGIN_FAILURE_LIMIT`` (default 5) and ``DALGO_API_LOGIN_LOCKOUT_MINUTES`` (default 15): after
+  that many failed logins for one email from one address, logins for it from there answer 429 for that
+  long (django-axes; ``manage.py axes_reset`` lifts every lockout). ``DALGO_API_PROXY_COUNT``: the number
+  of reverse proxies in front of the API that append to ``X-Forwarded-For`` (default 0: the client address
+  is the connection's).
+- ``DALGO_API_MAX_BODY_BYTES``: the largest request body accepted (default 2621440); larger ones answer 413.
 - ``DALGO_API_SIGNUP_CODE``: the code a new user must give to sign up (signup is closed when unset).
 - ``DALGO_API_FRONTEND_URL``: base of links sent by email (invitations, password resets).
 - ``DALGO_API_EMAIL_*``: ``BACKEND`` (default console), ``HOST``, ``PORT``, ``HOST_USER``,
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -123,6 +130,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "dalgo_api.accounts",
     "dalgo_api.orgs",
     "dalgo_api.runs",
@@ -130,12 +138,16 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # before anything reads the request: 413 for an oversized body, 400 for NUL bytes
+    "dalgo_api.middleware.RequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # last, as django-axes asks: turns a locked-out login into the 429 of AXES_LOCKOUT_CALLABLE
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dalgo_api.urls"
@@ -162,6 +174,8 @@ DATABASES = {"default": database_from_url(_db_url) if _db_url else default_datab
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
+# django-axes first: it refuses a locked-out login before the password is checked
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -195,6 +209,23 @@ CACHES = {
         "OPTIONS": {"MAX_ENTRIES": 5000},
     },
 }
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DALGO_API_MAX_BODY_BYTES", str(2_621_440)))
+
+# --- login throttling (django-axes, failures kept in its database tables) ---------------------------
+
+AXES_FAILURE_LIMIT = int(os.environ.get("DALGO_API_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("DALGO_API_LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # one email from one address
+AXES_RESET_ON_SUCCESS = True
+# a refused attempt during the lockout neither counts nor extends it: the lock ends on time
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "dalgo_api.accounts.throttling.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "dalgo_api.accounts.throttling.client_ip"
+AXES_USERNAME_CALLABLE = "dalgo_api.accounts.throttling.login_email"
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are not recorded, only failures
+AXES_VERBOSE = False
+PROXY_COUNT = int(os.environ.get("DALGO_API_PROXY_COUNT", "0"))
 
 # --- email ------------------------------------------------------------------------------------------
 

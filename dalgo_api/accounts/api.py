@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
-import secrets
 
 from django.conf import settings
 from django.contrib.auth import authenticate
@@ -11,7 +11,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from ninja import Router
 
-from dalgo_api.accounts import passwords
+from dalgo_api.accounts import passwords, throttling
 from dalgo_api.accounts.auth import authenticated, role_permissions
 from dalgo_api.accounts.models import ApiToken, Role, User
 from dalgo_api.accounts.schemas import (
@@ -25,6 +25,7 @@ from dalgo_api.accounts.schemas import (
     SignupIn,
     UserOut,
 )
+from dalgo_api.common_responses import errors
 from dalgo_api.errors import ApiError, conflict
 
 logger = logging.getLogger(__name__)
@@ -41,12 +42,17 @@ def user_out(user: User) -> dict:
     }
 
 
-@router.post("/login/", response=LoginOut, auth=None)
+@router.post("/login/", response={200: LoginOut, **errors(401, 429)}, auth=None)
 def login(request: HttpRequest, payload: LoginIn) -> dict:
-    """Exchange email and password for a bearer token (expires after ``DALGO_API_TOKEN_TTL_HOURS``)."""
-    user = authenticate(request, email=payload.email, password=payload.password.get_secret_value())
+    """Exchange email and password for a bearer token (expires after ``DALGO_API_TOKEN_TTL_HOURS``).
+    After ``DALGO_API_LOGIN_FAILURE_LIMIT`` failures for an email from one address, its logins from there
+    answer 429 for ``DALGO_API_LOGIN_LOCKOUT_MINUTES``, even with the right password."""
+    # axes (AxesStandaloneBackend) sees the request: it refuses a locked-out login and counts failures;
+    # AxesMiddleware turns the refusal into throttling.lockout_response
+    user = authenticate(request=request, email=payload.email, password=payload.password.get_secret_value())
     if user is None:
         raise ApiError(401, "invalid email or password")
+    throttling.logged_in(request, user)
     token, raw = ApiToken.issue(user)
     User.objects.filter(pk=user.pk).update(last_login=token.created_at)
     return {"token": raw, "expires_at": token.expires_at, "user": user_out(user)}
@@ -77,12 +83,18 @@ def current_user(request: HttpRequest) -> dict:
     return {**user_out(user), "memberships": out}
 
 
-@router.post("/signup/", response={201: UserOut}, auth=None)
+def _signup_code_ok(code: str) -> bool:
+    # bytes: compare_digest refuses str with non-ASCII characters
+    expected = settings.SIGNUP_CODE.encode()
+    return bool(expected) and hmac.compare_digest(code.encode(), expected)
+
+
+@router.post("/signup/", response={201: UserOut, **errors(403, 409)}, auth=None)
 def signup(request: HttpRequest, payload: SignupIn) -> tuple[int, dict]:
     """Create an account with the platform's signup code; with ``organization``, also create that
     organization with the new user as its Account Manager."""
-    if not settings.SIGNUP_CODE or not secrets.compare_digest(payload.signup_code, settings.SIGNUP_CODE):
-        raise ApiError(403, "signup_code: invalid signup code")
+    if not _signup_code_ok(payload.signup_code):
+        raise ApiError(403, "signup_code: invalid signup code", [{"field": "signup_code", "message": "invalid"}])
     if User.objects.filter(email=payload.email).exists():
         raise conflict(f"email: a user with email {payload.email} already exists")
     password = payload.password.get_secret_value()

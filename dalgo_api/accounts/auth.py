@@ -3,6 +3,7 @@
 Every operation passes one of these as its ninja ``auth``:
 
 - ``authenticated``: any valid token (login-level endpoints such as logout or the current user);
+  ``optional_caller(request)`` reads one where a token is optional;
 - ``has_permission([...])``: a valid token, the organization named by the ``x-dalgo-org`` header (or by
   the path's ``{slug}`` for ``/organizations/{slug}``), and every listed permission slug in the caller's
   role there. Platform-level operations (``org=False``) check the slugs without an organization: only
@@ -188,6 +189,15 @@ def _enter_org(ctx: RequestContext, slug: str | None) -> None:
 
 
 authenticated = TokenAuth()
+
+
+def optional_caller(request: HttpRequest) -> RequestContext | None:
+    """For an operation open to everyone that needs to know a logged-in caller (accepting an invitation
+    as an existing user): ``None`` without an ``Authorization`` header, the caller for a valid token,
+    401 for any other header."""
+    if "Authorization" not in request.headers:
+        return None
+    return authenticated(request)
 
 
 def has_permission(

@@ -82,6 +82,14 @@ class Role(models.Model):
         return self.name
 
 
+MAX_PK = 2**63 - 1  # the largest id SQLite's INTEGER and PostgreSQL's bigint hold
+
+
+def storable_pk(value: int) -> bool:
+    """Whether ``value`` can be a row id (a larger one makes the database driver raise, not miss)."""
+    return 0 < value <= MAX_PK
+
+
 def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 

@@ -9,7 +9,7 @@ from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
 from dalgo_api import mail
-from dalgo_api.accounts.models import ApiToken, User
+from dalgo_api.accounts.models import ApiToken, User, storable_pk
 from dalgo_api.errors import ApiError
 
 
@@ -47,9 +47,10 @@ def send_reset_email(user: User) -> None:
 
 def user_from_reset_token(uid: str, token: str) -> User:
     try:
-        user = User.objects.get(pk=int(force_str(urlsafe_base64_decode(uid))))
-    except (ValueError, TypeError, User.DoesNotExist):
-        user = None
+        pk = int(force_str(urlsafe_base64_decode(uid)))
+    except (ValueError, TypeError):
+        pk = 0
+    user = User.objects.filter(pk=pk).first() if storable_pk(pk) else None
     if user is None or not default_token_generator.check_token(user, token):
         raise ApiError(400, "token: the reset link is invalid or has expired")
     return user

@@ -21,8 +21,10 @@ def _email(value: str) -> str:
     return value
 
 
-Email = Annotated[str, Field(max_length=254), AfterValidator(_email)]
+Email = Annotated[str, Field(max_length=254, json_schema_extra={"format": "email"}), AfterValidator(_email)]
 Password = Annotated[SecretStr, Field(min_length=1, max_length=256)]
+PersonName = Annotated[str, Field(max_length=150)]  # the user table's first_name / last_name
+Code = Annotated[str, Field(min_length=1, max_length=256)]  # a signup code, invitation or reset token
 
 
 class LoginIn(Schema):
@@ -62,9 +64,9 @@ class CurrentUserOut(UserOut):
 class SignupIn(Schema):
     email: Email
     password: Password
-    signup_code: Annotated[str, Field(min_length=1)]
-    first_name: str = ""
-    last_name: str = ""
+    signup_code: Code
+    first_name: PersonName = ""
+    last_name: PersonName = ""
     organization: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
         None, description="Create this organization with the new user as its Account Manager"
     )
@@ -80,8 +82,8 @@ class ForgotPasswordIn(Schema):
 
 
 class ResetPasswordIn(Schema):
-    uid: Annotated[str, Field(min_length=1)]
-    token: Annotated[str, Field(min_length=1)]
+    uid: Code
+    token: Code
     password: Password
 
 

@@ -9,8 +9,9 @@ import pydantic
 from django.http import HttpRequest
 from ninja import Router
 
-from dalgo_api.accounts.auth import RequestContext, authenticated, has_permission
-from dalgo_api.accounts.models import Role, User
+from dalgo_api.accounts.auth import RequestContext, authenticated, has_permission, optional_caller
+from dalgo_api.accounts.models import Role, User, storable_pk
+from dalgo_api.common_responses import errors
 from dalgo_api.errors import ApiError, not_found
 from dalgo_api.orgs import services
 from dalgo_api.orgs import warehouse as wh
@@ -190,7 +191,8 @@ def _member_out(m: OrgUser) -> dict:
 
 
 def _member(ctx: RequestContext, params: dict) -> OrgUser:
-    member = OrgUser.objects.filter(org=ctx.org, user_id=params["user_id"]).select_related("user", "role").first()
+    members = OrgUser.objects.filter(org=ctx.org, user_id=params["user_id"]).select_related("user", "role")
+    member = members.first() if storable_pk(params["user_id"]) else None
     if member is None:
         raise not_found("user", params["user_id"])
     return member
@@ -208,13 +210,21 @@ def get_member(request: HttpRequest, user_id: int) -> dict:
     return _member_out(request.auth.obj)
 
 
-@users.put("/{int:user_id}", response=MemberOut, auth=has_permission(["can_edit_orguser_role"], lookup=_member))
+@users.put(
+    "/{int:user_id}",
+    response={200: MemberOut, **errors(409)},
+    auth=has_permission(["can_edit_orguser_role"], lookup=_member),
+)
 def change_member_role(request: HttpRequest, user_id: int, payload: RoleIn) -> dict:
     """Change a member's role (409 if it would leave the organization without an Account Manager)."""
     return _member_out(services.change_role(request.auth.obj, services.get_role(payload.role)))
 
 
-@users.delete("/{int:user_id}", response={204: None}, auth=has_permission(["can_delete_orguser"], lookup=_member))
+@users.delete(
+    "/{int:user_id}",
+    response={204: None, **errors(409)},
+    auth=has_permission(["can_delete_orguser"], lookup=_member),
+)
 def remove_member(request: HttpRequest, user_id: int) -> tuple[int, None]:
     """Remove a member from the organization (the account stays; 409 for the last Account Manager)."""
     services.remove_member(request.auth.obj)
@@ -235,11 +245,9 @@ def _invitation_out(inv: Invitation) -> dict:
 
 
 def _invitation(ctx: RequestContext, params: dict) -> Invitation:
-    inv = (
-        Invitation.objects.filter(org=ctx.org, pk=params["invitation_id"])
-        .select_related("role", "invited_by", "org")
-        .first()
-    )
+    invs = Invitation.objects.filter(org=ctx.org, pk=params["invitation_id"])
+    invs = invs.select_related("role", "invited_by", "org")
+    inv = invs.first() if storable_pk(params["invitation_id"]) else None
     if inv is None:
         raise not_found("invitation", params["invitation_id"])
     return inv
@@ -251,7 +259,7 @@ def list_invitations(request: HttpRequest) -> list[dict]:
     return [_invitation_out(i) for i in invs.order_by("email")]
 
 
-@invitations.post("/", response={201: InvitationOut}, auth=has_permission(["can_create_invitation"]))
+@invitations.post("/", response={201: InvitationOut, **errors(409)}, auth=has_permission(["can_create_invitation"]))
 def create_invitation(request: HttpRequest, payload: InvitationIn) -> tuple[int, dict]:
     """Invite an email with a role; the invitation link is emailed."""
     role = services.get_role(payload.role)
@@ -278,9 +286,24 @@ def delete_invitation(request: HttpRequest, invitation_id: int) -> tuple[int, No
     return 204, None
 
 
-@invitations.post("/accept/", response=OrgOut, auth=None)
+@invitations.post(
+    "/accept/",
+    response={200: OrgOut, **errors(401, 403, 409)},
+    auth=None,
+    # open to everyone; an existing user's invitation needs that user's token
+    openapi_extra={"security": [{}, {"TokenAuth": []}]},
+)
 def accept_invitation(request: HttpRequest, payload: AcceptInvitationIn) -> dict:
-    """Join with the emailed ``invite_code``; a new email also sets its password here."""
+    """Join with the emailed ``invite_code``. A new email sets its password here; an email that already
+    has an account accepts logged in as that user (``Authorization: Bearer <token>``: 401 without it,
+    403 as anyone else)."""
+    caller = optional_caller(request)
     password = payload.password.get_secret_value() if payload.password else None
-    member = services.accept(payload.invite_code, password, payload.first_name, payload.last_name)
+    member = services.accept(
+        payload.invite_code,
+        password,
+        payload.first_name,
+        payload.last_name,
+        caller=caller.user if caller else None,
+    )
     return _org_out(member.org, member.role.slug)

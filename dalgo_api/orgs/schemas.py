@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from ninja import Schema
 from pydantic import Field, SecretStr, field_validator
 
-from dalgo_api.accounts.schemas import Email
+from dalgo_api.accounts.schemas import Code, Email, PersonName
 from dalgo_core.spec import NAME_PATTERN
 
 OrgName = Annotated[str, Field(min_length=1, max_length=200)]
@@ -62,10 +62,12 @@ class InvitationOut(Schema):
 
 
 class AcceptInvitationIn(Schema):
-    invite_code: Annotated[str, Field(min_length=1)]
-    password: Annotated[SecretStr, Field(max_length=256)] | None = None
-    first_name: str = ""
-    last_name: str = ""
+    invite_code: Code
+    password: Annotated[SecretStr, Field(max_length=256)] | None = Field(
+        None, description="Required for a new account; an existing user logs in instead (Bearer token)"
+    )
+    first_name: PersonName = ""
+    last_name: PersonName = ""
 
 
 class FlagIn(Schema):

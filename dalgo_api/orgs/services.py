@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from dalgo_api import mail
+from dalgo_api import bridge, mail
 from dalgo_api.accounts.models import Role, User
 from dalgo_api.accounts.roles import ASSIGNABLE_ROLES, ROLE_SLUGS
 from dalgo_api.errors import ApiError
@@ -60,6 +60,7 @@ def create_org(name: str, slug: str | None = None) -> Org:
     with transaction.atomic():
         org = Org.objects.create(name=name, slug=slug)
         specs.create_org_spec(slug, name)
+    bridge.add_location(slug, specs.code_server_port(slug))
     logger.info("created organization %s", slug)
     return org
 
@@ -78,6 +79,7 @@ def delete_org(org: Org) -> None:
         org.delete()
         RetiredSlug.objects.get_or_create(slug=slug)
         specs.delete_org_spec(slug)
+    bridge.remove_location(slug)
     logger.info("deleted organization %s", slug)
 
 
@@ -161,15 +163,30 @@ def resend(invitation: Invitation) -> Invitation:
     return invitation
 
 
-def accept(token: str, password: str | None, first_name: str, last_name: str) -> OrgUser:
-    """Join the organization; creates the user (then ``password`` is required) if the email is new."""
+def _check_invited_caller(invited: User, caller: User | None) -> None:
+    if caller is None:
+        raise ApiError(
+            401,
+            "this invitation is for an existing account: log in as that user and accept it with "
+            "'Authorization: Bearer <token>'",
+        )
+    if caller.pk != invited.pk:
+        raise ApiError(403, "this invitation is for another account: log in as the invited user to accept it")
+
+
+def accept(token: str, password: str | None, first_name: str, last_name: str, *, caller: User | None = None) -> OrgUser:
+    """Join the organization; creates the user (then ``password`` is required) if the email is new. An
+    email that has an account joins only when ``caller`` (the logged-in user) is that account: 401 when
+    nobody is logged in, 403 for another user; nothing changes then."""
     invitation = Invitation.objects.select_related("org", "role").filter(token_hash=_hash(token)).first()
     age = timezone.now() - invitation.sent_at if invitation else None
     if invitation is None or age.total_seconds() > settings.INVITATION_TTL_DAYS * 86400:
         raise ApiError(400, "invite_code: the invitation is invalid or has expired")
     with transaction.atomic():
         user = User.objects.filter(email=invitation.email).first()
-        if user is None:
+        if user is not None:
+            _check_invited_caller(user, caller)
+        else:
             if not password:
                 raise ApiError(
                     400,

@@ -104,14 +104,15 @@ def test_invitation_accept_new_and_existing_user(api, world: OrgWorld, other_wor
     assert api.get("/api/users/", token=newbie).status_code == 200
     assert api.post("/api/invitations/accept/", {"invite_code": code}).status_code == 400  # used
 
-    # an existing user (a member of B) joins A with the token alone; resending replaces the link
-    existing = other_world.users["guest"]
+    # an existing user (a member of B) joins A logged in as themselves (test_account_hardening.py: only
+    # them); resending replaces the link
+    existing, own = other_world.users["guest"], other_world.tokens["guest"]
     invite = api.post("/api/invitations/", {"email": existing.email, "role": "guest"}, token=token, org=org)
     old_code = re.search(r"invite_code=(\S+)", mail.outbox[-1].body).group(1)
     assert api.post(f"/api/invitations/{invite.json()['id']}/resend", token=token, org=org).status_code == 200
     new_code = re.search(r"invite_code=(\S+)", mail.outbox[-1].body).group(1)
-    assert api.post("/api/invitations/accept/", {"invite_code": old_code}).status_code == 400
-    assert api.post("/api/invitations/accept/", {"invite_code": new_code}).status_code == 200
+    assert api.post("/api/invitations/accept/", {"invite_code": old_code}, token=own).status_code == 400
+    assert api.post("/api/invitations/accept/", {"invite_code": new_code}, token=own).status_code == 200
     assert set(existing.memberships.values_list("org__slug", flat=True)) == {world.slug, other_world.slug}
     assert not Invitation.objects.filter(email=existing.email).exists()
 

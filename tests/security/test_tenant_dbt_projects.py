@@ -78,9 +78,7 @@ def test_file_git_urls_are_refused_by_default_and_confined_when_allowed(
     _assert_refused(_post(api, world, body), "git.url")
 
 
-def test_the_tenants_own_project_folder_passes_the_check(
-    api: Api, world: OrgWorld, projects_root: Path, dagster_down
-):
+def test_the_tenants_own_project_folder_passes_the_check(api: Api, world: OrgWorld, projects_root: Path, dagster_down):
     """Its own folder is not refused for where it is: it parses, then Dagster (down here) answers 503
     and the change is undone."""
     own = write_dbt_project(projects_root / world.slug, "mine", {"models/m.sql": "select 1 as x"})

@@ -130,6 +130,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",  # /api/docs from its own static files (Swagger UI), not a CDN: it works offline
     "axes",
     "dalgo_api.accounts",
     "dalgo_api.orgs",
@@ -138,6 +139,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files (docs, admin) under gunicorn
     # before anything reads the request: 413 for an oversized body, 400 for NUL bytes
     "dalgo_api.middleware.RequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from dalgo_core import layout, sandbox
+from dalgo_core import layout
 from dalgo_core.code_locations import write_workspace
 from dalgo_core.dbt_projects import DbtProjectError, prepare_projects
 from dalgo_core.spec import SpecError, list_org_slugs, load_org_spec
@@ -53,50 +48,25 @@ def cmd_workspace(args: argparse.Namespace) -> int:
     return 0
 
 
-def dagster_home() -> Path:
-    home = layout.dagster_home().absolute()
-    home.mkdir(parents=True, exist_ok=True)
-    instance = home / "dagster.yaml"
-    if not instance.exists():
-        shutil.copy(DEFAULT_INSTANCE, instance)
-    return home
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    deadline = time.time() + 20
-    for proc in procs:
-        try:
-            proc.wait(max(0.1, deadline - time.time()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 def cmd_up(args: argparse.Namespace) -> int:
-    """Start Dagster's webserver and daemon on the embedded default, with every organization loaded."""
-    print(f"dalgo up: {sandbox.status()}", flush=True)
-    cmd_workspace(argparse.Namespace(output=args.workspace, no_prepare=False, grpc_base_port=None))
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home())}
-    bindir = Path(sys.executable).parent
-    procs = [
-        subprocess.Popen(
-            [str(bindir / "dagster-webserver"), "-h", args.host, "-p", str(args.port), "-w", args.workspace],
-            env=env,
-        ),
-        subprocess.Popen([str(bindir / "dagster-daemon"), "run", "-w", args.workspace], env=env),
-    ]
-    print(f"\nDalgo is starting: Dagster UI at http://{args.host}:{args.port}  (Ctrl-C stops it)\n", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    """The whole platform on the embedded default: ``dalgo serve``'s topology (a reloadable code server
+    per organization, Dagster's webserver and daemon, the API under gunicorn) on Dagster's SQLite storage
+    and the API's SQLite database under ``$DALGO_HOME``, every organization of the folder loaded."""
+    from dalgo_ops.serve import ServeConfig, serve
+
+    config = ServeConfig(
+        postgres_url="",
+        host=args.host,
+        webserver_port=args.port,
+        api_port=args.api_port,
+        grpc_base_port=args.grpc_base_port,
+        run_dir=layout.run_dir(),
+    )
     try:
-        while all(p.poll() is None for p in procs):
-            time.sleep(1)
+        return serve(config)
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"dalgo up: {exc}", flush=True)
         return 1
-    except (KeyboardInterrupt, SystemExit):
-        return 0
-    finally:
-        _stop(procs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,10 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grpc-base-port", type=int, default=None, help="one gRPC code server per org")
     p.set_defaults(func=cmd_workspace)
 
-    p = sub.add_parser("up", help="start Dagster's webserver and daemon on the embedded default")
+    p = sub.add_parser("up", help="start the whole platform on the embedded default (SQLite, DuckDB)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=3000)
-    p.add_argument("--workspace", default="workspace.yaml")
+    p.add_argument("--port", type=int, default=3000, help="Dagster's webserver")
+    p.add_argument("--api-port", type=int, default=8000)
+    p.add_argument("--grpc-base-port", type=int, default=4000, help="code servers from this port on")
     p.set_defaults(func=cmd_up)
 
     register_airbyte(sub)

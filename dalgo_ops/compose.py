@@ -89,8 +89,8 @@ def _code_server(slug: str, index: int, image: str) -> dict[str, Any]:
     port = str(grpc_port(index))
     command = [
         "dagster",
-        "api",
-        "grpc",
+        "code-server",
+        "start",
         "-h",
         "0.0.0.0",
         "-p",

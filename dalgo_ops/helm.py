@@ -50,7 +50,7 @@ def user_deployment(slug: str, repository: str, tag: str) -> dict[str, Any]:
     return {
         "name": user_deployment_name(slug),
         "image": _image(repository, tag),
-        "dagsterApiGrpcArgs": code_server_args(slug),
+        "codeServerArgs": code_server_args(slug),  # `dagster code-server start`: reloadable
         "port": GRPC_PORT,
         "includeConfigInLaunchedRuns": {"enabled": True},  # run pods get this env and these secrets
         "env": dalgo_env(),

@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 POSTGRES_INSTANCE = REPO / "deploy" / "dagster" / "dagster.postgres.yaml"
+EMBEDDED_INSTANCE = REPO / "deploy" / "dagster" / "dagster.yaml"
 PG_VARS = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
 # One host only: run workers are local processes whose pids run monitoring can check. Compose and the
 # Helm chart keep their own launchers (workers in other containers/pods), so this is not in the yaml.
@@ -53,4 +54,14 @@ def write_postgres_instance(dagster_home: Path) -> Path:
     dagster_home.mkdir(parents=True, exist_ok=True)
     target = dagster_home / "dagster.yaml"
     target.write_text(POSTGRES_INSTANCE.read_text() + ONE_HOST_RUN_LAUNCHER)
+    return target
+
+
+def write_embedded_instance(dagster_home: Path) -> Path:
+    """The embedded default (``dalgo up``): Dagster's SQLite storage under ``$DAGSTER_HOME``, from
+    ``deploy/dagster/dagster.yaml``, unless the operator put their own ``dagster.yaml`` there."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    target = dagster_home / "dagster.yaml"
+    if not target.exists():
+        target.write_text(EMBEDDED_INSTANCE.read_text())
     return target

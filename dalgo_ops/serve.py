@@ -35,7 +35,7 @@ import requests
 from dalgo_core import layout, sandbox, settings
 from dalgo_core.code_locations import GRPC_BASE_PORT_ENV, code_server_args, code_servers, write_workspace
 from dalgo_core.spec import list_org_slugs
-from dalgo_ops.instance import REPO, pg_env_from_url, write_postgres_instance
+from dalgo_ops.instance import REPO, pg_env_from_url, write_embedded_instance, write_postgres_instance
 from dalgo_ops.processes import ProcessSpec, Supervisor, signal_group, stop_from_pid_files
 
 BIN = Path(sys.executable).parent
@@ -49,8 +49,8 @@ def _env_int(name: str, default: int) -> int:
 
 @dataclass
 class ServeConfig:
-    postgres_url: str
-    api_database_url: str = ""  # empty: the API's tables go into the Dagster database
+    postgres_url: str  # empty: the embedded default (``dalgo up``): SQLite storage, the API on SQLite
+    api_database_url: str = ""  # empty: the API's tables go into the Dagster database (or SQLite)
     host: str = "127.0.0.1"
     webserver_port: int = 3000
     operator_port: int | None = None  # a second, read-only webserver for operators
@@ -79,11 +79,10 @@ def process_env(config: ServeConfig) -> dict[str, str]:
     """The environment every process shares: where things are, the PostgreSQL settings, the API's URLs."""
     env = {
         **os.environ,
-        **pg_env_from_url(config.postgres_url),
+        **(pg_env_from_url(config.postgres_url) if config.postgres_url else {}),
         "DAGSTER_HOME": str(config.dagster_home),
         "DALGO_HOME": str(settings.home_dir()),
         "DALGO_ORGS_DIR": str(settings.orgs_dir()),
-        "DALGO_API_DATABASE_URL": config.api_database_url or config.postgres_url,
         "DALGO_DAGSTER_URL": config.webserver_url,
         # the API rewrites this workspace when organizations come and go; serve starts their servers
         "DALGO_WORKSPACE_FILE": str(config.workspace),
@@ -91,8 +90,25 @@ def process_env(config: ServeConfig) -> dict[str, str]:
         "DAGSTER_DISABLE_TELEMETRY": "1",
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
+    if config.api_database_url or config.postgres_url:
+        env["DALGO_API_DATABASE_URL"] = config.api_database_url or config.postgres_url
     env.setdefault("DJANGO_SETTINGS_MODULE", "dalgo_api.settings")
     return env
+
+
+def create_storage(env: dict[str, str], log_dir: Path) -> None:
+    """Create (or migrate) Dagster's storage once, before any process touches it: processes that all
+    create a new SQLite storage at once corrupt it. Storage left by an older Dagster is migrated; a
+    failure stops the start with Dagster's own message."""
+    done = subprocess.run(
+        [str(BIN / "dagster"), "instance", "migrate"], env=env, cwd=REPO, capture_output=True, text=True
+    )
+    (log_dir / "dagster-instance-migrate.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"Dagster's storage in {env['DAGSTER_HOME']} cannot be created or migrated:\n"
+            f"{(done.stdout + done.stderr)[-3000:]}"
+        )
 
 
 def http_ok(url: str) -> bool:
@@ -220,10 +236,14 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
     supervisor.log(f"dalgo serve: preparing {len(slugs)} organization(s)")
     for slug, problem in prepare(slugs).items():
         supervisor.log(f"organization '{slug}' is not ready (its code location will show the error): {problem}")
-    write_postgres_instance(config.dagster_home)
+    if config.postgres_url:
+        write_postgres_instance(config.dagster_home)
+    else:
+        write_embedded_instance(config.dagster_home)
     config.run_dir.mkdir(parents=True, exist_ok=True)
     write_workspace(config.workspace, grpc_base_port=config.grpc_base_port)
     env = process_env(config)
+    create_storage(env, supervisor.log_dir)
     prepare_api(env, supervisor.log_dir)
     specs = process_specs(config, env)
     servers = [s for s in specs if s.name.startswith(CODE_SERVER_PREFIX)]
@@ -273,7 +293,7 @@ def serve(config: ServeConfig) -> int:
         slugs = start(config, supervisor)
         print(
             f"dalgo serve: ready ({len(slugs)} organization(s)); Dagster {config.webserver_url}, "
-            f"API {config.api_url}/api/; logs in {supervisor.log_dir}",
+            f"API {config.api_url}/api/ (docs {config.api_url}/api/docs); logs in {supervisor.log_dir}",
             flush=True,
         )
         env = process_env(config)

@@ -33,7 +33,8 @@ from dalgo_api.orgs.schemas import (
     warehouse_data,
 )
 from dalgo_api.specs import store as specs
-from dalgo_core.spec import DuckDBWarehouse
+from dalgo_api.specs.changes import change_spec
+from dalgo_core.spec import DuckDBWarehouse, OrgSpec, Warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -125,13 +126,20 @@ def _candidate(request: HttpRequest, payload: WarehouseIn):
     return spec, secret, data
 
 
+def _apply_warehouse(slug: str, warehouse: Warehouse) -> OrgSpec:
+    """The new warehouse in the spec, the dbt profile rewritten and the location reloaded at once, so
+    dbt, the loaders and data statistics all use it from now on (undone if Dagster refuses it)."""
+    return change_spec(slug, lambda spec: setattr(spec, "warehouse", warehouse), prepare=True, dagster_required=False)
+
+
 @organizations.put("/warehouse", **WAREHOUSE_OUT, auth=has_permission(["can_edit_warehouse"]))
 def put_warehouse(request: HttpRequest, payload: WarehouseIn) -> dict:
     """Set the warehouse (DuckDB, PostgreSQL or BigQuery). The secret goes to the secrets backend,
     encrypted; the spec references it. Omit the secret to keep the stored one."""
     spec, secret, data = _candidate(request, payload)
-    wh.store_secret(spec.slug, data, secret)
-    specs.update_org_spec(spec.slug, warehouse=spec.warehouse)
+    with wh.secrets_restored_on_failure(spec.slug):
+        wh.store_secret(spec.slug, data, secret)
+        _apply_warehouse(spec.slug, spec.warehouse)
     logger.info("organization %s: warehouse set to %s", spec.slug, spec.warehouse.type)
     return wh.public_view(spec.warehouse)
 
@@ -150,8 +158,9 @@ def delete_warehouse(request: HttpRequest) -> dict:
     """Forget the warehouse and its secrets; the organization falls back to its default DuckDB file
     (a spec always has a warehouse)."""
     slug = request.auth.org.slug
-    wh.store_secret(slug, {"type": "duckdb"}, None)
-    spec = specs.update_org_spec(slug, warehouse=DuckDBWarehouse())
+    with wh.secrets_restored_on_failure(slug):
+        wh.store_secret(slug, {"type": "duckdb"}, None)
+        spec = _apply_warehouse(slug, DuckDBWarehouse())
     return wh.public_view(spec.warehouse)
 
 

@@ -8,6 +8,8 @@ it before they are shown.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from dalgo_core import secret_store
@@ -63,6 +65,24 @@ def to_spec_warehouse(data: dict[str, Any], has_secret: bool) -> Warehouse:
             fields[field[0]] = SecretRef(file=field[1])
     model = {"duckdb": DuckDBWarehouse, "postgres": PostgresWarehouse, "bigquery": BigQueryWarehouse}
     return model[data["type"]].model_validate(fields)
+
+
+@contextlib.contextmanager
+def secrets_restored_on_failure(slug: str) -> Iterator[None]:
+    """The warehouse's stored secrets as they were (encrypted bytes) if the block fails: a refused
+    change loses nothing."""
+    paths = [secret_store.secret_path(slug, name) for _, name in _SECRET_FIELDS.values()]
+    saved = {path: path.read_bytes() for path in paths if path.exists()}
+    try:
+        yield
+    except BaseException:
+        for path in paths:
+            path.unlink(missing_ok=True)
+        for path, content in saved.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+            path.chmod(0o600)
+        raise
 
 
 def store_secret(slug: str, data: dict[str, Any], secret: str | None) -> None:

@@ -44,8 +44,10 @@ def _invalid(exc: SpecError) -> ApiError:
     return ApiError(422, f"the change is not valid for organization '{exc.org}': {'; '.join(exc.problems)}", errors)
 
 
-def change_spec(slug: str, edit: Edit, *, prepare: bool = False) -> OrgSpec:
-    """Apply ``edit`` to the organization's spec and make Dagster load it, or change nothing."""
+def change_spec(slug: str, edit: Edit, *, prepare: bool = False, dagster_required: bool = True) -> OrgSpec:
+    """Apply ``edit`` to the organization's spec and make Dagster load it, or change nothing. With
+    ``dagster_required`` false, a change Dagster cannot be reached for stays (Dagster loads it when it
+    starts); one it refuses is still undone."""
     with spec_lock(slug):
         before = specs.load_spec(slug)
         after = before.model_copy(deep=True)
@@ -67,6 +69,8 @@ def change_spec(slug: str, edit: Edit, *, prepare: bool = False) -> OrgSpec:
             _reload_quietly(slug)
             raise ApiError(422, f"the change was undone because Dagster cannot load it: {exc.detail}") from None
         except bridge.DagsterUnavailable:
+            if not dagster_required:
+                return saved
             specs.save_spec(before)
             raise
         return saved

@@ -179,3 +179,27 @@ def test_bigquery_warehouse_key_is_stored_as_a_secret(api, world: OrgWorld):
     assert spec.warehouse.keyfile_json.resolve(world.slug) == key
     assert "BEGIN KEY" not in spec.spec_path.read_text()
     assert not (layout.secrets_dir() / world.slug / "warehouse_password").exists()
+
+
+def test_a_warehouse_change_rewrites_the_dbt_profile_at_once(api, world: OrgWorld, warehouse_dsn, tmp_path: Path):
+    """dbt must write where data statistics read: the profile follows the warehouse when the API answers
+    (Dagster, down here, loads the new spec when it starts)."""
+    from dalgo_core.spec import DbtProjectSpec, write_org_spec
+    from dalgo_core.warehouse.profiles import profiles_dir
+    from tests.support.orgs import write_dbt_project
+
+    project = write_dbt_project(tmp_path, "tiny", {"models/one.sql": "select 1 as x\n"})
+    spec = load_org_spec(world.slug)
+    spec.dbt_projects = [DbtProjectSpec(name="tiny", path=str(project))]
+    write_org_spec(spec)
+    token = world.tokens["account-manager"]
+    r = api.put(WAREHOUSE, _postgres(warehouse_dsn, password=PASSWORD), token=token, org=world.slug)
+    assert r.status_code == 200, r.content
+    profile = yaml.safe_load((profiles_dir(load_org_spec(world.slug)) / "profiles.yml").read_text())
+    (output,) = profile["dalgo"]["outputs"].values()
+    assert output["type"] == "postgres" and output["dbname"] == "ngo_wh"
+    assert PASSWORD not in (profiles_dir(load_org_spec(world.slug)) / "profiles.yml").read_text()
+    r = api.delete(WAREHOUSE, token=token, org=world.slug)
+    assert r.status_code == 200, r.content
+    profile = yaml.safe_load((profiles_dir(load_org_spec(world.slug)) / "profiles.yml").read_text())
+    assert [o["type"] for o in profile["dalgo"]["outputs"].values()] == ["duckdb"]

@@ -52,7 +52,7 @@ def test_compose_has_a_code_server_per_org_wired_into_the_workspace(three_orgs: 
     ports = []
     for slug, service in servers.items():
         command = service["command"]
-        assert command[:3] == ["dagster", "api", "grpc"]
+        assert command[:3] == ["dagster", "code-server", "start"]
         assert command[command.index("-a") + 1] == slug
         assert command[command.index("--location-name") + 1] == f"org_{slug}"
         port = int(command[command.index("-p") + 1])
@@ -104,7 +104,7 @@ def test_helm_values_give_each_org_a_user_deployment_and_validate(three_orgs: li
     servers = {s["name"]: s for s in values["dagsterWebserver"]["workspace"]["servers"]}
     for slug in three_orgs:
         deployment = deployments[user_deployment_name(slug)]
-        args = deployment["dagsterApiGrpcArgs"]
+        args = deployment["codeServerArgs"]
         assert args[args.index("-a") + 1] == slug and args[args.index("--location-name") + 1] == f"org_{slug}"
         assert deployment["image"] == {
             "repository": "registry.example.org/dalgo",

@@ -25,6 +25,9 @@ from dalgo_core.spec import DbtProjectSpec
 
 dbt = Router(tags=["dbt"])
 COMMAND_WAIT_SECONDS = float(os.environ.get("DALGO_COMMAND_WAIT_SECONDS", "600"))
+# git pull brings new models: answered once they are live. dbt deps and clean queue like any run (behind
+# the project's dbt runs) and answer at once; the next change or reload picks up their manifest.
+RELOADING_COMMANDS = {"git_pull"}
 Command = Literal["git_pull", "dbt_deps", "dbt_clean"]
 
 
@@ -95,10 +98,10 @@ def delete_project(request: HttpRequest, name: str) -> tuple[int, None]:
 )
 def run_command(request: HttpRequest, name: str, command: Command) -> tuple[int, dict]:
     """Run ``git pull``, ``dbt deps`` or ``dbt clean`` for the project as a Dagster run (its output in
-    ``GET /api/runs/{run_id}/logs``; it waits for any dbt run of the same project). Each prepares the
-    project's manifest again, so once the run succeeded the organization's code location is reloaded:
-    the answer comes then, with the finished run, and a new model pulled from git is live. (After
-    ``DALGO_COMMAND_WAIT_SECONDS``, 600, the run is answered as it stands and nothing is reloaded.)"""
+    ``GET /api/runs/{run_id}/logs``; it waits for any dbt run of the same project). ``git_pull`` is
+    answered once its run finished and, if it succeeded, the organization's code location was reloaded:
+    a model pulled from git is live then (after ``DALGO_COMMAND_WAIT_SECONDS``, 600, the run is answered
+    as it stands). ``dbt_deps`` and ``dbt_clean`` are answered at once, with the queued run."""
     ctx = request.auth
     slug = ctx.org.slug
     run_id = bridge.launch_run(
@@ -106,7 +109,8 @@ def run_command(request: HttpRequest, name: str, command: Command) -> tuple[int,
         job_name=maintenance_job_name(slug, name, command),
         tags=runs.run_tags(ctx.user.email, "maintenance", **{COMMAND_TAG: command}),
     )
-    run = bridge.wait_for_run(slug, run_id, COMMAND_WAIT_SECONDS)
-    if run is not None and run.status == "SUCCESS":
-        bridge.reload_location(slug)
+    if command in RELOADING_COMMANDS:
+        run = bridge.wait_for_run(slug, run_id, COMMAND_WAIT_SECONDS)
+        if run is not None and run.status == "SUCCESS":
+            bridge.reload_location(slug)
     return 201, runs.launched(slug, run_id)

@@ -305,6 +305,8 @@ MINE = (
     "/api/warehouse",
 )
 CONNECTION = {"name": "faker", "source": {"connector": "source-faker"}, "streams": [{"name": "users"}]}
+# another connection with the same streams: it lands in its own schema (two may not write one table)
+SECOND_CONNECTION = {**CONNECTION, "name": "faker_two", "destination_schema": "raw_two"}
 PIPELINE = {"name": "daily", "assets": ["people/people"], "schedule": {"cron": "0 3 * * *"}}
 # (method, path) -> (concrete path, body, status when allowed, with Dagster's webserver down?)
 # Writes run with the webserver unreachable: the permission check passes or fails before Dagster is
@@ -323,7 +325,7 @@ CASES: dict[tuple[str, str], tuple[str, Any, int, bool]] = {
     ("PUT", "/api/notifications/run-failures"): ("/api/notifications/run-failures", None, 200, False),
     ("DELETE", "/api/notifications/run-failures"): ("/api/notifications/run-failures", None, 200, False),
     ("GET", "/api/connections/"): ("/api/connections/", None, 200, False),
-    ("POST", "/api/connections/"): ("/api/connections/", {**CONNECTION, "name": "faker_two"}, 503, True),
+    ("POST", "/api/connections/"): ("/api/connections/", SECOND_CONNECTION, 503, True),
     ("GET", "/api/connections/{name}"): ("/api/connections/faker", None, 200, False),
     ("PUT", "/api/connections/{name}"): ("/api/connections/faker", CONNECTION, 503, True),
     ("DELETE", "/api/connections/{name}"): ("/api/connections/faker", None, 503, True),

@@ -7,8 +7,10 @@ import logging
 
 import pydantic
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Schema
+from pydantic import Field
 
+from dalgo_api import bridge
 from dalgo_api.accounts.auth import RequestContext, authenticated, has_permission, optional_caller
 from dalgo_api.accounts.models import Role, User, storable_pk
 from dalgo_api.common_responses import errors
@@ -34,6 +36,7 @@ from dalgo_api.orgs.schemas import (
 )
 from dalgo_api.specs import store as specs
 from dalgo_api.specs.changes import change_spec
+from dalgo_core.names import location_name
 from dalgo_core.spec import DuckDBWarehouse, OrgSpec, Warehouse
 
 logger = logging.getLogger(__name__)
@@ -162,6 +165,22 @@ def delete_warehouse(request: HttpRequest) -> dict:
         wh.store_secret(slug, {"type": "duckdb"}, None)
         spec = _apply_warehouse(slug, DuckDBWarehouse())
     return wh.public_view(spec.warehouse)
+
+
+class ReloadOut(Schema):
+    location: str
+    live: bool = Field(description="The organization's code location loaded its spec and dbt manifests")
+
+
+@organizations.post(
+    "/reload", response={200: ReloadOut, **errors(409, 422, 503)}, auth=has_permission(["can_edit_pipeline"])
+)
+def reload_organization(request: HttpRequest) -> dict:
+    """Reload the organization's code location now (after a change made outside the API, for example a
+    dbt project folder edited by an operator): 422 with the loader's message if it does not load."""
+    slug = request.auth.org.slug
+    bridge.reload_location(slug)
+    return {"location": location_name(slug), "live": True}
 
 
 # --- one organization by slug (after the fixed sub-paths above) ------------------------------------

@@ -31,6 +31,7 @@ CASES: dict[tuple[str, str], Case] = {
     ),
     ("DELETE", "/api/organizations/{slug}"): (lambda w: (f"/api/organizations/{w.slug}", None), 204),
     ("GET", "/api/organizations/flags"): (lambda w: ("/api/organizations/flags", None), 200),
+    ("POST", "/api/organizations/reload"): (lambda w: ("/api/organizations/reload", None), 503),  # no Dagster
     ("PUT", "/api/organizations/flags/{flag_name}"): (
         lambda w: ("/api/organizations/flags/DATA_QUALITY", {"enabled": True}),
         200,

@@ -136,3 +136,49 @@ def first_hour_of_an_organization(platform: Platform) -> str:
     platform.ok("DELETE", f"/api/organizations/{slug}", org=slug, status=204)
     assert location not in platform.locations()
     return slug
+
+
+TABLE = "{{ config(materialized='table') }}\n"
+PLATFORM_VARIABLES = ["DAGSTER_PG_PASSWORD", "DALGO_API_SECRET_KEY", "DALGO_API_DATABASE_URL"]
+
+
+def _reads(path: str) -> str:
+    return f"{TABLE}select content from read_text('{path}')\n"
+
+
+def hostile_tenant(platform: Platform, secrets: list[str], platform_files: list[Path], home: Path) -> None:
+    """A tenant whose dbt code goes for the platform's secrets, through the API and real runs: a parse
+    error built from the platform's environment, models reading the process environment, the
+    platform's variables and its files. Nothing of the platform reaches a response, a run's logs or
+    the tenant's tables."""
+    slug = platform.ok("POST", "/api/organizations/", {"name": "Hostile NGO"})["slug"]
+    own = platform.projects_root / slug
+    leak = "{{ exceptions.raise_compiler_error('leak=' ~ env_var('DAGSTER_PG_PASSWORD', 'unset')) }}\n"
+    leaky = write_dbt_project(own, "leak", {"models/leak.sql": leak})
+    refused = platform.call("POST", "/api/dbt/projects/", {"name": "leak", "path": str(leaky)}, org=slug)
+    assert refused.status_code == 422 and "leak=unset" in refused.text, refused.text
+
+    variables = ", ".join(f'\'{{{{ env_var("{n}", "unset") }}}}\' as v{i}' for i, n in enumerate(PLATFORM_VARIABLES))
+    files = {
+        "models/environ.sql": _reads("/proc/self/environ"),
+        "models/variables.sql": f"{TABLE}select {variables}\n",
+        **{f"models/file_{i}.sql": _reads(str(p)) for i, p in enumerate(platform_files)},
+    }
+    project = write_dbt_project(own, "probe", files)
+    platform.ok("POST", "/api/dbt/projects/", {"name": "probe", "path": str(project)}, org=slug)
+    platform.run(slug, ["probe/environ", "probe/variables"])
+    reads = [f"probe/file_{i}" for i in range(len(platform_files))]
+    files_run = platform.finished(slug, platform.ok("POST", "/api/runs/", {"assets": reads}, org=slug)["run_id"])
+    logs = platform.ok("GET", f"/api/runs/{files_run['run_id']}/logs?limit=500", org=slug, status=200)
+
+    import duckdb
+
+    with duckdb.connect(str(home / "orgs" / slug / "warehouse.duckdb"), read_only=True) as conn:
+        tables = {r[0] for r in conn.execute("select table_name from information_schema.tables").fetchall()}
+        seen = [conn.execute(f"select * from {t}").fetchall() for t in sorted(tables)]
+    assert {"environ", "variables"} <= tables
+    assert all(value == "unset" for value in seen[sorted(tables).index("variables")][0])
+    for text in (repr(seen), refused.text, repr(logs), repr(files_run)):
+        for secret in secrets:
+            assert secret not in text, f"a platform secret reached the tenant: {text[:300]}"
+    platform.ok("DELETE", f"/api/organizations/{slug}", org=slug, status=204)

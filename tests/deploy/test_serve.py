@@ -24,7 +24,7 @@ import psutil
 import pytest
 import requests
 
-from tests.deploy.live_changes import Platform, first_hour_of_an_organization
+from tests.deploy.live_changes import Platform, first_hour_of_an_organization, hostile_tenant
 from tests.deploy.topology import ORGS, Topology, start_topology
 from tests.support.postgres import PostgresServer
 
@@ -130,6 +130,15 @@ def test_every_api_change_is_live_without_a_restart(topology: Topology) -> None:
         time.sleep(0.5)
     assert f"org_{slug}" not in (topology.run_dir / "workspace.yaml").read_text()
     assert {name: topology.pid(name) for name in processes} == before
+
+
+def test_a_hostile_tenant_reaches_no_platform_secret(topology: Topology) -> None:
+    platform = Platform(topology.api, topology.webserver, topology.root_token, topology.projects_root)
+    env = topology.env
+    secrets = [env["DALGO_API_SECRET_KEY"], "dagster-secret", "api-secret", "alpha-secret", "beta-secret"]
+    home = Path(env["DALGO_HOME"])
+    files = [home / "platform" / "secrets.key", topology.root / "dagster" / "dagster.yaml", topology.root / "serve.log"]
+    hostile_tenant(platform, secrets, files, home)
 
 
 def test_killed_run_worker_is_failed_by_run_monitoring_and_retried(topology: Topology) -> None:

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.support.orgs import write_dbt_project, write_spec  # noqa: E402
-from tests.support.postgres import PostgresServer, free_port  # noqa: E402
+from tests.support.postgres import PostgresServer, free_port, free_port_range  # noqa: E402
 
 BIN = Path(sys.executable).parent
 ROUNDS = 3
@@ -47,7 +47,7 @@ def start(root: Path, mode: str, postgres: PostgresServer | None) -> tuple[subpr
         "DAGSTER_DISABLE_TELEMETRY": "1",
         "DALGO_API_SECRET_KEY": "bench-" + "k" * 60,
     }
-    ports = {"web": free_port(), "api": free_port(), "grpc": free_port()}
+    ports = {"web": free_port(), "api": free_port(), "grpc": free_port_range()}
     if mode == "up":
         argv = [str(BIN / "dalgo"), "up", "--port", str(ports["web"]), "--api-port", str(ports["api"])]
     else:

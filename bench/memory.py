@@ -31,7 +31,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.support.postgres import PostgresServer, free_port  # noqa: E402
+from tests.support.postgres import PostgresServer, free_port, free_port_range  # noqa: E402
 
 STEPS = (10, 25, 50)
 BATCH = 5
@@ -43,22 +43,6 @@ MODELS = {
     "models/stg_people.sql": "select 1 as id, 'a' as name union all select 2, 'b'\n",
     "models/people.sql": "select id, upper(name) as name from {{ ref('stg_people') }}\n",
 }
-
-
-def free_port_range(count: int) -> int:
-    """A base port with ``count`` consecutive free ports after it (the code servers' ports)."""
-    import socket
-
-    for base in range(20000, 60000, count + 7):
-        try:
-            with contextlib.ExitStack() as stack:
-                for port in range(base, base + count):
-                    sock = stack.enter_context(socket.socket())
-                    sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 def tree_rss(pid: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,11 +76,21 @@ def assign_ports(slugs: list[str], current: dict[str, int], base: int) -> dict[s
     keeps its port while others come and go, so adding one never moves another's code server."""
     ports = {slug: port for slug, port in current.items() if slug in slugs and port >= base}
     used = set(ports.values())
-    candidates = (port for port in range(base, base + 100_000) if port not in used)
+    candidates = (port for port in range(base, 65536) if port not in used and _free(port))
     for slug in slugs:
         if slug not in ports:
             ports[slug] = next(candidates)
     return ports
+
+
+def _free(port: int) -> bool:
+    """No process listens on the port now (a new organization's code server is to take it)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @contextlib.contextmanager

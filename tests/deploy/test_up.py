@@ -16,7 +16,7 @@ import requests
 
 from tests.deploy.topology import BIN, PASSWORD, REPO
 from tests.support.orgs import write_dbt_project, write_spec
-from tests.support.postgres import free_port
+from tests.support.postgres import free_port, free_port_range
 
 LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
 ROOT = "root@example.org"
@@ -71,7 +71,7 @@ def test_up_from_an_empty_state_folder_and_again(tmp_path: Path) -> None:
         "DALGO_ORGS_DIR": str(orgs),
         "DAGSTER_DISABLE_TELEMETRY": "1",
     }
-    ports = {"web": free_port(), "api": free_port(), "grpc": free_port()}
+    ports = {"web": free_port(), "api": free_port(), "grpc": free_port_range()}
     proc, log = _start(tmp_path, env, ports)
     try:
         assert "Conflicting\n" not in log.read_text()

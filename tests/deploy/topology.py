@@ -18,7 +18,7 @@ import requests
 
 from dalgo_ops.processes import stop_from_pid_files
 from tests.support.orgs import write_dbt_project, write_spec
-from tests.support.postgres import PostgresServer, free_port
+from tests.support.postgres import PostgresServer, free_port, free_port_range
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
@@ -231,7 +231,7 @@ def start_topology(root: Path, postgres: PostgresServer) -> Topology:
     warehouses = write_orgs(orgs_dir, root / "projects", postgres)
     dagster_dsn = postgres.create_database("dagster_serve", owner="dagster", password="dagster-secret")
     api_dsn = postgres.create_database("dalgo_api_serve", owner="dalgo_api", password="api-secret")
-    ports = {"webserver": free_port(), "api": free_port(), "grpc": free_port()}
+    ports = {"webserver": free_port(), "api": free_port(), "grpc": free_port_range()}
     env = {
         **os.environ,
         "DALGO_HOME": str(home),

@@ -6,6 +6,7 @@ data directory's PID (``pg_ctl stop``). As root, the server runs as the ``postgr
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -25,6 +26,24 @@ def find_bindir() -> Path:
     if found:
         return Path(found).parent
     raise RuntimeError("PostgreSQL server binaries not found: install postgresql or set PG_BINDIR")
+
+
+def free_port_range(count: int = 20) -> int:
+    """A base port below the kernel's ephemeral range with ``count`` free ports after it: code servers
+    take consecutive ports from a base, and ports any process may be handed by the kernel could be
+    taken between the check and their start."""
+    import random
+
+    for _ in range(200):
+        base = random.randrange(20000, 32000 - count)
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(base, base + count):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no {count} consecutive free ports between 20000 and 32000")
 
 
 def free_port() -> int:

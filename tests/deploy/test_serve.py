@@ -150,15 +150,18 @@ def test_killed_run_worker_is_failed_by_run_monitoring_and_retried(topology: Top
     worker = _wait_for_sleeping_worker(topology, "alpha")
     topology.sql("delete from dalgo_sleep", dsn=warehouse)  # the retry will not sleep
     doomed = [worker, *worker.children(recursive=True)]  # the worker and the dbt process it started
-    code_server = psutil.Process(topology.pid("code-server-alpha"))
-    code_server.suspend()
+    # the code server (the proxy) and the server under it that launched the worker
+    code_servers = [psutil.Process(topology.pid("code-server-alpha")), worker.parent()]
+    for server in code_servers:
+        server.suspend()
     try:
         for proc in doomed:
             proc.kill()
         assert topology.wait_run(run_id, timeout=120) == "FAILURE", topology.output()
         assert worker.status() == psutil.STATUS_ZOMBIE  # its code server never saw it die
     finally:
-        code_server.resume()
+        for server in code_servers:
+            server.resume()
 
     message = _failure_message(topology, run_id)
     assert "Detected run worker status FAILED" in message, message  # the daemon's run monitoring

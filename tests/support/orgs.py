@@ -20,8 +20,11 @@ def write_spec(orgs_dir: Path, slug: str, spec: dict[str, Any]) -> Path:
 
 
 def copy_demo_org(orgs_dir: Path, slug: str = "demo_ngo", **overrides: Any) -> dict[str, Any]:
-    """Copy a repo organization into ``orgs_dir``, with absolute dbt project paths and top-level overrides."""
+    """Copy a repo organization (``orgs/``, or the opt-in ``examples/``) into ``orgs_dir``, with absolute
+    dbt project paths and top-level overrides."""
     source = REPO / "orgs" / slug
+    if not source.exists():
+        source = REPO / "examples" / slug
     spec = yaml.safe_load((source / "org.yaml").read_text())
     for project in spec.get("dbt_projects", []):
         if "path" in project:

@@ -66,8 +66,8 @@ def start(root: Path, mode: str, postgres: PostgresServer | None) -> tuple[subpr
     if mode == "serve":
         env["DALGO_API_DATABASE_URL"] = dsn
     setup = (
-        "from dalgo_api.accounts.models import User; from dalgo_api.orgs.models import Org; "
-        f"User.objects.create_superuser('root@bench.org', '{PASSWORD}'); Org.objects.create(name='Bench', slug='bench')"
+        "from dalgo_api.accounts.models import User; "
+        f"User.objects.create_superuser('root@bench.org', '{PASSWORD}')"  # the bench org: adopted at start
     )
     subprocess.run([str(BIN / "python"), "manage.py", "shell", "-c", setup], cwd=REPO, env=env, check=True)
     return proc, env, ports

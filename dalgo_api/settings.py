@@ -15,11 +15,12 @@
   is the connection's).
 - ``DALGO_API_MAX_BODY_BYTES``: the largest request body accepted (default 2621440); larger ones answer 413.
 - ``DALGO_API_SIGNUP_CODE``: the code a new user must give to sign up (signup is closed when unset).
-- ``DALGO_API_FRONTEND_URL``: base of links sent by email (invitations, password resets).
+- ``DALGO_API_FRONTEND_URL``: the product frontend, base of links sent by email (invitations, password
+  resets); default ``http://127.0.0.1:3001`` (Dalgo's webapp beside Dagit on 3000).
 - ``DALGO_API_EMAIL_*``: ``BACKEND`` (default console), ``HOST``, ``PORT``, ``HOST_USER``,
   ``HOST_PASSWORD``, ``USE_TLS``, ``FROM``; SMTP is used as soon as ``DALGO_API_EMAIL_HOST`` is set.
 - ``DALGO_WORKSPACE_FILE``: the Dagster workspace regenerated when organizations change (default
-  ``workspace.yaml`` next to the organizations folder).
+  ``$DALGO_HOME/platform/run/workspace.yaml``, the one ``dalgo up`` runs on).
 """
 
 from __future__ import annotations
@@ -196,8 +197,8 @@ STATIC_ROOT = os.environ.get("DALGO_API_STATIC_ROOT", str(layout.static_dir()))
 TOKEN_TTL_HOURS = float(os.environ.get("DALGO_API_TOKEN_TTL_HOURS", "12"))
 INVITATION_TTL_DAYS = float(os.environ.get("DALGO_API_INVITATION_TTL_DAYS", "7"))
 SIGNUP_CODE = os.environ.get("DALGO_API_SIGNUP_CODE", "")
-FRONTEND_URL = os.environ.get("DALGO_API_FRONTEND_URL", "http://127.0.0.1:3000").rstrip("/")
-WORKSPACE_FILE = os.environ.get("DALGO_WORKSPACE_FILE", "")  # empty: next to the organizations folder
+FRONTEND_URL = os.environ.get("DALGO_API_FRONTEND_URL", "http://127.0.0.1:3001").rstrip("/")  # not Dagit (:3000)
+WORKSPACE_FILE = os.environ.get("DALGO_WORKSPACE_FILE", "")  # empty: the one dalgo up runs on
 SYSTEM_USER_EMAIL = os.environ.get("DALGO_API_SYSTEM_USER_EMAIL", "system@dalgo.local")
 
 # Django's cache in each API process: finished runs, log pages that can no longer change, run lists for a second

@@ -107,10 +107,14 @@ def _locked(path: Path) -> Iterator[None]:
 def write_workspace(path: Path, orgs_dir: Path | None = None, *, grpc_base_port: int | None = None) -> list[str]:
     """Write the workspace of every organization in the folder (atomically, under a lock: the API and
     ``dalgo`` commands may write it at once); return the slugs. With ``grpc_base_port``, code server
-    entries, each organization keeping the port the file already gave it."""
+    entries, each organization keeping the port the file already gave it; without it, a file of code
+    server entries (a running ``dalgo up``/``serve``) keeps them, from its lowest port."""
     slugs = list_org_slugs(orgs_dir)
     with _locked(path):
-        ports = None if grpc_base_port is None else assign_ports(slugs, code_servers(path), grpc_base_port)
+        current = code_servers(path)
+        if grpc_base_port is None and current:
+            grpc_base_port = min(current.values())
+        ports = None if grpc_base_port is None else assign_ports(slugs, current, grpc_base_port)
         text = HEADER + yaml.safe_dump(workspace_config(slugs, ports=ports), sort_keys=False)
         if not path.exists() or path.read_text() != text:
             tmp = path.with_suffix(".tmp")

@@ -42,8 +42,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_workspace(args: argparse.Namespace) -> int:
     slugs = list_org_slugs()
     problems = {} if args.no_prepare else prepare(slugs)
-    write_workspace(Path(args.output), grpc_base_port=args.grpc_base_port)
-    print(f"wrote {args.output}: {len(slugs)} organization(s)")
+    output = Path(args.output) if args.output else layout.run_dir() / "workspace.yaml"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_workspace(output, grpc_base_port=args.grpc_base_port)
+    print(f"wrote {output}: {len(slugs)} organization(s)")
     _report(slugs, problems)
     return 0
 
@@ -61,6 +63,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         api_port=args.api_port,
         grpc_base_port=args.grpc_base_port,
         run_dir=layout.run_dir(),
+        demo_user=(args.demo_org, args.demo_email) if args.demo_org else None,
     )
     try:
         return serve(config)
@@ -78,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="parse even if nothing changed")
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("workspace", help="prepare every organization and write workspace.yaml")
-    p.add_argument("--output", default="workspace.yaml")
+    p = sub.add_parser("workspace", help="prepare every organization and write the Dagster workspace")
+    p.add_argument("--output", help="default: the one dalgo up runs on, $DALGO_HOME/platform/run/workspace.yaml")
     p.add_argument("--no-prepare", action="store_true")
     p.add_argument("--grpc-base-port", type=int, default=None, help="one gRPC code server per org")
     p.set_defaults(func=cmd_workspace)
@@ -89,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=3000, help="Dagster's webserver")
     p.add_argument("--api-port", type=int, default=8000)
     p.add_argument("--grpc-base-port", type=int, default=4000, help="code servers from this port on")
+    p.add_argument("--demo-org", default="demo_ngo", help="its demo user's login is printed ('' for none)")
+    p.add_argument("--demo-email", default="demo@example.org")
     p.set_defaults(func=cmd_up)
 
     register_airbyte(sub)

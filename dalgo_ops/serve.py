@@ -37,6 +37,7 @@ from dalgo_core.code_locations import GRPC_BASE_PORT_ENV, code_server_args, code
 from dalgo_core.spec import list_org_slugs
 from dalgo_ops.instance import REPO, pg_env_from_url, write_embedded_instance, write_postgres_instance
 from dalgo_ops.processes import ProcessSpec, Supervisor, signal_group, stop_from_pid_files
+from dalgo_ops.run_summaries import RunReporter
 
 BIN = Path(sys.executable).parent
 WSGI_APP = "dalgo_api.wsgi:application"
@@ -59,6 +60,8 @@ class ServeConfig:
     api_workers: int = field(default_factory=lambda: _env_int("DALGO_API_WORKERS", 2))
     api_threads: int = field(default_factory=lambda: _env_int("DALGO_API_THREADS", 4))
     restart_delay: float = 5.0
+    demo_user: tuple[str, str] | None = None  # (organization, email): ``dalgo up`` prints its login
+    demo_login: str = ""
     dagster_home: Path = field(default_factory=lambda: layout.dagster_home().absolute())
     run_dir: Path = field(default_factory=lambda: layout.run_dir())
 
@@ -204,19 +207,24 @@ def api(config: ServeConfig, env: dict[str, str]) -> ProcessSpec:
     return ProcessSpec("api", argv, env, REPO, ready=lambda: http_ok(f"{config.api_url}/api/health"))
 
 
-def prepare_api(env: dict[str, str], log_dir: Path) -> None:
-    """``manage.py migrate`` and ``collectstatic`` before the API starts (both idempotent)."""
-    for args in (["migrate", "--noinput"], ["collectstatic", "--noinput", "--clear"]):
-        done = subprocess.run(
-            [sys.executable, str(REPO / "manage.py"), *args],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-        )
-        (log_dir / f"manage-{args[0]}.log").write_text(done.stdout + done.stderr)
-        if done.returncode != 0:
-            raise RuntimeError(f"manage.py {args[0]} failed:\n{(done.stdout + done.stderr)[-3000:]}")
+def manage(env: dict[str, str], log_dir: Path, *args: str) -> str:
+    """One ``manage.py`` command, its output kept in ``manage-<command>.log``; its stdout, or the
+    start stops with its message."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "manage.py"), *args], env=env, cwd=REPO, capture_output=True, text=True
+    )
+    (log_dir / f"manage-{args[0]}.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise RuntimeError(f"manage.py {args[0]} failed:\n{(done.stdout + done.stderr)[-3000:]}")
+    return done.stdout
+
+
+def prepare_api(env: dict[str, str], log_dir: Path) -> list[str]:
+    """Before the API starts (all idempotent): migrate its database, collect its static files, adopt the
+    organizations of the folder into it; return the adoption's lines."""
+    manage(env, log_dir, "migrate", "--noinput")
+    manage(env, log_dir, "collectstatic", "--noinput", "--clear")
+    return manage(env, log_dir, "adoptorgs").splitlines()
 
 
 def process_specs(config: ServeConfig, env: dict[str, str]) -> list[ProcessSpec]:
@@ -244,7 +252,10 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
     write_workspace(config.workspace, grpc_base_port=config.grpc_base_port)
     env = process_env(config)
     create_storage(env, supervisor.log_dir)
-    prepare_api(env, supervisor.log_dir)
+    for line in prepare_api(env, supervisor.log_dir):
+        supervisor.log(f"dalgo serve: {line}")
+    if config.demo_user and config.demo_user[0] in slugs:
+        config.demo_login = manage(env, supervisor.log_dir, "demologin", *config.demo_user).strip()
     specs = process_specs(config, env)
     servers = [s for s in specs if s.name.startswith(CODE_SERVER_PREFIX)]
     supervisor.log(f"dalgo serve: starting {len(servers)} code server(s), then the webserver, daemon and API")
@@ -296,10 +307,14 @@ def serve(config: ServeConfig) -> int:
             f"API {config.api_url}/api/ (docs {config.api_url}/api/docs); logs in {supervisor.log_dir}",
             flush=True,
         )
+        if config.demo_login:
+            print(f"dalgo serve: {config.demo_login}; POST {config.api_url}/api/login/ to get a token", flush=True)
         env = process_env(config)
         workspace_seen = config.workspace.stat().st_mtime_ns
+        runs = RunReporter(f"{config.webserver_url}/graphql", supervisor.log)
         while not stopping:
             supervisor.check()
+            runs.poll()
             if (changed := config.workspace.stat().st_mtime_ns) != workspace_seen:
                 workspace_seen = changed
                 reconcile(config, supervisor, env)

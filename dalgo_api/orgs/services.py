@@ -18,6 +18,7 @@ from dalgo_api.errors import ApiError
 from dalgo_api.orgs.models import Invitation, Org, OrgUser, RetiredSlug
 from dalgo_api.specs import store as specs
 from dalgo_core import layout
+from dalgo_core.spec import SpecError, list_org_slugs, load_org_spec
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,28 @@ def create_org(name: str, slug: str | None = None) -> Org:
     bridge.add_location(slug, specs.code_server_port(slug))
     logger.info("created organization %s", slug)
     return org
+
+
+def adopt_orgs() -> list[Org]:
+    """Give a database row to every organization folder that has none (the organizations shipped in the
+    folder, or one an operator wrote by hand), named as its spec says (its slug if the spec is broken:
+    its location shows why). A retired or reserved slug is never adopted: it is logged instead."""
+    known = set(Org.objects.values_list("slug", flat=True))
+    refused = set(RetiredSlug.objects.values_list("slug", flat=True)) | RESERVED_SLUGS
+    adopted = []
+    for slug in list_org_slugs():
+        if slug in known:
+            continue
+        if slug in refused:
+            logger.warning("organization folder '%s' not adopted: the slug is reserved or was retired", slug)
+            continue
+        try:
+            name = load_org_spec(slug).name
+        except SpecError:
+            name = slug
+        adopted.append(Org.objects.create(name=name, slug=slug))
+        logger.info("adopted organization %s from its folder", slug)
+    return adopted
 
 
 def rename_org(org: Org, name: str) -> Org:

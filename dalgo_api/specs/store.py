@@ -14,7 +14,6 @@ from pathlib import Path
 from django.conf import settings
 
 from dalgo_core import layout, secret_store
-from dalgo_core import settings as dalgo_settings
 from dalgo_core.code_locations import code_servers, grpc_base_port, write_workspace
 from dalgo_core.spec import (
     SLUG_PATTERN,
@@ -28,10 +27,10 @@ SLUG_MAX = 40
 
 
 def workspace_file() -> Path:
-    """``DALGO_WORKSPACE_FILE``, else ``workspace.yaml`` next to the organizations folder."""
+    """``DALGO_WORKSPACE_FILE``, else the one ``dalgo up`` runs on (``$DALGO_HOME/platform/run``)."""
     if settings.WORKSPACE_FILE:
         return Path(settings.WORKSPACE_FILE)
-    return dalgo_settings.orgs_dir().parent / "workspace.yaml"
+    return layout.run_dir() / "workspace.yaml"
 
 
 def regenerate_workspace() -> list[str]:

@@ -13,13 +13,15 @@ from django.core.management import CommandError, call_command
 
 from dalgo_api.accounts.models import User
 from dalgo_api.orgs.flags import FEATURE_FLAGS, set_flag
-from dalgo_api.orgs.models import Org, OrgUser
+from dalgo_api.orgs.models import Org, OrgUser, RetiredSlug
+from dalgo_api.specs import store as specs
 from dalgo_core.spec import list_org_slugs, load_org_spec
 from tests.api.conftest import OrgWorld
+from tests.support.orgs import copy_demo_org, write_spec
 
 
-def _workspace_locations(root: Path) -> list[str]:
-    data = yaml.safe_load((root / "workspace.yaml").read_text())
+def _workspace_locations() -> list[str]:
+    data = yaml.safe_load(specs.workspace_file().read_text())
     return [entry["python_module"]["location_name"] for entry in data["load_from"]]
 
 
@@ -31,7 +33,7 @@ def test_create_rename_delete_org_with_its_spec_and_location(api, world: OrgWorl
     spec = load_org_spec("demo_ngo")
     assert (spec.name, spec.warehouse.type, spec.dbt_projects) == ("Demo NGO", "duckdb", [])
     assert spec.spec_path == dalgo_env / "orgs" / "demo_ngo" / "org.yaml"
-    assert "org_demo_ngo" in _workspace_locations(dalgo_env)
+    assert "org_demo_ngo" in _workspace_locations()
     assert OrgUser.objects.get(org__slug="demo_ngo", user=manager).role.slug == "account-manager"
 
     # same name again: a unique slug
@@ -43,7 +45,7 @@ def test_create_rename_delete_org_with_its_spec_and_location(api, world: OrgWorl
 
     assert api.delete("/api/organizations/demo_ngo", token=token).status_code == 204
     assert "demo_ngo" not in list_org_slugs() and not (dalgo_env / "orgs" / "demo_ngo").exists()
-    assert "org_demo_ngo" not in _workspace_locations(dalgo_env)
+    assert "org_demo_ngo" not in _workspace_locations()
     assert not Org.objects.filter(slug="demo_ngo").exists()
     assert api.get("/api/organizations/demo_ngo", token=token).status_code == 404
 
@@ -119,6 +121,33 @@ def test_createorganduser_and_system_user(api, db):
     assert "already exists" in _run("create-system-orguser")
     system = User.objects.get(email="system@dalgo.local")
     assert not system.has_usable_password()
+
+
+def test_the_organizations_folder_is_adopted_and_createorganduser_joins_it(api, db, dalgo_env: Path):
+    """An organization shipped in the folder (no database row) is adopted, not duplicated; a retired
+    slug left on disk is not; the demo login is printed and stays the same from one start to the next."""
+    copy_demo_org(dalgo_env / "orgs", "demo_ngo")
+    write_spec(dalgo_env / "orgs", "broken", {"slug": "broken", "name": "Broken", "warehouse": {"type": "oracle"}})
+    write_spec(dalgo_env / "orgs", "gone", {"slug": "gone", "name": "Gone"})
+    RetiredSlug.objects.create(slug="gone")
+
+    out = _run("createorganduser", "demo_ngo", "admin@example.org", "--password", "Adm1n-pass!")
+    assert "created organization" not in out and "admin@example.org is account-manager of demo_ngo" in out
+    assert {o.slug: o.name for o in Org.objects.all()} == {"demo_ngo": "Demo NGO", "broken": "broken"}
+    assert "every organization folder is known" in _run("adoptorgs")
+    login = api.post("/api/login/", {"email": "admin@example.org", "password": "Adm1n-pass!"}).json()
+    me = api.get("/api/currentuser", token=login["token"]).json()
+    assert [m["org"]["slug"] for m in me["memberships"]] == ["demo_ngo"]
+
+    first = _run("demologin", "demo_ngo", "Demo@Example.org")
+    email, password = first.removeprefix("demo login: ").split(" (")[0].split(" / ")
+    assert email == "demo@example.org" and first == _run("demologin", "demo_ngo", "demo@example.org")
+    token = api.post("/api/login/", {"email": email, "password": password}).json()["token"]
+    assert api.get("/api/assets/", token=token, org="demo_ngo").status_code != 404  # a member of demo_ngo
+    kept = dalgo_env / "home" / "platform" / "demo-login.json"
+    assert kept.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(CommandError, match="no organization 'ghost'"):
+        _run("demologin", "ghost", "demo@example.org")
 
 
 def test_seed_roles_is_idempotent(db):

@@ -112,6 +112,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     webserver = daemon = None
     try:
         from dalgo_api.accounts.models import ApiToken, User
+        from dalgo_api.specs.store import workspace_file
 
         root_user = User.objects.create_superuser("root@platform.example.org", PASSWORD)
         api = Api()
@@ -120,7 +121,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for name in ("Org A", "Org B"):
             members = create_org_with_members(api, root_token, name)
             orgs[members.slug] = members
-        workspace = root / "workspace.yaml"  # written by the API when it created the organizations
+        workspace = workspace_file()  # written by the API when it created the organizations
         assert workspace.exists()
         env = dagster_env(root / "dagster")
         webserver = Webserver(workspace, env, root)

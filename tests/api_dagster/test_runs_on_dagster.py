@@ -19,6 +19,7 @@ import yaml
 
 from dalgo_api.accounts.roles import load_matrix
 from dalgo_api.api import operations
+from dalgo_api.specs.store import workspace_file
 from dalgo_core.names import REPOSITORY, location_name
 from dalgo_core.spec import load_org_spec
 from tests.api_dagster.conftest import ROLES, Stack, create_org_with_members, wait_for
@@ -416,7 +417,7 @@ def test_a_new_organizations_first_run_succeeds_and_its_deletion_leaves_nothing_
     assert deleted.status_code == 204, deleted.content
     locations = stack.webserver.graphql(LOCATIONS)["workspaceOrError"]["locationEntries"]
     assert location_name(slug) not in {entry["name"] for entry in locations}
-    assert location_name(slug) not in (stack.root / "workspace.yaml").read_text()
+    assert location_name(slug) not in workspace_file().read_text()
     again = create_org_with_members(stack.api, stack.root_token, "Org New")
     assert again.slug != slug
     stack.orgs[again.slug] = again

@@ -42,7 +42,7 @@ TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 ASSETS = ("tiny/numbers", "tiny/slow")  # relative to the organization, as the API takes them
 OPERATOR = "ops@example.org"
 ROOT = "root@example.org"  # a Super Admin: creates and deletes organizations
-# The API's organizations for the two spec folders, and a member who may run their assets.
+# A member who may run the assets of the two organizations (adopted from their folders at start).
 API_SETUP = f"""
 from dalgo_api.accounts.models import Role, User
 from dalgo_api.orgs import services
@@ -50,8 +50,7 @@ from dalgo_api.orgs.models import Org
 User.objects.create_superuser("{ROOT}", "{PASSWORD}")
 user = User.objects.create_user("{OPERATOR}", "{PASSWORD}")
 for slug in {ORGS!r}:
-    services.add_member(Org.objects.create(name=slug.title(), slug=slug), user,
-                        Role.objects.get(slug="pipeline-manager"))
+    services.add_member(Org.objects.get(slug=slug), user, Role.objects.get(slug="pipeline-manager"))
 """
 
 

@@ -1,9 +1,10 @@
 """``manage.py createorganduser <org> <email> [--role ROLE] [--password PW]``
 
-Creates the organization (with its spec and code location) unless an organization with that slug or
-name exists, creates the user unless the email exists, and makes them a member with the role
-(default account-manager). ``--role super-admin`` makes the user platform staff (``is_superuser``).
-A new user without ``--password`` gets a password-reset email instead.
+Adopts the organizations folder first (``adoptorgs``), then creates the organization (with its spec and
+code location) unless an organization with that slug or name exists, creates the user unless the email
+exists, and makes them a member with the role (default account-manager). ``--role super-admin`` makes
+the user platform staff (``is_superuser``). A new user without ``--password`` gets a password-reset email
+instead, whose link points at ``DALGO_API_FRONTEND_URL``.
 """
 
 from django.core.management.base import BaseCommand, CommandError
@@ -29,6 +30,7 @@ class Command(BaseCommand):
     def handle(self, *args, org: str, email: str, role: str, password: str | None, **options):
         email = email.strip().lower()
         try:
+            services.adopt_orgs()
             organization = Org.objects.filter(Q(slug=org) | Q(name=org)).first()
             if organization is None:
                 organization = services.create_org(org)

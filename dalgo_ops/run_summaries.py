@@ -1,0 +1,69 @@
+"""One console line per run that starts or ends, for ``dalgo up`` and ``dalgo serve``: the platform's
+console shows run summaries, not every event (those are in Dagit, the API and the processes' logs).
+
+Read from the webserver's GraphQL (runs updated since the last look), so the supervisor imports no
+Dagster and opens no storage of its own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import requests
+
+from dalgo_core.names import LOCATION_TAG, PIPELINE_TAG
+
+QUERY = """
+query RunSummaries($after: Float!) {
+  runsOrError(filter: {updatedAfter: $after}, limit: 200) {
+    ... on Runs { results { runId status jobName startTime endTime tags { key value } } }
+  }
+}
+"""
+ENDED = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+def summary(run: dict) -> str | None:
+    """The line for a run that started or ended; None for one still queued or starting."""
+    tags = {t["key"]: t["value"] for t in run.get("tags") or []}
+    org = tags.get(LOCATION_TAG, "?").removeprefix("org_")
+    what = f"pipeline {tags[PIPELINE_TAG]}" if PIPELINE_TAG in tags else run["jobName"]
+    head = f"run {run['runId'][:8]} of {org} ({what})"
+    if run["status"] in ENDED:
+        took = ""
+        if run.get("startTime") and run.get("endTime"):
+            took = f" in {run['endTime'] - run['startTime']:.0f} s"
+        return f"{head} {run['status'].lower()}{took}"
+    if run["status"] == "STARTED":
+        return f"{head} started"
+    return None
+
+
+class RunReporter:
+    """Polls the webserver every ``interval`` seconds and logs each run's start and end once."""
+
+    def __init__(self, graphql_url: str, log: Callable[[str], None], interval: float = 5.0) -> None:
+        self.url, self.log, self.interval = graphql_url, log, interval
+        self.since = time.time()
+        self.next_poll = 0.0
+        self.said: dict[str, str] = {}
+
+    def poll(self) -> None:
+        now = time.time()
+        if now < self.next_poll:
+            return
+        self.next_poll = now + self.interval
+        try:
+            response = requests.post(self.url, json={"query": QUERY, "variables": {"after": self.since - 1}}, timeout=5)
+            runs = response.json()["data"]["runsOrError"].get("results") or []
+        except (requests.RequestException, ValueError, KeyError, TypeError):
+            return  # the webserver is restarting: the supervisor says so; try at the next poll
+        self.since = now
+        for run in sorted(runs, key=lambda r: r.get("startTime") or 0):
+            line = summary(run)
+            if line is not None and self.said.get(run["runId"]) != run["status"]:
+                self.said[run["runId"]] = run["status"]
+                self.log(line)
+        if len(self.said) > 10_000:
+            self.said = dict(list(self.said.items())[-1000:])

@@ -37,7 +37,7 @@ from dalgo_core.code_locations import GRPC_BASE_PORT_ENV, code_server_args, code
 from dalgo_core.spec import list_org_slugs
 from dalgo_ops.instance import REPO, pg_env_from_url, write_embedded_instance, write_postgres_instance
 from dalgo_ops.processes import ProcessSpec, Supervisor, signal_group, stop_from_pid_files
-from dalgo_ops.run_summaries import RunReporter
+from dalgo_ops.runs import RunReporter, end_runs_in_flight
 
 BIN = Path(sys.executable).parent
 WSGI_APP = "dalgo_api.wsgi:application"
@@ -311,7 +311,7 @@ def serve(config: ServeConfig) -> int:
             print(f"dalgo serve: {config.demo_login}; POST {config.api_url}/api/login/ to get a token", flush=True)
         env = process_env(config)
         workspace_seen = config.workspace.stat().st_mtime_ns
-        runs = RunReporter(f"{config.webserver_url}/graphql", supervisor.log)
+        runs = RunReporter(f"{config.webserver_url}/graphql", lambda m: supervisor.log(f"dalgo serve: {m}"))
         while not stopping:
             supervisor.check()
             runs.poll()
@@ -321,6 +321,8 @@ def serve(config: ServeConfig) -> int:
             time.sleep(0.2)
         return 0
     finally:
+        if "webserver" in supervisor.managed:
+            end_runs_in_flight(f"{config.webserver_url}/graphql", lambda m: supervisor.log(f"dalgo serve: {m}"))
         supervisor.stop_all()
         (config.run_dir / "supervisor.pid").unlink(missing_ok=True)
 

@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import dagster as dg
 import psutil
 import pytest
 import requests
@@ -43,7 +44,7 @@ class Up:
         self.ports = {"web": free_port(), "api": free_port(), "grpc": free_port_range()}
         self.api, self.web = f"http://127.0.0.1:{self.ports['api']}", f"http://127.0.0.1:{self.ports['web']}"
         self.proc: subprocess.Popen | None = None
-        self.log = clone / "up.log"
+        self.log = clone.parent / "up.log"
 
     def start(self) -> str:
         argv = ["./scripts/up", "--port", str(self.ports["web"]), "--api-port", str(self.ports["api"])]
@@ -94,6 +95,10 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _state(up: Up, run_id: str, headers: dict[str, str]) -> str:
+    return requests.get(f"{up.api}/api/runs/{run_id}", headers=headers, timeout=60).json()["state"]
+
+
 def _git_status(clone: Path) -> str:
     return subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True).stdout
 
@@ -102,7 +107,7 @@ def _readme_api_section(up: Up) -> str:
     """Run the README's API commands as written (only the ports are the test's); the run id they launched."""
     script = _readme_block("The API").replace("127.0.0.1:8000", f"127.0.0.1:{up.ports['api']}")
     done = subprocess.run(
-        ["bash", "-euxo", "pipefail", "-c", script + '\necho "RUN=$RUN"\n'],
+        ["bash", "-euxo", "pipefail", "-c", script + "\nprintf '\\nRUN=%s\\n' \"$RUN\"\n"],
         cwd=up.clone,
         env=up.env,
         capture_output=True,
@@ -140,12 +145,10 @@ def test_the_readme_first_command_on_a_clean_clone_and_every_start_after(clone: 
 
         run_id = _readme_api_section(up)
         deadline = time.time() + 900
-        while (run := requests.get(f"{up.api}/api/runs/{run_id}", headers=headers, timeout=60).json())[
-            "state"
-        ] not in TERMINAL:
-            assert time.time() < deadline, run
+        while (state := _state(up, run_id, headers)) not in TERMINAL:
+            assert time.time() < deadline, state
             time.sleep(2)
-        assert run["state"] == "succeeded", run
+        assert state == "succeeded", requests.get(f"{up.api}/api/runs/{run_id}", headers=headers, timeout=60).text
         deadline = time.time() + 60
         while f"run {run_id[:8]} of demo_ngo" not in up.output() and time.time() < deadline:
             time.sleep(1)
@@ -165,8 +168,24 @@ def test_the_readme_first_command_on_a_clean_clone_and_every_start_after(clone: 
     try:
         assert up.locations() == {"org_demo_ngo": "LOADED"}
         assert LOGIN.search(again).groups() == (email, password)  # the same demo login
+        # a run in flight when SIGTERM comes is ended and marked so, never left running unowned
+        token = requests.post(f"{up.api}/api/login/", json={"email": email, "password": password}, timeout=30)
+        headers = {"Authorization": f"Bearer {token.json()['token']}", "x-dalgo-org": "demo_ngo"}
+        assets = requests.get(f"{up.api}/api/assets/", headers=headers, timeout=60).json()
+        selection = [a["key"] for a in assets if a["materializable"]]  # long enough to be in flight
+        launched = requests.post(f"{up.api}/api/runs/", json={"assets": selection}, headers=headers, timeout=300)
+        in_flight = launched.json()["run_id"]
+        deadline = time.time() + 300
+        while (state := _state(up, in_flight, headers)) == "queued":
+            assert time.time() < deadline
+            time.sleep(0.5)
+        assert state == "running", state
     finally:
         assert not up.stop()
+    instance = dg.DagsterInstance.from_config(str(clone / ".dalgo" / "platform" / "dagster"))
+    assert instance.get_run_by_id(in_flight).status == dg.DagsterRunStatus.CANCELED
+    assert "ending 1 run(s) in progress" in up.output()
+    instance.dispose()
 
     for _ in range(4):  # fresh starts: Dagster's storage and the API's database made again each time
         shutil.rmtree(clone / ".dalgo" / "platform" / "dagster")

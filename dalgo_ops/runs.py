@@ -1,8 +1,10 @@
-"""One console line per run that starts or ends, for ``dalgo up`` and ``dalgo serve``: the platform's
-console shows run summaries, not every event (those are in Dagit, the API and the processes' logs).
+"""What ``dalgo up`` and ``dalgo serve`` do about runs, through the webserver's GraphQL (the supervisor
+imports no Dagster and opens no storage of its own):
 
-Read from the webserver's GraphQL (runs updated since the last look), so the supervisor imports no
-Dagster and opens no storage of its own.
+- one console line per run that starts or ends: the console shows run summaries, not every event
+  (those are in Dagit, the API and the processes' logs);
+- at stop, the runs in progress are terminated (their run workers mark them canceled) before the
+  processes stop, so none is left running unowned or marked as running after the platform stopped.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ query RunSummaries($after: Float!) {
 }
 """
 ENDED = {"SUCCESS", "FAILURE", "CANCELED"}
+IN_FLIGHT = """{ runsOrError(filter: {statuses: [STARTING, STARTED, CANCELING]}) {
+  ... on Runs { results { runId } } } }"""
+TERMINATE = """mutation($ids: [String!]!, $policy: TerminateRunPolicy) {
+  terminateRuns(runIds: $ids, terminatePolicy: $policy) { __typename } }"""
 
 
 def summary(run: dict) -> str | None:
@@ -67,3 +73,30 @@ class RunReporter:
                 self.log(line)
         if len(self.said) > 10_000:
             self.said = dict(list(self.said.items())[-1000:])
+
+
+def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    return requests.post(url, json={"query": query, "variables": variables or {}}, timeout=30).json()["data"]
+
+
+def _in_flight(url: str) -> list[str]:
+    return [r["runId"] for r in _graphql(url, IN_FLIGHT)["runsOrError"].get("results") or []]
+
+
+def end_runs_in_flight(graphql_url: str, log: Callable[[str], None], timeout: float = 60.0) -> None:
+    """Terminate every run in progress and wait (up to ``timeout``) for their workers to mark them
+    canceled; a run still in progress then is marked canceled at once, before its processes stop."""
+    try:
+        runs = _in_flight(graphql_url)
+        if not runs:
+            return
+        log(f"ending {len(runs)} run(s) in progress: {', '.join(r[:8] for r in runs)}")
+        _graphql(graphql_url, TERMINATE, {"ids": runs, "policy": "SAFE_TERMINATE"})
+        deadline = time.time() + timeout
+        while (left := _in_flight(graphql_url)) and time.time() < deadline:
+            time.sleep(0.5)
+        if left:
+            _graphql(graphql_url, TERMINATE, {"ids": left, "policy": "MARK_AS_CANCELED_IMMEDIATELY"})
+            log(f"marked canceled without their workers' word: {', '.join(r[:8] for r in left)}")
+    except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+        log(f"could not end the runs in progress ({type(exc).__name__}); run monitoring fails them at the next start")

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from dalgo_assets.automation.conditions import KeepFresh, OrgTargets
+from dalgo_assets.automation.dbt_sources import dbt_source_targets, with_warnings
 from dalgo_assets.automation.policies import freshness_policy
 from dalgo_assets.automation.schedules import pipeline_job, pipeline_schedule
 from dalgo_assets.automation.sensors import automation_sensor
@@ -139,10 +140,12 @@ def build_automation(spec: OrgSpec, assets: list[dg.AssetsDefinition]) -> Automa
     _check_timezones(spec, problems)
     keys = materializable_keys(assets)
     selections = {p.name: pipeline_keys(spec, p, keys, problems) for p in spec.pipelines}
-    targets = [*spec_targets(spec, selections, problems), *dbt_targets(spec, assets, problems)]
+    source_targets, warnings = dbt_source_targets(spec, assets, problems)
+    targets = [*spec_targets(spec, selections, problems), *dbt_targets(spec, assets, problems), *source_targets]
     problems.raise_if_any()
 
     mapped, conditions = apply_automation(assets, targets)
+    mapped = with_warnings(mapped, warnings)
     jobs, schedules = [], []
     for pipeline in spec.pipelines:
         job = pipeline_job(spec, pipeline, selections[pipeline.name])

@@ -81,3 +81,7 @@ def connection_pool(org: str, connection: str) -> str:
 def warehouse_pool(org: str) -> str:
     """Writes into an organization's DuckDB file, one at a time (DuckDB allows one writing process)."""
     return f"warehouse/{org}"
+
+
+# asset metadata: a freshness the platform does not keep (a dbt source freshness nothing here builds)
+FRESHNESS_WARNING_METADATA = "dalgo/freshness_warning"

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dalgo_api.bridge.transport import graphql
-from dalgo_core.names import REPOSITORY, location_name
+from dalgo_core.names import FRESHNESS_WARNING_METADATA, REPOSITORY, location_name
+
+WARNING_LABELS = {FRESHNESS_WARNING_METADATA}  # asset metadata the API shows as the asset's warnings
 
 ASSET_NODES = """
 query($loc: String!, $repo: String!) {
@@ -16,6 +18,7 @@ query($loc: String!, $repo: String!) {
     ... on Repository { assetNodes {
       assetKey { path } groupName kinds description isMaterializable isExecutable jobNames
       dependencyKeys { path } dependedByKeys { path } tags { key value }
+      metadataEntries { label ... on TextMetadataEntry { text } }
       assetMaterializations(limit: 1) { timestamp runId }
       freshnessStatusInfo { freshnessStatus }
       assetChecksOrError { __typename ... on AssetChecks { checks { name
@@ -42,6 +45,7 @@ class AssetNode:
     last_materialization: dict[str, Any] | None
     freshness: str | None
     checks: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def relative_key(slug: str, path: Sequence[str]) -> str | None:
@@ -84,6 +88,9 @@ def _node(slug: str, raw: dict[str, Any]) -> AssetNode | None:
         ),
         freshness=(raw.get("freshnessStatusInfo") or {}).get("freshnessStatus"),
         checks=checks,
+        warnings=[
+            e["text"] for e in raw.get("metadataEntries") or [] if e.get("label") in WARNING_LABELS and e.get("text")
+        ],
     )
 
 

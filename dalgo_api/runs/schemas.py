@@ -39,6 +39,7 @@ class AssetOut(Schema):
     last_materialization: MaterializationOut | None
     freshness: str | None = Field(None, description="HEALTHY, WARNING, DEGRADED or UNKNOWN; None without a target")
     checks: list[CheckOut]
+    warnings: list[str] = Field(default_factory=list, description="e.g. a dbt source freshness nothing keeps")
 
 
 class AssetDetailOut(AssetOut):

@@ -51,6 +51,7 @@ def asset_out(spec: OrgSpec, node: bridge.AssetNode) -> dict[str, Any]:
         "last_materialization": node.last_materialization,
         "freshness": node.freshness,
         "checks": node.checks,
+        "warnings": node.warnings,
     }
 
 

@@ -22,10 +22,11 @@ from dalgo_assets.automation.targets import (
     TargetProblems,
     _target_from_spec,
 )
+from dalgo_core.names import FRESHNESS_WARNING_METADATA
 from dalgo_core.spec import FreshnessSpec, OrgSpec
 
 logger = logging.getLogger(__name__)
-WARNING_METADATA = "dalgo/freshness_warning"
+WARNING_METADATA = FRESHNESS_WARNING_METADATA
 MINUTES = {"minute": 1, "hour": 60, "day": 24 * 60}
 
 

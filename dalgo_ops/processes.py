@@ -1,7 +1,8 @@
 """A small process supervisor: start, watch, restart and stop the platform's processes by PID.
 
-Each process gets its own session (process group), a PID file and a log file under the run folder, so
-``dalgo serve stop`` can stop everything even when the supervisor itself died. Processes are stopped by
+Each process gets its own session (process group), a PID file (PID, stop signal and the process's start
+time, its identity) and a log file under the run folder, so ``dalgo serve stop`` can stop everything
+even when the supervisor itself died, and never signals a process that merely reuses a PID. Processes are stopped by
 signalling their own process group (their workers go with them): SIGTERM and a grace period for the
 webserver, the daemon and gunicorn; SIGKILL straight away for gRPC code servers, which ignore SIGTERM
 when started from a background shell (they inherit SIG_IGN).
@@ -53,6 +54,15 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def start_time(pid: int) -> int | None:
+    """When the process started (clock ticks since boot, from /proc): with the PID, its identity, so a
+    PID the kernel gave to another process since is never signalled."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def signal_group(pid: int, sig: int) -> None:
     """Signal the process group led by ``pid`` (the process and its children), or the PID alone."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -99,7 +109,8 @@ class Supervisor:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        (self.pid_dir / f"{spec.name}.pid").write_text(f"{proc.pid} {int(spec.stop_signal)}\n")
+        started = start_time(proc.pid) or 0
+        (self.pid_dir / f"{spec.name}.pid").write_text(f"{proc.pid} {int(spec.stop_signal)} {started}\n")
         previous = self.managed.get(spec.name)
         managed = Managed(spec, proc, time.time(), restarts=previous.restarts + 1 if previous else 0)
         self.managed[spec.name] = managed
@@ -160,13 +171,18 @@ class Supervisor:
 
 
 def stop_from_pid_files(run_dir: Path, grace: float = 20.0) -> list[str]:
-    """Stop the processes a (possibly dead) supervisor left PID files for; return their names."""
+    """Stop the processes a (possibly dead) supervisor left PID files for; return their names. A PID
+    whose process started at another time than the file says is another process now: left alone."""
     pid_dir = run_dir / "pids"
     found: dict[int, int] = {}
     names = []
     for pidfile in sorted(pid_dir.glob("*.pid")):
-        pid, sig = (int(x) for x in pidfile.read_text().split())
-        if _alive(pid):
+        try:
+            pid, sig, started = (int(x) for x in pidfile.read_text().split())
+        except ValueError:  # unreadable, or written by an older supervisor without a start time
+            pidfile.unlink()
+            continue
+        if _alive(pid) and start_time(pid) == started:
             found[pid] = sig
             names.append(pidfile.stem)
         pidfile.unlink()

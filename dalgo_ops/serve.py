@@ -36,7 +36,7 @@ from dalgo_core import layout, sandbox, settings
 from dalgo_core.code_locations import GRPC_BASE_PORT_ENV, code_server_args, code_servers, write_workspace
 from dalgo_core.spec import list_org_slugs
 from dalgo_ops.instance import REPO, pg_env_from_url, write_embedded_instance, write_postgres_instance
-from dalgo_ops.processes import ProcessSpec, Supervisor, signal_group, stop_from_pid_files
+from dalgo_ops.processes import ProcessSpec, Supervisor, signal_group, start_time, stop_from_pid_files
 from dalgo_ops.runs import RunReporter, end_runs_in_flight
 
 BIN = Path(sys.executable).parent
@@ -291,7 +291,7 @@ def serve(config: ServeConfig) -> int:
     """Start the topology and supervise it until SIGTERM/SIGINT (then stop everything by PID)."""
     supervisor = Supervisor(config.run_dir, restart_delay=config.restart_delay, log=lambda m: print(m, flush=True))
     stop_from_pid_files(config.run_dir)  # leftovers of a supervisor that was killed
-    (config.run_dir / "supervisor.pid").write_text(f"{os.getpid()}\n")
+    (config.run_dir / "supervisor.pid").write_text(f"{os.getpid()} {start_time(os.getpid()) or 0}\n")
     stopping = False
 
     def _stop(*_: object) -> None:
@@ -332,17 +332,19 @@ def stop(run_dir: Path, timeout: float = 60.0) -> bool:
     pidfile = run_dir / "supervisor.pid"
     ran = False
     if pidfile.exists():
-        pid = int(pidfile.read_text().split()[0])
-        try:
-            os.kill(pid, signal.SIGTERM)
-            ran = True
-        except ProcessLookupError:
-            pass
+        pid, *started = (int(x) for x in pidfile.read_text().split())
+        if started and start_time(pid) == started[0]:  # the same process, not one reusing its PID
+            try:
+                os.kill(pid, signal.SIGTERM)
+                ran = True
+            except ProcessLookupError:
+                pass
         deadline = time.time() + timeout
         while ran and pidfile.exists() and time.time() < deadline:
             time.sleep(0.3)
         if pidfile.exists():
-            signal_group(pid, signal.SIGKILL)
+            if ran:
+                signal_group(pid, signal.SIGKILL)
             pidfile.unlink(missing_ok=True)
     left = stop_from_pid_files(run_dir)
     return ran or bool(left)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from dalgo_ops.processes import ProcessSpec, Supervisor, stop_from_pid_files
+from dalgo_ops.processes import ProcessSpec, Supervisor, start_time, stop_from_pid_files
 
 IGNORES_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
 PLAIN = "import time; time.sleep(600)"
@@ -62,6 +63,22 @@ def test_leftovers_of_a_dead_supervisor_are_stopped_from_pid_files(tmp_path: Pat
         time.sleep(0.1)
     assert all(gone(pid) for pid in pids)
     assert stop_from_pid_files(tmp_path) == []
+
+
+def test_a_pid_file_naming_a_reused_pid_signals_nothing(tmp_path: Path) -> None:
+    """The PID of a process the supervisor started, now held by another process (here: the same PID
+    with another start time in the file), is left alone."""
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        (tmp_path / "pids").mkdir()
+        started = start_time(bystander.pid)
+        assert started is not None
+        (tmp_path / "pids" / "daemon.pid").write_text(f"{bystander.pid} {int(signal.SIGKILL)} {started + 1}\n")
+        assert stop_from_pid_files(tmp_path, grace=1) == []
+        assert bystander.poll() is None and not (tmp_path / "pids" / "daemon.pid").exists()
+    finally:
+        bystander.kill()
+        bystander.wait()
 
 
 def test_a_process_that_cannot_start_is_named(tmp_path: Path) -> None:

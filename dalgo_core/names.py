@@ -34,6 +34,7 @@ TRIGGER_TAG = "dalgo/trigger"  # manual, maintenance, schedule, automation, retr
 PIPELINE_TAG = "dalgo/pipeline"  # the pipeline a run was launched for
 COMMAND_TAG = "dalgo/maintenance"  # git_pull, dbt_deps or dbt_clean
 DBT_PROJECT_TAG = "dalgo/dbt_project"
+LAUNCH_TAG = "dalgo/launch"  # a fresh id per API launch: finds the run when the launch's answer was lost
 
 # Dagster's own tags on runs its daemon launches
 SENSOR_TAG = "dagster/sensor_name"

@@ -4,7 +4,8 @@
   where it serves, and the instance's storage (``DAGSTER_HOME``) for reads; errors become 503 or 409;
 - ``locations``: reloading an organization's code location, the daemon's view of it, pools;
 - ``assets``: the organization's asset graph;
-- ``runs``: launching, cancelling, listing runs and reading their logs;
+- ``runs``: launching (a launch Dagster accepted always returns its run id), cancelling, listing runs
+  and reading their logs;
 - ``queue``: why a queued run waits.
 
 Every function takes the organization's slug and stays inside it: GraphQL queries name its code location
@@ -24,6 +25,8 @@ from dalgo_api.bridge.locations import (
 )
 from dalgo_api.bridge.queue import queue_position, waiting_reason
 from dalgo_api.bridge.runs import (
+    ASSET_JOB,
+    LAUNCH_MAX_SECONDS,
     RunEvent,
     RunInfo,
     RunQuery,
@@ -31,7 +34,9 @@ from dalgo_api.bridge.runs import (
     captured_log,
     failed_runs_since,
     launch_run,
+    launched_as,
     list_runs,
+    new_launch_id,
     run_error,
     run_for_org,
     run_logs,
@@ -40,6 +45,8 @@ from dalgo_api.bridge.runs import (
 from dalgo_api.bridge.transport import DagsterRejected, DagsterUnavailable, dagit_url
 
 __all__ = [
+    "ASSET_JOB",
+    "LAUNCH_MAX_SECONDS",
     "AssetNode",
     "DagsterRejected",
     "DagsterUnavailable",
@@ -55,7 +62,9 @@ __all__ = [
     "ensure_pools",
     "failed_runs_since",
     "launch_run",
+    "launched_as",
     "list_runs",
+    "new_launch_id",
     "queue_position",
     "relative_key",
     "reload_location",

@@ -10,18 +10,27 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from dalgo_api.bridge.assets import absolute_path, relative_key
-from dalgo_api.bridge.locations import ensure_pools, wait_for_daemon
-from dalgo_api.bridge.transport import DagsterRejected, client_call, instance, storage_call
+from dalgo_api.bridge.locations import DAEMON_WAIT_SECONDS, ensure_pools, wait_for_daemon
+from dalgo_api.bridge.transport import (
+    TIMEOUT_SECONDS,
+    DagsterRejected,
+    DagsterUnavailable,
+    client_call,
+    instance,
+    storage_call,
+)
 from dalgo_api.errors import ApiError
 from dalgo_api.runs.cache import runs_cache, runs_changed
 from dalgo_core.names import (
     AUTOMATION_TAG,
+    LAUNCH_TAG,
     LOCATION_TAG,
     ORG_TAG,
     PIPELINE_TAG,
@@ -37,6 +46,10 @@ ASSET_JOB = "__ASSET_JOB"
 FINISHED_RUN_TTL_SECONDS = 3600
 ASSET_SCAN_LIMIT = 5000
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+# the longest ``launch_run`` takes: the daemon wait, its last GraphQL call and the launch's, and a margin
+LAUNCH_MAX_SECONDS = DAEMON_WAIT_SECONDS + 2 * TIMEOUT_SECONDS + 60
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -111,32 +124,79 @@ def _run_info(record: Any) -> RunInfo:
 # --- launching and cancelling ----------------------------------------------------------------------
 
 
+def new_launch_id() -> str:
+    """A fresh launch id (the run's ``dalgo/launch`` tag)."""
+    return uuid.uuid4().hex
+
+
 def launch_run(
     slug: str,
     *,
     tags: dict[str, str],
     asset_keys: Sequence[str] | None = None,
     job_name: str | None = None,
+    launch_id: str | None = None,
 ) -> str:
     """Submit a run of the organization's code location (to the run queue); return its id. Either
-    ``asset_keys`` (relative to the organization) or a ``job_name`` of that location."""
+    ``asset_keys`` (relative to the organization) or a ``job_name`` of that location.
+
+    The run is tagged ``dalgo/launch=<launch_id>`` (a fresh id when none is given): when the webserver
+    cannot answer the launch (it accepted it, then the answer was lost), the run is looked up by that tag,
+    so a launched run is never reported as not launched. Once Dagster accepted the launch, nothing here
+    raises: what follows (the run list cache, preparing the run's pools from the instance storage) is
+    logged when it fails, and the run id returned."""
     wait_for_daemon(slug)
-    all_tags = {**tags, ORG_TAG: slug}
+    launch_id = launch_id or new_launch_id()
+    all_tags = {**tags, ORG_TAG: slug, LAUNCH_TAG: launch_id}
     selection = [absolute_path(slug, k) for k in asset_keys] if asset_keys is not None else None
-    run_id = client_call(
-        lambda c: c.submit_job_execution(
-            ASSET_JOB if selection is not None else str(job_name),
-            repository_location_name=location_name(slug),
-            repository_name=REPOSITORY,
-            tags=all_tags,
-            asset_selection=selection,
+    try:
+        run_id = client_call(
+            lambda c: c.submit_job_execution(
+                ASSET_JOB if selection is not None else str(job_name),
+                repository_location_name=location_name(slug),
+                repository_name=REPOSITORY,
+                tags=all_tags,
+                asset_selection=selection,
+            )
         )
-    )
-    runs_changed(slug)
-    run = storage_call(instance().get_run_by_id, run_id)
-    if run is not None and run.run_op_concurrency is not None:
-        ensure_pools(run.run_op_concurrency.all_pools or ())
+    except DagsterUnavailable:
+        run_id = _lost_launch(slug, launch_id)
+        if run_id is None:
+            raise
+    _after_launch(slug, run_id)
     return run_id
+
+
+def _lost_launch(slug: str, launch_id: str) -> str | None:
+    """The run of a launch whose answer did not arrive, if Dagster created it (None when unknown)."""
+    try:
+        run_id = launched_as(slug, launch_id)
+    except Exception:
+        logger.warning("organization %s: launch %s may have been lost", slug, launch_id, exc_info=True)
+        return None
+    if run_id is not None:
+        logger.warning("organization %s: run %s was launched, its launch was not answered", slug, run_id)
+    return run_id
+
+
+def _after_launch(slug: str, run_id: str) -> None:
+    """What a launch does once Dagster accepted it; a failure is logged, never raised."""
+    try:
+        runs_changed(slug)
+        run = storage_call(instance().get_run_by_id, run_id)
+        if run is not None and run.run_op_concurrency is not None:
+            ensure_pools(run.run_op_concurrency.all_pools or ())
+    except Exception:
+        logger.warning("organization %s: run %s launched, but reading it back failed", slug, run_id, exc_info=True)
+
+
+def launched_as(slug: str, launch_id: str) -> str | None:
+    """The id of the organization's run tagged ``dalgo/launch=<launch_id>``, or None if there is none."""
+    from dagster import RunsFilter
+
+    filters = RunsFilter(tags={LOCATION_TAG: location_name(slug), LAUNCH_TAG: launch_id})
+    ids = storage_call(instance().get_run_ids, filters, limit=1)
+    return ids[0] if ids else None
 
 
 def cancel_run(slug: str, run_id: str) -> None:

@@ -5,15 +5,17 @@ a run id of another organization is 404, exactly like an unknown one."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
-from pydantic import Field
+from ninja import Header, Query, Router, Schema
+from pydantic import Field, WithJsonSchema
 
 from dalgo_api import bridge
 from dalgo_api.accounts.auth import RequestContext, has_permission
+from dalgo_api.common_responses import errors
 from dalgo_api.errors import ApiError
-from dalgo_api.runs import cache, services
+from dalgo_api.runs import cache, idempotency, services
 from dalgo_api.runs.models import Subscription
 from dalgo_api.runs.schemas import (
     AssetDetailOut,
@@ -77,15 +79,51 @@ def _run(ctx: RequestContext, params: dict) -> object:
     return services.get_run(ctx.org.slug, params["run_id"])
 
 
-@runs.post("/", response={201: RunOut}, auth=has_permission(["can_run_assets"]))
-def start_run(request: HttpRequest, payload: RunIn) -> tuple[int, dict]:
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    WithJsonSchema(idempotency.SCHEMA),
+    Header(
+        None,
+        alias=idempotency.HEADER,
+        description="Any string of 1 to 255 characters without control characters (a UUID, say): a retry "
+        "with the same key and body returns the run the first request launched instead of launching another",
+    ),
+]
+
+
+# 400, 409 and 422 also answer a bad, in-progress or reused Idempotency-Key (the docstring)
+@runs.post("/", response={201: RunOut, **errors(400, 409, 422)}, auth=has_permission(["can_run_assets"]))
+def start_run(
+    request: HttpRequest,
+    payload: RunIn,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> tuple[int, RunOut]:
     """Materialize a selection of the organization's assets. The run waits in Dagster's queue while the
     organization's run slots or a dbt project's pool are taken: ``state`` is then ``queued``, with the
-    queue position and the reason."""
+    queue position and the reason.
+
+    A 201 always means the run was launched. When the run cannot be read back from Dagster after the
+    launch, the answer still is 201 with its ``run_id``, ``status`` ``QUEUED`` and what the request says.
+
+    To retry safely, send an ``Idempotency-Key`` header (any string of 1 to 255 characters without
+    control characters; a fresh UUID per run you want): a retry with the same key, in the same
+    organization, within 24 hours, answers 201 with the run the first request launched (its current
+    state) and launches nothing. Keys are per organization. The same key with a different body is 422;
+    while the first request with the key is still launching, a retry waits for it, then answers 409
+    (retry shortly); a key that is empty, too long or holds control characters is 400. A request that
+    launched nothing (4xx, 503) does not use up its key."""
     ctx = request.auth
-    keys = services.check_selection(ctx.org.slug, payload.assets)
-    run_id = bridge.launch_run(ctx.org.slug, asset_keys=keys, tags=services.run_tags(ctx.user.email, "manual"))
-    return 201, services.launched(ctx.org.slug, run_id)
+    slug = ctx.org.slug
+    key = idempotency.check_key(idempotency_key)
+    tags = services.run_tags(ctx.user.email, "manual")
+
+    def launch(launch_id: str) -> str:
+        keys = services.check_selection(slug, payload.assets)
+        return bridge.launch_run(slug, asset_keys=keys, tags=tags, launch_id=launch_id)
+
+    digest = idempotency.body_hash(payload.model_dump(mode="json"))
+    run_id, claimed_at = idempotency.launch_once(ctx.org, key, digest, launch)
+    return 201, services.launched_answer(slug, run_id, assets=payload.assets, tags=tags, created_at=claimed_at)
 
 
 class RunFilters(Schema):

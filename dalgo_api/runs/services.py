@@ -4,6 +4,7 @@ against the organization's assets, tag and launch runs, and turn Dagster's recor
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -11,9 +12,12 @@ from urllib.parse import quote
 
 from dalgo_api import bridge
 from dalgo_api.errors import ApiError
+from dalgo_api.runs.schemas import RunOut
 from dalgo_api.specs import store as specs
 from dalgo_core.names import PIPELINE_TAG, TRIGGER_TAG, USER_TAG
 from dalgo_core.spec import OrgSpec, selection_matches
+
+logger = logging.getLogger(__name__)
 
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 STATES = {
@@ -147,6 +151,34 @@ def get_run(slug: str, run_id: str) -> bridge.RunInfo:
 
 def launched(slug: str, run_id: str) -> dict[str, Any]:
     return run_out(slug, get_run(slug, run_id), detail=True)
+
+
+def launched_answer(
+    slug: str, run_id: str, *, assets: Sequence[str], tags: dict[str, str], created_at: datetime | None = None
+) -> RunOut:
+    """The answer for an asset run this API launched: ``launched``, read back from Dagster. When reading
+    it back or building the answer fails, the failure is logged and the answer is what the launch knows
+    (Dagster queued the run: ``QUEUED``), never an error for a run that was launched."""
+    try:
+        return RunOut.model_validate(launched(slug, run_id))
+    except Exception:
+        logger.warning(
+            "organization %s: run %s launched; answering without reading it back", slug, run_id, exc_info=True
+        )
+    return RunOut(
+        run_id=run_id,
+        status="QUEUED",
+        state="queued",
+        job=bridge.ASSET_JOB,
+        trigger=tags.get(TRIGGER_TAG),
+        user=tags.get(USER_TAG),
+        pipeline=tags.get(PIPELINE_TAG),
+        assets=sorted(set(assets)),
+        created_at=created_at or datetime.now(tz=UTC),
+        started_at=None,
+        ended_at=None,
+        dagit_url=f"{bridge.dagit_url()}/runs/{run_id}",
+    )
 
 
 # --- logs ------------------------------------------------------------------------------------------

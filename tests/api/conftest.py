@@ -101,8 +101,9 @@ class Api:
         token: str | None = None,
         org: str | None = None,
         raw: str | None = None,
+        headers: dict[str, str] | None = None,
     ):
-        headers = {}
+        headers = dict(headers or {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if org:

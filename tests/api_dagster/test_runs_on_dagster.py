@@ -2,16 +2,19 @@
 project, runs started through the API are followed through their logs until they end, a failing model
 shows its error, two dbt runs on one project run one after the other, a run launched straight through
 Dagster (as from Dagit) is listed for its organization only, users of another organization see nothing,
-every role gets exactly what the permission matrix gives it, and a run requested right after an
-organization was created succeeds.
+every role gets exactly what the permission matrix gives it, a run requested right after an
+organization was created succeeds, a retried run request with the same ``Idempotency-Key`` launches one
+run (per organization), and a run launched while the API cannot read Dagster's storage answers 201.
 
 The tests run in file order and share one webserver + daemon (module fixture ``stack``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -424,3 +427,109 @@ def test_a_new_organizations_first_run_succeeds_and_its_deletion_leaves_nothing_
     assert run_id not in listed(stack, again.slug, role="pipeline-manager")
     assert stack.call("GET", f"/api/runs/{run_id}", org=again.slug).status_code == 404
     assert stack.call("GET", f"/api/runs/{run_id}/logs", org=again.slug).status_code == 404
+
+
+# --- Idempotency-Key ---------------------------------------------------------------------------------
+# Each test makes sure its organizations have the `people` project (the tests above may have added it
+# already), so that they also run on their own.
+
+SEED = {"assets": ["people/people"]}
+RUNS_OF = """query($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) { __typename
+  ... on Runs { results { runId } } } }"""
+
+
+def with_people_project(stack: Stack, slug: str) -> None:
+    if stack.call("GET", "/api/dbt/projects/people", org=slug).status_code == 404:
+        folder = write_dbt_project(stack.projects(slug), "people", {"seeds/people.csv": "id,name\n1,asha\n"})
+        created = stack.call("POST", "/api/dbt/projects/", {"name": "people", "path": str(folder)}, org=slug)
+        assert created.status_code == 201, created.content
+
+    def has_seed() -> bool:
+        return "people/people" in [a["key"] for a in stack.call("GET", "/api/assets/", org=slug).json()]
+
+    wait_for(has_seed, 120, what=f"the people seed of {slug}")
+
+
+def runs_in_dagster(stack: Stack, slug: str) -> set[str]:
+    """The organization's runs as Dagster's webserver lists them."""
+    tags = [{"key": "dagster/code_location", "value": location_name(slug)}]
+    return {r["runId"] for r in stack.webserver.graphql(RUNS_OF, {"tags": tags})["runsOrError"]["results"]}
+
+
+def post_run(stack: Stack, slug: str, key: str, body: dict = SEED):
+    token = stack.orgs[slug].tokens["pipeline-manager"]
+    return stack.api.call("POST", "/api/runs/", body, token=token, org=slug, headers={"Idempotency-Key": key})
+
+
+def cancel(stack: Stack, slug: str, run_id: str) -> None:
+    """Free the queue for the tests after this one (a run that already ended answers 409)."""
+    assert stack.call("POST", f"/api/runs/{run_id}/cancel", org=slug).status_code in (200, 409)
+
+
+def test_a_retried_run_request_with_the_same_idempotency_key_launches_one_run(stack: Stack):
+    from django.utils import timezone
+
+    from dalgo_api.runs.models import IdempotencyKey
+
+    slug = org_a(stack)
+    with_people_project(stack, slug)
+    before = runs_in_dagster(stack, slug)
+    first = post_run(stack, slug, "retry-me")
+    again = post_run(stack, slug, "retry-me")
+    assert first.status_code == again.status_code == 201, (first.content, again.content)
+    run_id = first.json()["run_id"]
+    assert again.json()["run_id"] == run_id and again.json()["assets"] == ["people/people"]
+    assert runs_in_dagster(stack, slug) - before == {run_id}
+
+    other_body = post_run(stack, slug, "retry-me", {"assets": ["people/people", "people/people"]})
+    assert other_body.status_code == 422 and "Idempotency-Key" in other_body.json()["detail"]
+
+    # the key as a request that died between the launch and recording its run leaves it: the run is
+    # found by its launch tag once the claim is older than the longest launch, and nothing is launched
+    IdempotencyKey.objects.filter(org__slug=slug, key="retry-me").update(
+        run_id="", claimed_at=timezone.now() - timedelta(hours=1)
+    )
+    recovered = post_run(stack, slug, "retry-me")
+    assert recovered.status_code == 201 and recovered.json()["run_id"] == run_id, recovered.content
+    assert runs_in_dagster(stack, slug) - before == {run_id}
+    cancel(stack, slug, run_id)
+
+
+def test_the_same_idempotency_key_in_two_organizations_launches_two_runs(stack: Stack):
+    a, b = org_a(stack), org_b(stack)
+    for slug in (a, b):
+        with_people_project(stack, slug)
+    in_a, in_b = post_run(stack, a, "shared-key"), post_run(stack, b, "shared-key")
+    assert in_a.status_code == in_b.status_code == 201, (in_a.content, in_b.content)
+    run_a, run_b = in_a.json()["run_id"], in_b.json()["run_id"]
+    assert run_a != run_b
+    assert run_a in runs_in_dagster(stack, a) and run_b in runs_in_dagster(stack, b)
+    assert stack.call("GET", f"/api/runs/{run_a}", org=b).status_code == 404
+    assert post_run(stack, b, "shared-key").json()["run_id"] == run_b
+    cancel(stack, a, run_a)
+    cancel(stack, b, run_b)
+
+
+def test_a_run_launched_while_the_instance_storage_cannot_be_read_is_201_with_its_id(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    slug = org_a(stack)
+    with_people_project(stack, slug)
+    before = runs_in_dagster(stack, slug)
+    # the webserver launches with its own DAGSTER_HOME; the API's reads of the storage (the run read
+    # back after the launch, its pools, the answer) find no instance
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "a-file" / "dagster"))
+    with caplog.at_level(logging.WARNING, logger="dalgo_api"):
+        response = post_run(stack, slug, "storage-down")
+    assert response.status_code == 201, response.content
+    run = response.json()
+    assert run["status"] == "QUEUED" and run["assets"] == ["people/people"] and run["trigger"] == "manual"
+    assert f"run {run['run_id']} launched" in caplog.text and "cannot be opened" in caplog.text
+
+    monkeypatch.setenv("DAGSTER_HOME", str(stack.root / "dagster"))
+    assert runs_in_dagster(stack, slug) - before == {run["run_id"]}
+    assert run_of(stack, slug, run["run_id"])["assets"] == ["people/people"]
+    again = post_run(stack, slug, "storage-down")
+    assert again.status_code == 201 and again.json()["run_id"] == run["run_id"]
+    cancel(stack, slug, run["run_id"])

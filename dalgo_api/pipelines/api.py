@@ -10,8 +10,10 @@ from ninja import Router
 
 from dalgo_api import bridge
 from dalgo_api.accounts.auth import has_permission
+from dalgo_api.common_responses import errors
 from dalgo_api.errors import ApiError
 from dalgo_api.pipelines.schemas import PipelineIn, PipelineOut
+from dalgo_api.runs import idempotency
 from dalgo_api.runs import services as runs
 from dalgo_api.runs.schemas import RunOut
 from dalgo_api.specs import store as specs
@@ -125,13 +127,35 @@ def disable_pipeline(request: HttpRequest, name: str) -> dict:
     return _set_enabled(request, name, False)
 
 
-@pipelines.post("/{name}/runs", response={201: RunOut}, auth=has_permission(["can_run_pipeline"], lookup=_pipeline))
-def run_pipeline(request: HttpRequest, name: str) -> tuple[int, dict]:
-    """Run the pipeline's selection now, tagged with the pipeline's name."""
+# 400, 409 and 422 also answer a bad, in-progress or reused Idempotency-Key (the docstring)
+@pipelines.post(
+    "/{name}/runs",
+    response={201: RunOut, **errors(400, 409, 422)},
+    auth=has_permission(["can_run_pipeline"], lookup=_pipeline),
+)
+def run_pipeline(request: HttpRequest, name: str, idempotency_key: idempotency.KeyHeader = None) -> tuple[int, RunOut]:
+    """Run the pipeline's selection now, tagged with the pipeline's name.
+
+    A 201 always means the run was launched. When the run cannot be read back from Dagster after the
+    launch, the answer still is 201 with its ``run_id``, ``status`` ``QUEUED`` and ``assets`` null.
+
+    To retry safely, send an ``Idempotency-Key`` header, as for ``POST /api/runs/`` (any string of 1 to
+    255 characters without control characters; a fresh UUID per run you want): a retry with the same
+    key, in the same organization, within 24 hours, answers 201 with the run the first request launched
+    (its current state) and launches nothing. Keys are per organization and shared with
+    ``POST /api/runs/``: the same key for another pipeline or for an asset run is 422; while the first
+    request with the key is still launching, a retry waits for it, then answers 409 (retry shortly); a
+    key that is empty, too long or holds control characters is 400. A request that launched nothing
+    (4xx, 503) does not use up its key."""
     ctx = request.auth
-    run_id = bridge.launch_run(
-        ctx.org.slug,
-        job_name=pipeline_job_name(ctx.org.slug, name),
-        tags=runs.run_tags(ctx.user.email, "manual", **{PIPELINE_TAG: name}),
-    )
-    return 201, runs.launched(ctx.org.slug, run_id)
+    slug = ctx.org.slug
+    key = idempotency.check_key(idempotency_key)
+    job = pipeline_job_name(slug, name)
+    tags = runs.run_tags(ctx.user.email, "manual", **{PIPELINE_TAG: name})
+
+    def launch(launch_id: str) -> str:
+        return bridge.launch_run(slug, job_name=job, tags=tags, launch_id=launch_id)
+
+    digest = idempotency.body_hash({"pipeline": name})  # no body: the request is the pipeline's run
+    run_id, claimed_at = idempotency.launch_once(ctx.org, key, digest, launch)
+    return 201, runs.launched_answer(slug, run_id, tags=tags, job=job, created_at=claimed_at)

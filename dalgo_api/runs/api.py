@@ -5,11 +5,10 @@ a run id of another organization is 404, exactly like an unknown one."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
 from django.http import HttpRequest
-from ninja import Header, Query, Router, Schema
-from pydantic import Field, WithJsonSchema
+from ninja import Query, Router, Schema
+from pydantic import Field
 
 from dalgo_api import bridge
 from dalgo_api.accounts.auth import RequestContext, has_permission
@@ -79,24 +78,12 @@ def _run(ctx: RequestContext, params: dict) -> object:
     return services.get_run(ctx.org.slug, params["run_id"])
 
 
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    WithJsonSchema(idempotency.SCHEMA),
-    Header(
-        None,
-        alias=idempotency.HEADER,
-        description="Any string of 1 to 255 characters without control characters (a UUID, say): a retry "
-        "with the same key and body returns the run the first request launched instead of launching another",
-    ),
-]
-
-
 # 400, 409 and 422 also answer a bad, in-progress or reused Idempotency-Key (the docstring)
 @runs.post("/", response={201: RunOut, **errors(400, 409, 422)}, auth=has_permission(["can_run_assets"]))
 def start_run(
     request: HttpRequest,
     payload: RunIn,
-    idempotency_key: IdempotencyKeyHeader = None,
+    idempotency_key: idempotency.KeyHeader = None,
 ) -> tuple[int, RunOut]:
     """Materialize a selection of the organization's assets. The run waits in Dagster's queue while the
     organization's run slots or a dbt project's pool are taken: ``state`` is then ``queued``, with the

@@ -25,10 +25,12 @@ import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
+from ninja import Header
+from pydantic import WithJsonSchema
 
 from dalgo_api import bridge
 from dalgo_api.errors import ApiError
@@ -43,6 +45,17 @@ POLL_SECONDS = 0.25
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # declared in the OpenAPI document (the checks themselves are check_key's, answering 400)
 SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_LENGTH, "pattern": r"^[^\x00-\x1f\x7f]+$"}
+# the header's parameter, for every endpoint that launches a run
+KeyHeader = Annotated[
+    str | None,
+    WithJsonSchema(SCHEMA),
+    Header(
+        None,
+        alias=HEADER,
+        description="Any string of 1 to 255 characters without control characters (a UUID, say): a retry "
+        "with the same key and body returns the run the first request launched instead of launching another",
+    ),
+]
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +99,7 @@ def launch_once(org: Org, key: str | None, digest: str, launch: Callable[[str], 
             break
         if row is not None:
             if row.body_hash != digest:
-                problem = f"was used with a different request body in organization '{org.slug}'"
+                problem = f"was used with a different request body (or endpoint) in organization '{org.slug}'"
                 raise ApiError(
                     422,
                     f"{HEADER} header: this key {problem} (keys are kept {_hours(KEEP)} hours): "

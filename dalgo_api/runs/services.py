@@ -154,11 +154,18 @@ def launched(slug: str, run_id: str) -> dict[str, Any]:
 
 
 def launched_answer(
-    slug: str, run_id: str, *, assets: Sequence[str], tags: dict[str, str], created_at: datetime | None = None
+    slug: str,
+    run_id: str,
+    *,
+    tags: dict[str, str],
+    assets: Sequence[str] | None = None,
+    job: str = bridge.ASSET_JOB,
+    created_at: datetime | None = None,
 ) -> RunOut:
-    """The answer for an asset run this API launched: ``launched``, read back from Dagster. When reading
-    it back or building the answer fails, the failure is logged and the answer is what the launch knows
-    (Dagster queued the run: ``QUEUED``), never an error for a run that was launched."""
+    """The answer for a run this API launched (of ``assets``, or of the pipeline ``job``): ``launched``,
+    read back from Dagster. When reading it back or building the answer fails, the failure is logged and
+    the answer is what the launch knows (Dagster queued the run: ``QUEUED``; a pipeline's assets are
+    ``None``), never an error for a run that was launched."""
     try:
         return RunOut.model_validate(launched(slug, run_id))
     except Exception:
@@ -169,11 +176,11 @@ def launched_answer(
         run_id=run_id,
         status="QUEUED",
         state="queued",
-        job=bridge.ASSET_JOB,
+        job=job,
         trigger=tags.get(TRIGGER_TAG),
         user=tags.get(USER_TAG),
         pipeline=tags.get(PIPELINE_TAG),
-        assets=sorted(set(assets)),
+        assets=sorted(set(assets)) if assets is not None else None,
         created_at=created_at or datetime.now(tz=UTC),
         started_at=None,
         ended_at=None,

@@ -18,6 +18,8 @@ from django.utils import timezone
 
 from dalgo_api.runs import idempotency
 from dalgo_api.runs.models import IdempotencyKey
+from dalgo_api.specs import store as specs
+from dalgo_core.spec import PipelineSpec
 from tests.api.conftest import Api, OrgWorld
 
 BODY = {"assets": ["people/people"]}
@@ -104,6 +106,54 @@ def test_a_key_expires_after_24_hours(api: Api, world: OrgWorld):
     response = post(api, world, "order-1", {"assets": ["people/other"]})
     assert response.status_code == 503, response.content  # a new key: launched (Dagster down), no 422
     assert not IdempotencyKey.objects.filter(run_id="abc123").exists()
+
+
+def with_pipeline(world: OrgWorld, name: str) -> None:
+    spec = specs.load_spec(world.slug)
+    spec.pipelines.append(PipelineSpec(name=name, assets=["people/*"]))
+    specs.save_spec(spec)
+
+
+def run_pipeline(api: Api, world: OrgWorld, name: str, key: str):
+    token = world.tokens["pipeline-manager"]
+    path = f"/api/pipelines/{name}/runs"
+    return api.call("POST", path, token=token, org=world.slug, headers={"Idempotency-Key": key})
+
+
+def test_a_pipeline_run_checks_its_key_like_an_asset_run(api: Api, world: OrgWorld):
+    """``POST /api/pipelines/{name}/runs`` takes the same header: a bad key is a 400 before any launch,
+    a launch that fails does not use up its key, and the key space is the organization's: a key of an
+    asset run or of another pipeline is 422."""
+    with_pipeline(world, "nightly")
+    with_pipeline(world, "hourly")
+    bad = run_pipeline(api, world, "nightly", "k" * 256)
+    assert bad.status_code == 400, bad.content
+    assert "Idempotency-Key" in bad.json()["detail"] and bad.json()["errors"][0]["field"] == "header.Idempotency-Key"
+
+    down = run_pipeline(api, world, "nightly", "nightly-1")
+    assert down.status_code == 503, down.content  # Dagster down: nothing launched, the key is free
+    assert not IdempotencyKey.objects.exists()
+
+    claimed(world, "order-1", run_id="abc")  # an asset run's key
+    reused = run_pipeline(api, world, "nightly", "order-1")
+    assert reused.status_code == 422 and "different request body" in reused.json()["detail"], reused.content
+    claimed(world, "nightly-2", run_id="def", body={"pipeline": "hourly"})
+    other = run_pipeline(api, world, "nightly", "nightly-2")
+    assert other.status_code == 422, other.content
+
+
+def test_a_retry_of_a_launched_pipeline_run_is_201_even_when_dagster_cannot_be_read(
+    api: Api, world: OrgWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    with_pipeline(world, "nightly")
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "a-file" / "dagster"))  # the storage cannot be opened
+    claimed(world, "nightly-1", run_id="abc123", body={"pipeline": "nightly"})
+    response = run_pipeline(api, world, "nightly", "nightly-1")
+    assert response.status_code == 201, response.content
+    run = response.json()
+    assert run["run_id"] == "abc123" and run["status"] == "QUEUED" and run["pipeline"] == "nightly"
+    assert run["job"].endswith("nightly") and run["assets"] is None
 
 
 CONCURRENT = """

@@ -533,3 +533,41 @@ def test_a_run_launched_while_the_instance_storage_cannot_be_read_is_201_with_it
     again = post_run(stack, slug, "storage-down")
     assert again.status_code == 201 and again.json()["run_id"] == run["run_id"]
     cancel(stack, slug, run["run_id"])
+
+
+def test_a_pipeline_run_with_an_idempotency_key_launches_once_and_answers_201_when_storage_fails(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    slug = org_a(stack)
+    with_people_project(stack, slug)
+    pipeline = {"name": "retried", "assets": ["people/people"], "schedule": {"cron": "0 2 * * *"}}
+    created = stack.call("POST", "/api/pipelines/", pipeline, org=slug, role="pipeline-manager")
+    assert created.status_code == 201, created.content
+    token = stack.orgs[slug].tokens["pipeline-manager"]
+
+    def run_pipeline(key: str):
+        headers = {"Idempotency-Key": key}
+        return stack.api.call("POST", "/api/pipelines/retried/runs", token=token, org=slug, headers=headers)
+
+    before = runs_in_dagster(stack, slug)
+    first, again = run_pipeline("pipeline-retry"), run_pipeline("pipeline-retry")
+    assert first.status_code == again.status_code == 201, (first.content, again.content)
+    run_id = first.json()["run_id"]
+    assert again.json()["run_id"] == run_id and again.json()["pipeline"] == "retried"
+    assert runs_in_dagster(stack, slug) - before == {run_id}
+    cancel(stack, slug, run_id)
+
+    # launched by the webserver, not readable by the API: 201 with the run id, the failure logged
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "a-file" / "dagster"))
+    with caplog.at_level(logging.WARNING, logger="dalgo_api"):
+        response = run_pipeline("pipeline-storage-down")
+    assert response.status_code == 201, response.content
+    run = response.json()
+    assert run["status"] == "QUEUED" and run["pipeline"] == "retried" and run["job"] == f"{slug}__retried"
+    assert f"run {run['run_id']} launched" in caplog.text
+    monkeypatch.setenv("DAGSTER_HOME", str(stack.root / "dagster"))
+    assert runs_in_dagster(stack, slug) - before == {run_id, run["run_id"]}
+    assert run_of(stack, slug, run["run_id"])["pipeline"] == "retried"
+    cancel(stack, slug, run["run_id"])
+    assert stack.call("DELETE", "/api/pipelines/retried", org=slug).status_code == 204

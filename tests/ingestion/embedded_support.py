@@ -6,6 +6,7 @@ once and reused by every test.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,25 @@ def postgres_warehouse(postgres: PostgresServer, slug: str, monkeypatch: pytest.
     }
 
 
+def faker_users_on_postgres(
+    orgs_dir: Path, postgres: PostgresServer, slug: str, count: int, monkeypatch: pytest.MonkeyPatch
+) -> tuple[OrgSpec, Callable[[str], list[tuple]], str]:
+    """An organization on its own PostgreSQL database with a faker connection of one incremental
+    stream, ``users``; returns its spec, a query function on the database and the database's DSN."""
+    warehouse = postgres_warehouse(postgres, slug, monkeypatch)
+    connection = faker_connection(count=count, streams=[{"name": "users", "sync_mode": "incremental"}])
+    spec = write_org(orgs_dir, slug, connection, warehouse)
+    dsn = postgres.dsn(slug, slug, "s3cret")
+
+    def query(sql: str) -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(dsn) as db:
+            return db.execute(sql).fetchall()
+
+    return spec, query, dsn
+
+
 def write_org(
     orgs_dir: Path, slug: str, connection: dict[str, Any], warehouse: dict[str, Any] | None = None
 ) -> OrgSpec:
@@ -77,7 +97,9 @@ def write_org(
     return load_org_spec(slug)
 
 
-def sync(spec: OrgSpec, streams: list[str] | None = None) -> dg.ExecuteInProcessResult:
+def sync(
+    spec: OrgSpec, streams: list[str] | None = None, instance: dg.DagsterInstance | None = None
+) -> dg.ExecuteInProcessResult:
     """Materialize the org's ingestion assets (all streams, or the given ones) in process."""
     ingestion = build_embedded_ingestion(spec)
     selection = None
@@ -88,7 +110,13 @@ def sync(spec: OrgSpec, streams: list[str] | None = None) -> dg.ExecuteInProcess
         resources={**warehouse_resources(spec), **ingestion.resources},
         selection=selection,
         raise_on_error=False,
+        instance=instance,
     )
+
+
+def run_log(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -> list[str]:
+    """The messages the run logged (``context.log``), in order."""
+    return [e.user_message for e in instance.all_logs(result.run_id) if e.user_message]
 
 
 def loaded(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:

@@ -75,10 +75,15 @@ def connection_asset(spec: OrgSpec, connection: ConnectionSpec) -> dg.AssetsDefi
         selected = [s.name for key, s in keys.items() if key in context.selected_asset_keys]
         connector = connection.source.connector
 
-        def log(level: str, message: str) -> None:
-            getattr(context.log, level if level in _LOG_LEVELS else "debug")(f"[{connector}] {message}")
+        def note(level: str, message: str) -> None:
+            getattr(context.log, level if level in _LOG_LEVELS else "debug")(message)
 
-        sync = ConnectionSync(org, connection, warehouse, connectors_root=airbyte_connectors.connectors_dir, log=log)
+        def log(level: str, message: str) -> None:
+            note(level, f"[{connector}] {message}")
+
+        sync = ConnectionSync(
+            org, connection, warehouse, connectors_root=airbyte_connectors.connectors_dir, log=log, note=note
+        )
         try:
             results = sync.run(selected)
         except SyncError as exc:

@@ -3,8 +3,11 @@
 The load jobs write ``<dataset>._dalgo_stg_<table>`` (truncating it); at commit one multi-statement
 script moves every stream's rows into its final table and saves the connector state inside
 ``BEGIN TRANSACTION ... COMMIT TRANSACTION``, so a failure leaves the previous sync's rows and state.
-The ``destination_schema`` is the dataset. (Not exercised on this machine: BigQuery needs Google's
-network; the SQL and schemas are unit-tested.)
+The ``destination_schema`` is the dataset. A column whose type changed is migrated in place only where
+BigQuery's ALTER allows it (a wider numeric type), else the table is rebuilt: the DDL, run before the
+script, drops and creates it, and the stream's state is deleted at once (BigQuery's DDL is outside the
+transaction: a failed sync then finds no state and reads the stream in full, into the rebuilt table).
+(Not exercised on this machine: BigQuery needs Google's network; the SQL and schemas are unit-tested.)
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import orjson
 
 from dalgo_assets.ingestion.embedded import sql
-from dalgo_assets.ingestion.embedded.loaders import Loader, RowSink
+from dalgo_assets.ingestion.embedded.loaders import Loader, Reconciled, RowSink
 from dalgo_assets.ingestion.embedded.schema import StreamTable
 from dalgo_assets.warehouse import WarehouseResource
 
@@ -72,6 +75,36 @@ class BigQueryLoader(Loader):
         self.query(sql.create_state_table(self.dialect, schema))
         return dict(self.query(_inline(sql.select_state(self.dialect, schema), (org, connection))))
 
+    def columns(self, schema: str, table: str) -> dict[str, str]:
+        statement = (
+            f"select column_name, data_type from `{self.project}.{schema}`.INFORMATION_SCHEMA.COLUMNS "
+            "where table_name = ?"
+        )
+        return dict(self.query(_inline(statement, (table,))))
+
+    def reconcile(self, table: StreamTable) -> Reconciled:
+        changes = sql.type_changes(self.dialect, table, self.columns(table.schema, table.table))
+        ddl, rebuilt = reconcile_ddl(table, changes)
+        self._ddl += ddl
+        if rebuilt:
+            narrow = ", ".join(f"{c.column}" for c in changes if not sql.can_alter_in_place(self.dialect, c))
+            return Reconciled(
+                changes, rebuilt=True, reason=f"BigQuery changes the type of {narrow} in place only to a wider number"
+            )
+        return Reconciled(changes)
+
+    def forget_state(self, schema: str, org: str, connection: str, stream: str) -> bool:
+        if not self.columns(schema, sql.STATE_TABLE):
+            return False
+        self.query(_inline(sql.delete_state(self.dialect, schema), (org, connection, stream)))
+        return True
+
+    def drop_stream(self, schema: str, table: str) -> list[str]:
+        if not self.columns(schema, table):
+            return []
+        self.query(sql.drop_table(self.dialect, schema, table))
+        return [f"{schema}.{table}"]
+
     def _path(self, table: StreamTable) -> Path:
         return self.workdir / f"{table.table}.ndjson"
 
@@ -116,6 +149,16 @@ class BigQueryLoader(Loader):
     def drop_staging(self) -> None:
         for staging in self._staging:
             self.client.delete_table(staging, not_found_ok=True)
+
+
+def reconcile_ddl(table: StreamTable, changes: list[sql.TypeChange]) -> tuple[list[str], bool]:
+    """The DDL that brings the table to the catalog's types, and whether it rebuilds the table (the
+    ``create_final_table`` statements that follow create it again)."""
+    if not changes:
+        return [], False
+    if all(sql.can_alter_in_place(sql.BIGQUERY, c) for c in changes):
+        return [sql.alter_column_type(sql.BIGQUERY, table, c) for c in changes], False
+    return [sql.drop_table(sql.BIGQUERY, table.schema, table.table)], True
 
 
 def commit_script(statements: list[str]) -> str:

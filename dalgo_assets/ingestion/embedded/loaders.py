@@ -5,6 +5,14 @@ table; DuckDB: a newline-delimited JSON file read natively by ``read_json``; Big
 ``bigquery.py``), then moved into the final tables and the connector state saved in the same
 transaction (``sql.py``). A failure anywhere rolls it all back, so the previous sync's rows and state
 stay as they were.
+
+Before a stream's rows are staged, its table is reconciled with the connector's catalog
+(``Loader.reconcile``): a column whose type changed is migrated in place when the warehouse can cast
+every existing value, else the table is rebuilt (dropped and created again; the sync then forgets the
+stream's state and reads it in full). On PostgreSQL, the views built on the table (dbt's) are dropped
+and created again from their own definitions around the change, in the same transaction (their grants
+and comments are not kept); a view that no longer builds on the new types fails the sync, naming it.
+``drop_stream`` is a reset: the stream's table and its state, gone.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import contextlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +32,19 @@ from dalgo_assets.ingestion.embedded.schema import RowBuilder, StreamTable
 from dalgo_assets.warehouse import WarehouseResource
 
 RowSink = Callable[[list[Any]], None]
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What ``Loader.reconcile`` did to a stream's existing table."""
+
+    changes: list[sql.TypeChange] = field(default_factory=list)
+    rebuilt: bool = False  # dropped and created again: the stream must be read in full
+    reason: str = ""  # why the existing values could not be migrated (when rebuilt)
+
+
+class SchemaChangeError(Exception):
+    """A column type change that neither a migration nor a rebuild can apply (a view that no longer builds)."""
 
 
 class Loader(ABC):
@@ -37,6 +59,18 @@ class Loader(ABC):
     @abstractmethod
     def load_state(self, schema: str, org: str, connection: str) -> dict[str, str]:
         """Saved connector states by stream (GLOBAL_KEY for connection-wide state)."""
+
+    @abstractmethod
+    def reconcile(self, table: StreamTable) -> Reconciled:
+        """Bring the stream's existing table to the catalog's column types (before ``begin_stream``)."""
+
+    @abstractmethod
+    def forget_state(self, schema: str, org: str, connection: str, stream: str) -> bool:
+        """Delete one stream's saved state (True if there was one)."""
+
+    @abstractmethod
+    def drop_stream(self, schema: str, table: str) -> list[str]:
+        """Drop a stream's table (a reset): what was dropped, the table first; empty if it did not exist."""
 
     @abstractmethod
     def begin_stream(self, table: StreamTable) -> RowSink:
@@ -85,6 +119,64 @@ class SqlLoader(Loader):
         self._ensure_schema(schema)
         return dict(self.execute(sql.select_state(self.dialect, schema), (org, connection)))
 
+    def columns(self, schema: str, table: str) -> dict[str, str]:
+        """The table's columns and their types as the warehouse reports them (empty: no such table)."""
+        return dict(self.execute(sql.existing_columns(self.dialect), (schema, table)))
+
+    def dependent_views(self, schema: str, table: str) -> list[tuple[str, str, str]]:
+        """(qualified name, ``view`` or ``materialized view``, definition) of every view built on the
+        table, directly or through other views, in an order they can be created in. Empty on DuckDB,
+        which binds a view when it is read: its views stand through any change of the table."""
+        return []
+
+    def _drop_views(self, views: list[tuple[str, str, str]]) -> None:
+        for name, kind, _ in reversed(views):
+            self.execute(f"drop {kind} if exists {name}")
+
+    def _create_views(self, views: list[tuple[str, str, str]]) -> None:
+        for name, kind, definition in views:
+            try:
+                self.execute(f"create {kind} {name} as {definition}")
+            except Exception as exc:
+                raise SchemaChangeError(
+                    f"{kind} {name}, built on the table, does not build on the new column types: {exc}"
+                ) from None
+
+    def reconcile(self, table: StreamTable) -> Reconciled:
+        changes = sql.type_changes(self.dialect, table, self.columns(table.schema, table.table))
+        if not changes:
+            return Reconciled()
+        views = self.dependent_views(table.schema, table.table)
+        self._drop_views(views)
+        reason = self.migrate(table, changes)
+        if reason is not None:
+            self.rebuild(table)
+        self._create_views(views)
+        return Reconciled(changes, rebuilt=reason is not None, reason=reason or "")
+
+    @abstractmethod
+    def migrate(self, table: StreamTable, changes: list[sql.TypeChange]) -> str | None:
+        """Change the columns' types in place, casting the values; None when done, else why it cannot be
+        (nothing changed then)."""
+
+    def rebuild(self, table: StreamTable) -> None:
+        self.execute(sql.drop_table(self.dialect, table.schema, table.table))
+        for statement in sql.create_final_table(self.dialect, table):
+            self.execute(statement)
+
+    def forget_state(self, schema: str, org: str, connection: str, stream: str) -> bool:
+        if not self.columns(schema, sql.STATE_TABLE):
+            return False
+        return bool(self.execute(sql.delete_state(self.dialect, schema) + " returning 1", (org, connection, stream)))
+
+    def drop_stream(self, schema: str, table: str) -> list[str]:
+        """A reset drops the views built on the table with it (dbt creates them again at its next build)."""
+        if not self.columns(schema, table):
+            return []
+        views = [name for name, _, _ in self.dependent_views(schema, table)]
+        self.execute(sql.drop_table(self.dialect, schema, table, cascade=bool(views)))
+        return [f"{schema}.{table}", *views]
+
     def begin_stream(self, table: StreamTable) -> RowSink:
         self._ensure_schema(table.schema)
         for statement in sql.create_final_table(self.dialect, table):
@@ -124,7 +216,8 @@ class SqlLoader(Loader):
 
 
 class PostgresLoader(SqlLoader):
-    """COPY into temporary staging tables: one COPY open at a time, switched when the stream changes."""
+    """COPY into temporary staging tables: one COPY open at a time, switched when the stream changes.
+    A type change runs under a savepoint, with the table's dependent views set aside."""
 
     json_as_text = True
 
@@ -147,6 +240,23 @@ class PostgresLoader(SqlLoader):
     def _close_copy(self) -> None:
         self._copy_stack.close()
         self._copying = None
+
+    def dependent_views(self, schema: str, table: str) -> list[tuple[str, str, str]]:
+        return [
+            (name, kind, definition)
+            for name, kind, definition, _ in self.execute(DEPENDENT_VIEWS, (self.dialect.table(schema, table),))
+        ]
+
+    def migrate(self, table: StreamTable, changes: list[sql.TypeChange]) -> str | None:
+        self.execute("savepoint dalgo_migrate")
+        for change in changes:
+            try:
+                self.execute(sql.alter_column_type(self.dialect, table, change))
+            except Exception as exc:
+                self.execute("rollback to savepoint dalgo_migrate")
+                return f"{change.column}: {str(exc).splitlines()[0]}"
+        self.execute("release savepoint dalgo_migrate")
+        return None
 
     def sink(self, table: StreamTable) -> RowSink:
         cols = ", ".join(self.dialect.quote(c) for c in table.column_names)
@@ -189,6 +299,17 @@ class DuckDBLoader(SqlLoader):
     def begin(self) -> None:
         self.conn.execute("begin transaction")
 
+    def migrate(self, table: StreamTable, changes: list[sql.TypeChange]) -> str | None:
+        """DuckDB has no savepoints, and a failed statement aborts the sync's transaction: every value is
+        checked with ``try_cast`` first. (Views need nothing: DuckDB binds them when they are read.)"""
+        for change in changes:
+            (bad,) = self.execute(sql.uncastable_values(self.dialect, table, change))[0]
+            if bad:
+                return f"{bad} value{'s' if bad > 1 else ''} of {change.column} cannot be cast to {change.new}"
+        for change in changes:
+            self.execute(sql.alter_column_type(self.dialect, table, change))
+        return None
+
     def _path(self, table: StreamTable) -> Path:
         return self.workdir / f"{table.table}.ndjson"
 
@@ -226,6 +347,25 @@ class DuckDBLoader(SqlLoader):
             (str(path),),
         )
         path.unlink()
+
+
+DEPENDENT_VIEWS = """
+with recursive dependents(oid, depth) as (
+    select r.ev_class, 1 from pg_depend d join pg_rewrite r on r.oid = d.objid
+    where d.classid = 'pg_rewrite'::regclass and d.refobjid = %s::regclass and r.ev_class <> d.refobjid
+  union all
+    select r.ev_class, dependents.depth + 1 from dependents
+    join pg_depend d on d.refobjid = dependents.oid and d.classid = 'pg_rewrite'::regclass
+    join pg_rewrite r on r.oid = d.objid
+    where r.ev_class <> dependents.oid and dependents.depth < 50
+)
+select format('%%I.%%I', n.nspname, c.relname),
+       case c.relkind when 'm' then 'materialized view' else 'view' end,
+       pg_get_viewdef(c.oid), max(dependents.depth) as depth
+from dependents join pg_class c on c.oid = dependents.oid join pg_namespace n on n.oid = c.relnamespace
+group by n.nspname, c.relname, c.relkind, c.oid
+order by depth, 1
+"""
 
 
 @contextlib.contextmanager

@@ -2,6 +2,11 @@
 
 Every failure becomes a ``SyncError`` naming the organization and connection, with the connector's or
 the warehouse's own message, so the run's failure says what to fix and where.
+
+Before reading, each stream's existing table is brought to the types of the connector's catalog
+(``Loader.reconcile``); the run's log says, per changed column, from which type to which and whether
+it was migrated in place or its table rebuilt (then the stream's state is forgotten and it is read in
+full, in this sync).
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from dalgo_assets.ingestion.embedded.connectors import ConnectorInstallError, ensure_connector
-from dalgo_assets.ingestion.embedded.loaders import Loader, open_loader
+from dalgo_assets.ingestion.embedded.loaders import Loader, Reconciled, open_loader
 from dalgo_assets.ingestion.embedded.protocol import ConnectorError, ConnectorProcess, LogFn
 from dalgo_assets.ingestion.embedded.schema import StreamTable, columns_from_schema
-from dalgo_assets.ingestion.embedded.state import StateTracker, state_input
+from dalgo_assets.ingestion.embedded.state import GLOBAL_KEY, StateTracker, state_input
 from dalgo_assets.warehouse import WarehouseResource
 from dalgo_core import layout
 from dalgo_core.sandbox import Policy
@@ -112,12 +117,14 @@ class ConnectionSync:
         *,
         connectors_root: str | None = None,
         log: LogFn,
+        note: LogFn | None = None,
     ):
         self.org = org
         self.connection = connection
         self.warehouse = warehouse
         self.connectors_root = connectors_root
-        self.log = log
+        self.log = log  # the connector's messages
+        self.note = note or log  # the platform's own (schema changes)
 
     def error(self, message: str) -> SyncError:
         return SyncError(self.org, self.connection.name, message)
@@ -161,6 +168,7 @@ class ConnectionSync:
                 saved = loader.load_state(conn.destination_schema, self.org, conn.name)
             except Exception as exc:
                 raise self.error(f"reading the saved state failed: {exc}") from None
+            self._reconcile(loader, tables, saved)
             incremental = [t.stream for t in tables if t.sync_mode == "incremental"]
             counts = self._read(proc, loader, tables, entries, state_input(saved, incremental) or None)
             return self._commit(loader, tables, counts, incremental)
@@ -182,6 +190,41 @@ class ConnectionSync:
                 tables.append(table)
                 entries.append(entry)
         return tables, entries
+
+    def _reconcile(self, loader: Loader, tables: list[StreamTable], saved: dict[str, str]) -> None:
+        """Bring every existing table to the catalog's column types; a rebuilt stream's state goes (from
+        the warehouse, in the sync's transaction, and from this read's input)."""
+        conn = self.connection
+        for table in tables:
+            try:
+                done = loader.reconcile(table)
+                if done.rebuilt:
+                    loader.forget_state(conn.destination_schema, self.org, conn.name, table.stream)
+            except Exception as exc:
+                raise self.error(
+                    f"changing the column types of {table.schema}.{table.table} in {self.warehouse.type} failed: {exc}"
+                ) from None
+            self._log_changes(table, done)
+            if done.rebuilt:
+                saved.pop(table.stream, None)
+                if saved.pop(GLOBAL_KEY, None) is not None:
+                    self.note(
+                        "warning",
+                        f"the connection-wide state is dropped too: every stream of {conn.name} is read in full",
+                    )
+
+    def _log_changes(self, table: StreamTable, done: Reconciled) -> None:
+        where = f"{table.schema}.{table.table}"
+        for change in done.changes:
+            what = f"table {where}: column '{change.column}' changed type from {change.old} to {change.new}"
+            if done.rebuilt:
+                self.note(
+                    "warning",
+                    f"{what}: its values cannot be cast ({done.reason}); the table is rebuilt: dropped, "
+                    f"created with the new types, its state dropped, and stream '{table.stream}' synced in full",
+                )
+            else:
+                self.note("info", f"{what}: migrated in place (ALTER COLUMN ... TYPE, existing values cast)")
 
     def _read(
         self,

@@ -33,7 +33,7 @@ def build_org_definitions(spec: OrgSpec) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=automation.assets,
-        jobs=[everything, *automation.jobs, *maintenance_jobs(spec)],
+        jobs=[everything, *automation.jobs, *maintenance_jobs(spec), *ingestion.jobs],
         schedules=automation.schedules,
         sensors=automation.sensors,
         resources={**warehouse_resources(spec), **ingestion.resources, **dbt.resources},

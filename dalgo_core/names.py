@@ -34,6 +34,7 @@ TRIGGER_TAG = "dalgo/trigger"  # manual, maintenance, schedule, automation, retr
 PIPELINE_TAG = "dalgo/pipeline"  # the pipeline a run was launched for
 COMMAND_TAG = "dalgo/maintenance"  # git_pull, dbt_deps or dbt_clean
 DBT_PROJECT_TAG = "dalgo/dbt_project"
+CONNECTION_TAG = "dalgo/connection"  # the connection a reset run drops the tables and state of
 LAUNCH_TAG = "dalgo/launch"  # a fresh id per API launch: finds the run when the launch's answer was lost
 
 # Dagster's own tags on runs its daemon launches
@@ -60,6 +61,20 @@ def pipeline_schedule_name(slug: str, pipeline: str) -> str:
 
 def maintenance_job_name(slug: str, project: str, command: str) -> str:
     return f"{slug}__{project}__{command}"
+
+
+def reset_job_name(slug: str, connection: str) -> str:
+    """The job that drops a connection's stream tables and connector state (the next sync is full)."""
+    return f"{slug}__{connection}__reset"
+
+
+def reset_op_name(slug: str, connection: str) -> str:
+    return f"{reset_job_name(slug, connection)}_op"
+
+
+def reset_run_config(slug: str, connection: str, streams: list[str]) -> dict:
+    """The run config of a reset job: the streams to reset (none: every stream of the connection)."""
+    return {"ops": {reset_op_name(slug, connection): {"config": {"streams": list(streams)}}}}
 
 
 def automation_sensor_name(slug: str) -> str:

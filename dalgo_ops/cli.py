@@ -1,4 +1,5 @@
-"""The ``dalgo`` command: prepare organizations, write the workspace, start the platform."""
+"""The ``dalgo`` command: prepare organizations, write the workspace, start the platform, reset a
+connection."""
 
 from __future__ import annotations
 
@@ -72,6 +73,54 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
 
 
+def cmd_reset(args: argparse.Namespace) -> int:
+    """Run the connection's reset job in this process against the organization's definitions (recorded
+    in the Dagster instance of ``$DAGSTER_HOME`` when it is set), printing what it dropped."""
+    import os
+
+    import dagster as dg
+
+    from dalgo_assets.definitions import build_org_definitions
+    from dalgo_assets.ingestion.embedded.reset import UnknownStreams, reset_streams
+    from dalgo_core.names import reset_job_name, reset_op_name, reset_run_config
+
+    try:
+        spec = load_org_spec(args.org)
+    except (SpecError, FileNotFoundError, ValueError) as exc:
+        print(f"dalgo reset: {exc}")
+        return 1
+    connection = next((c for c in spec.connections if c.name == args.connection), None)
+    if connection is None:
+        names = ", ".join(c.name for c in spec.connections) or "none"
+        print(
+            f"dalgo reset: organization '{spec.slug}' has no connection '{args.connection}' (its connections: {names})"
+        )
+        return 1
+    if spec.ingestion.mode == "server":
+        print(f"dalgo reset: organization '{spec.slug}' syncs on its Airbyte server: clear the connection's data there")
+        return 1
+    try:
+        reset_streams(connection, args.stream)
+    except UnknownStreams as exc:
+        print(f"dalgo reset: {exc}")
+        return 1
+    job = build_org_definitions(spec).resolve_job_def(reset_job_name(spec.slug, connection.name))
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    result = job.execute_in_process(
+        run_config=reset_run_config(spec.slug, connection.name, args.stream), instance=instance, raise_on_error=False
+    )
+    op = reset_op_name(spec.slug, connection.name)
+    for entry in instance.all_logs(result.run_id):
+        if entry.step_key == op and entry.user_message and not entry.is_dagster_event:
+            print(entry.user_message)
+    if not result.success:
+        failures = [e for e in result.all_events if e.is_step_failure]
+        error = failures[0].step_failure_data.error if failures else None
+        print(f"dalgo reset: {error.message.strip() if error else 'the reset run failed'}")
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dalgo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo-org", default="demo_ngo", help="its demo user's login is printed ('' for none)")
     p.add_argument("--demo-email", default="demo@example.org")
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("reset", help="drop a connection's stream tables and state: the next sync is a full one")
+    p.add_argument("org", help="organization slug")
+    p.add_argument("connection")
+    p.add_argument("--stream", action="append", default=[], help="a stream to reset (repeat; default: every stream)")
+    p.set_defaults(func=cmd_reset)
 
     register_airbyte(sub)
     register_deploy(sub)

@@ -21,6 +21,7 @@ from dalgo_core.spec import OrgSpec
 class IngestionDefinitions:
     assets: list[dg.AssetsDefinition] = field(default_factory=list)
     resources: dict[str, Any] = field(default_factory=dict)
+    jobs: list[dg.JobDefinition] = field(default_factory=list)  # one reset job per connection
     # the warehouse tables the streams land in, for the dbt sources that read them
     relations: dict[Relation, tuple[str, dg.AssetKey]] = field(default_factory=dict)
 

@@ -4,7 +4,7 @@ Each connector is installed from PyPI into its own venv (``connectors.py``) and 
 Airbyte-protocol CLI (``protocol.py``); its records are typed from the discovered JSON schemas
 (``schema.py``) and loaded into the organization's warehouse (``loaders.py``, ``bigquery.py``,
 ``sql.py``) with the connector state in the same transaction (``state.py``), one sync per connection
-(``sync.py``), each connection a multi-asset (``assets.py``).
+(``sync.py``), each connection a multi-asset (``assets.py``) and a reset job (``reset.py``).
 """
 
 from __future__ import annotations
@@ -17,11 +17,14 @@ if TYPE_CHECKING:
 
 
 def build_embedded_ingestion(spec: OrgSpec) -> IngestionDefinitions:
-    """One multi-asset per connection and the connector runtime resource; no network, no install."""
+    """One multi-asset and one reset job per connection, and the connector runtime resource; no
+    network, no install."""
     from dalgo_assets.ingestion import IngestionDefinitions
     from dalgo_assets.ingestion.embedded.assets import RUNTIME_KEY, ConnectorRuntime, connection_asset
+    from dalgo_assets.ingestion.embedded.reset import reset_job
 
     return IngestionDefinitions(
         assets=[connection_asset(spec, conn) for conn in spec.connections],
         resources={RUNTIME_KEY: ConnectorRuntime()},
+        jobs=[reset_job(spec, conn) for conn in spec.connections],
     )

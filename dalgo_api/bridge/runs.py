@@ -136,9 +136,11 @@ def launch_run(
     asset_keys: Sequence[str] | None = None,
     job_name: str | None = None,
     launch_id: str | None = None,
+    run_config: dict[str, Any] | None = None,
 ) -> str:
     """Submit a run of the organization's code location (to the run queue); return its id. Either
-    ``asset_keys`` (relative to the organization) or a ``job_name`` of that location.
+    ``asset_keys`` (relative to the organization) or a ``job_name`` of that location (with its
+    ``run_config``, if it takes one).
 
     The run is tagged ``dalgo/launch=<launch_id>`` (a fresh id when none is given): when the webserver
     cannot answer the launch (it accepted it, then the answer was lost), the run is looked up by that tag,
@@ -155,6 +157,7 @@ def launch_run(
                 ASSET_JOB if selection is not None else str(job_name),
                 repository_location_name=location_name(slug),
                 repository_name=REPOSITORY,
+                run_config=run_config,
                 tags=all_tags,
                 asset_selection=selection,
             )

@@ -1,18 +1,26 @@
 """The organization's ingestion connections (``/api/connections/``): each writes the spec's
 ``connections`` entry and reloads the code location, where every stream becomes an asset
 ``<connection>/<stream>``. Secret config fields are stored encrypted (``dalgo_core.secret_store``)
-and referenced from the spec; they are never returned."""
+and referenced from the spec; they are never returned. A reset of a connection, or of some of its
+streams, runs the connection's reset job in the code location (``dalgo_core.names.reset_job_name``):
+their tables and connector state dropped, the next sync a full one."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest
 from ninja import Router
 
+from dalgo_api import bridge
 from dalgo_api.accounts.auth import has_permission
-from dalgo_api.connections.schemas import ConnectionIn, ConnectionOut
+from dalgo_api.common_responses import errors
+from dalgo_api.connections.schemas import ConnectionIn, ConnectionOut, ResetIn
+from dalgo_api.errors import ApiError
+from dalgo_api.runs import services as runs
+from dalgo_api.runs.schemas import RunOut
 from dalgo_api.specs import store as specs
 from dalgo_api.specs.changes import SpecSection
 from dalgo_core import secret_store
+from dalgo_core.names import CONNECTION_TAG, reset_job_name, reset_run_config
 from dalgo_core.spec import ConnectionSpec, SecretRef, SourceSpec
 
 connections = Router(tags=["connections"])
@@ -103,3 +111,41 @@ def delete_connection(request: HttpRequest, name: str) -> tuple[int, None]:
         if ref.file:
             secret_store.delete_secret(slug, ref.file)
     return 204, None
+
+
+def reset_streams(connection: ConnectionSpec, streams: list[str]) -> list[str]:
+    """The streams a reset names, checked against the connection (422 naming the unknown ones); empty:
+    every stream (the reset job's own default)."""
+    known = [s.name for s in connection.streams]
+    unknown = [s for s in dict.fromkeys(streams) if s not in known]
+    if unknown:
+        raise ApiError(
+            422,
+            f"connection '{connection.name}' has no stream {', '.join(repr(s) for s in unknown)} "
+            f"(its streams: {', '.join(known)})",
+            [{"field": "streams", "message": f"unknown stream {s!r}"} for s in unknown],
+        )
+    return [s for s in known if s in streams]
+
+
+@connections.post(
+    "/{name}/reset",
+    response={201: RunOut, **errors(422)},
+    auth=has_permission(["can_reset_connection"], lookup=_connection),
+)
+def reset_connection(request: HttpRequest, name: str, payload: ResetIn | None = None) -> tuple[int, RunOut]:
+    """Reset the connection, or the streams named (none or an empty list: every stream): a run of the
+    connection's reset job clears their data and connector state, so the next sync reads them in full.
+    Embedded connections drop their tables (on PostgreSQL with the views built on them, which dbt builds
+    again) and state in the warehouse. The run waits for a sync of the connection in progress; its log
+    says what was dropped. Answers 201 with the run, as ``POST /api/runs/``; an unknown stream is 422."""
+    ctx = request.auth
+    slug = ctx.org.slug
+    connection: ConnectionSpec = ctx.obj
+    streams = reset_streams(connection, payload.streams if payload is not None else [])
+    job = reset_job_name(slug, connection.name)
+    tags = runs.run_tags(ctx.user.email, "manual", **{CONNECTION_TAG: connection.name})
+    run_id = bridge.launch_run(
+        slug, job_name=job, tags=tags, run_config=reset_run_config(slug, connection.name, streams)
+    )
+    return 201, runs.launched_answer(slug, run_id, tags=tags, job=job)

@@ -44,3 +44,11 @@ class ConnectionOut(Schema):
     destination_schema: str
     airbyte_connection_id: str | None
     assets: list[str] = Field(description="The asset key of each stream")
+
+
+class ResetIn(Schema):
+    streams: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="The streams to reset (their tables and state dropped); none or empty: every stream",
+    )

@@ -70,6 +70,10 @@ CASES: dict[tuple[str, str], Case] = {
         lambda w: (f"/api/invitations/{w.invitation.pk}", None),
         204,
     ),
+    ("POST", "/api/connections/{name}/reset"): (  # allowed: launched, so 503 with no Dagster
+        lambda w: (add_faker_connection(w.slug) or "/api/connections/faker/reset", {"streams": ["users"]}),
+        503,
+    ),
 }
 # Operations without authentication, exercised in test_accounts.py / test_bad_input.py.
 PUBLIC = {
@@ -82,6 +86,7 @@ PUBLIC = {
 }
 
 from tests.api.conftest import PASSWORD  # noqa: E402
+from tests.api.test_connection_reset import add_faker_connection  # noqa: E402
 
 PLATFORM_LEVEL = {("POST", "/api/organizations/")}  # checked outside any organization
 
@@ -99,6 +104,7 @@ OWNED_PREFIXES = (
     "/api/currentuser",
     "/api/signup",
     "/api/health",
+    "/api/connections/{name}/reset",
 )
 
 

@@ -4,7 +4,8 @@ shows its error, two dbt runs on one project run one after the other, a run laun
 Dagster (as from Dagit) is listed for its organization only, users of another organization see nothing,
 every role gets exactly what the permission matrix gives it, a run requested right after an
 organization was created succeeds, a retried run request with the same ``Idempotency-Key`` launches one
-run (per organization), and a run launched while the API cannot read Dagster's storage answers 201.
+run (per organization), a run launched while the API cannot read Dagster's storage answers 201, and a
+connection reset runs the connection's reset job.
 
 The tests run in file order and share one webserver + daemon (module fixture ``stack``).
 """
@@ -333,6 +334,7 @@ CASES: dict[tuple[str, str], tuple[str, Any, int, bool]] = {
     ("GET", "/api/connections/{name}"): ("/api/connections/faker", None, 200, False),
     ("PUT", "/api/connections/{name}"): ("/api/connections/faker", CONNECTION, 503, True),
     ("DELETE", "/api/connections/{name}"): ("/api/connections/faker", None, 503, True),
+    ("POST", "/api/connections/{name}/reset"): ("/api/connections/faker/reset", {"streams": ["users"]}, 503, True),
     ("GET", "/api/dbt/projects/"): ("/api/dbt/projects/", None, 200, False),
     ("POST", "/api/dbt/projects/"): ("/api/dbt/projects/", {"name": "other", "path": "/nonexistent"}, 422, True),
     ("GET", "/api/dbt/projects/{name}"): ("/api/dbt/projects/people", None, 200, False),
@@ -571,3 +573,21 @@ def test_a_pipeline_run_with_an_idempotency_key_launches_once_and_answers_201_wh
     assert run_of(stack, slug, run["run_id"])["pipeline"] == "retried"
     cancel(stack, slug, run["run_id"])
     assert stack.call("DELETE", "/api/pipelines/retried", org=slug).status_code == 204
+
+
+def test_a_connection_reset_through_the_api_launches_the_connections_reset_job(stack: Stack):
+    """The job and its run config, named on both sides of the seam (``dalgo_core.names``), meet: Dagster
+    validates the run config at the launch (what the job does is tests/ingestion/test_reset.py)."""
+    slug = org_b(stack)
+    connection = {**CONNECTION, "name": "resettable", "streams": [{"name": "users"}, {"name": "products"}]}
+    created = stack.call("POST", "/api/connections/", connection, org=slug, role="pipeline-manager")
+    assert created.status_code == 201, created.content
+    response = stack.call(
+        "POST", "/api/connections/resettable/reset", {"streams": ["users"]}, org=slug, role="pipeline-manager"
+    )
+    assert response.status_code == 201, response.content
+    run = response.json()
+    assert run["job"] == f"{slug}__resettable__reset" and run["trigger"] == "manual"
+    assert run_of(stack, slug, run["run_id"])["job"] == run["job"]
+    cancel(stack, slug, run["run_id"])
+    assert stack.call("DELETE", "/api/connections/resettable", org=slug).status_code == 204

@@ -75,13 +75,14 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_reset(args: argparse.Namespace) -> int:
     """Run the connection's reset job in this process against the organization's definitions (recorded
-    in the Dagster instance of ``$DAGSTER_HOME`` when it is set), printing what it dropped."""
+    in the Dagster instance of ``$DAGSTER_HOME`` when it is set), printing what it dropped: the tables
+    and state in the warehouse, or, for an Airbyte server's connection, Airbyte's own reset job."""
     import os
 
     import dagster as dg
 
     from dalgo_assets.definitions import build_org_definitions
-    from dalgo_assets.ingestion.embedded.reset import UnknownStreams, reset_streams
+    from dalgo_assets.ingestion.reset import UnknownStreams, reset_streams
     from dalgo_core.names import reset_job_name, reset_op_name, reset_run_config
 
     try:
@@ -95,9 +96,6 @@ def cmd_reset(args: argparse.Namespace) -> int:
         print(
             f"dalgo reset: organization '{spec.slug}' has no connection '{args.connection}' (its connections: {names})"
         )
-        return 1
-    if spec.ingestion.mode == "server":
-        print(f"dalgo reset: organization '{spec.slug}' syncs on its Airbyte server: clear the connection's data there")
         return 1
     try:
         reset_streams(connection, args.stream)

@@ -8,8 +8,9 @@ unchanged against it:
 - public API ``/api/public/v1``: ``POST applications/token``, ``GET workspaces/{id}``,
   ``GET|POST sources``, ``GET|PATCH sources/{id}``, the same for ``destinations`` and ``connections``
   (lists paginated with ``limit``/``offset`` and a ``next`` URL), ``GET|POST jobs``, ``GET|DELETE jobs/{id}``;
-- configuration API ``/api/v1``: ``POST connections/get`` (the connection with its ``syncCatalog``) and
-  ``POST jobs/get`` (attempts with stream stats and the failure summary).
+- configuration API ``/api/v1``: ``POST connections/get`` (the connection with its ``syncCatalog``),
+  ``POST connections/reset/stream`` (a reset job of some streams) and ``POST jobs/get`` (attempts with
+  stream stats and the failure summary).
 
 A sync job moves ``pending -> running -> succeeded`` one step per ``GET jobs/{id}`` (deterministic, no
 clock), reporting ``records_per_stream`` rows per selected stream; for a connection marked with
@@ -124,6 +125,7 @@ class StandinAirbyte:
                 ("GET", PUBLIC + "/jobs/(?P<id>\\d+)", self._poll_job),
                 ("DELETE", PUBLIC + "/jobs/(?P<id>\\d+)", self._cancel_job),
                 ("POST", CONFIG + "/connections/get", self._config_connection),
+                ("POST", CONFIG + "/connections/reset/stream", self._reset_streams),
                 ("POST", CONFIG + "/jobs/get", self._config_job),
                 ("POST", "/_control/fail", self._control_fail),
             ]
@@ -321,22 +323,26 @@ class StandinAirbyte:
     def _start_job(self, body: dict, **_: Any) -> dict:
         _require(body, "connectionId", "jobType")
         connection = self._get("connections", body["connectionId"])
+        streams = [s["name"] for s in connection["configurations"]["streams"]]
+        return self._job_view(self._new_job(connection, body["jobType"], streams))
+
+    def _new_job(self, connection: dict, job_type: str, streams: list[str]) -> dict:
         job_id = next(self._job_ids)
         self.jobs[job_id] = {
             "jobId": job_id,
             "status": "pending",
-            "jobType": body["jobType"],
+            "jobType": job_type,
             "connectionId": connection["connectionId"],
             "startTime": _now(),
             "lastUpdatedAt": _now(),
             "duration": "PT0S",
             "bytesSynced": 0,
             "rowsSynced": 0,
-            "_streams": [s["name"] for s in connection["configurations"]["streams"]],
+            "_streams": streams,
             "_started": time.monotonic(),
             "_failure": self.failing.get(connection["connectionId"]),
         }
-        return self._job_view(self.jobs[job_id])
+        return self.jobs[job_id]
 
     def _job(self, id: str | int) -> dict:
         if int(id) not in self.jobs:
@@ -400,6 +406,19 @@ class StandinAirbyte:
             "scheduleType": "manual",
             "syncCatalog": {"streams": streams},
         }
+
+    def _reset_streams(self, body: dict, **_: Any) -> dict:
+        """A reset job of the streams named (``[{streamName, streamNamespace}]``), as JobInfoRead."""
+        _require(body, "connectionId", "streams")
+        connection = self._get("connections", body["connectionId"])
+        known = {s["name"] for s in connection["configurations"]["streams"]}
+        names = [s.get("streamName") for s in body["streams"]]
+        unknown = [n for n in names if n not in known]
+        if not names or unknown:
+            raise ApiError(422, f"streams not in connection {connection['connectionId']}: {unknown or 'none given'}")
+        job = self._new_job(connection, "reset", names)
+        info = {"id": job["jobId"], "configType": "reset_connection", "configId": job["connectionId"]}
+        return {"job": {**info, "status": job["status"], "createdAt": 0, "updatedAt": 0}, "attempts": []}
 
     def _config_job(self, body: dict, **_: Any) -> dict:
         job = self._job(body.get("id", 0))

@@ -21,10 +21,10 @@ def build_embedded_ingestion(spec: OrgSpec) -> IngestionDefinitions:
     network, no install."""
     from dalgo_assets.ingestion import IngestionDefinitions
     from dalgo_assets.ingestion.embedded.assets import RUNTIME_KEY, ConnectorRuntime, connection_asset
-    from dalgo_assets.ingestion.embedded.reset import reset_job
+    from dalgo_assets.ingestion.embedded.reset import embedded_reset_job
 
     return IngestionDefinitions(
         assets=[connection_asset(spec, conn) for conn in spec.connections],
         resources={RUNTIME_KEY: ConnectorRuntime()},
-        jobs=[reset_job(spec, conn) for conn in spec.connections],
+        jobs=[embedded_reset_job(spec, conn) for conn in spec.connections],
     )

@@ -1,13 +1,10 @@
-"""A reset of a connection, or of some of its streams: their tables and connector state dropped from
-the organization's warehouse, so the next sync reads them in full and creates the tables anew.
-
-``reset_connection`` does it in one transaction (what ``dalgo reset`` and the reset job run); each
-connection has a reset job, ``<org>__<connection>__reset`` (``dalgo_core.names``), whose run config
-names the streams (none: all of them). The job holds the connection's pool, so a reset never runs beside
-a sync of that connection, and on DuckDB it is a warehouse writer like the syncs. On PostgreSQL the
-views built on a dropped table (dbt's) are dropped with it, and said so; dbt creates them again at its
-next build. A connection-wide (GLOBAL) state is dropped as well, even by a reset of some streams: the
-connector resumes every stream from it, so the reset streams would not be read in full otherwise.
+"""An embedded connection's reset: the tables and connector state of its streams (all, or those
+named) dropped from the organization's warehouse in one transaction, so the next sync reads them in
+full and creates the tables anew (the job around it: ``dalgo_assets/ingestion/reset.py``). On
+PostgreSQL the views built on a dropped table (dbt's) are dropped with it, and said so; dbt creates them
+again at its next build. A connection-wide (GLOBAL) state is dropped as well, even by a reset of some
+streams: the connector resumes every stream from it, so the reset streams would not be read in full
+otherwise.
 """
 
 import shutil
@@ -16,18 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
-from pydantic import Field
 
 from dalgo_assets.ingestion.embedded.loaders import open_loader
 from dalgo_assets.ingestion.embedded.state import GLOBAL_KEY
+from dalgo_assets.ingestion.reset import reset_job, reset_streams
 from dalgo_assets.warehouse import WarehouseResource
-from dalgo_assets.warehouse.writers import writer_tags
-from dalgo_core.names import CONNECTION_TAG, ORG_TAG, connection_pool, reset_job_name, reset_op_name
 from dalgo_core.spec import ConnectionSpec, OrgSpec
-
-
-class UnknownStreams(ValueError):
-    """Streams a reset names that the connection does not have."""
 
 
 @dataclass(frozen=True)
@@ -48,20 +39,6 @@ class ResetResult:
             out.append("nothing to drop: no table or state of these streams in the warehouse")
         out.append(f"connection '{self.connection}': {', '.join(self.streams)} will be synced in full at the next sync")
         return out
-
-
-def reset_streams(connection: ConnectionSpec, streams: list[str] | None) -> list[str]:
-    """The streams a reset covers, in the spec's order (all of them when none are named)."""
-    known = [s.name for s in connection.streams]
-    if not streams:
-        return known
-    unknown = [s for s in streams if s not in known]
-    if unknown:
-        raise UnknownStreams(
-            f"connection '{connection.name}' has no stream {', '.join(repr(s) for s in unknown)} "
-            f"(its streams: {', '.join(known)})"
-        )
-    return [s for s in known if s in streams]
 
 
 def reset_connection(
@@ -86,38 +63,10 @@ def reset_connection(
     return result
 
 
-class ResetConfig(dg.Config):
-    streams: list[str] = Field(default_factory=list, description="the streams to reset; none: every stream")
+def embedded_reset_job(spec: OrgSpec, connection: ConnectionSpec) -> dg.JobDefinition:
+    """The connection's reset job, dropping its tables and state in the organization's warehouse."""
 
+    def action(context: dg.OpExecutionContext, streams: list[str] | None) -> list[str]:
+        return reset_connection(spec.slug, connection, context.resources.warehouse, streams).lines()
 
-def reset_job(spec: OrgSpec, connection: ConnectionSpec) -> dg.JobDefinition:
-    """The connection's reset job: one op, holding the connection's pool."""
-    org = spec.slug
-
-    @dg.op(
-        name=reset_op_name(org, connection.name),
-        pool=connection_pool(org, connection.name),
-        tags=writer_tags(spec),
-        description=f"Drop the tables and state of streams of connection '{connection.name}'",
-    )
-    def reset(context: dg.OpExecutionContext, config: ResetConfig, warehouse: WarehouseResource) -> None:
-        try:
-            result = reset_connection(org, connection, warehouse, config.streams)
-        except UnknownStreams as exc:
-            raise dg.Failure(description=str(exc)) from None
-        except Exception as exc:
-            raise dg.Failure(
-                description=f"organization '{org}', connection '{connection.name}': the reset failed: {exc}"
-            ) from None
-        for line in result.lines():
-            context.log.info(line)
-
-    @dg.job(
-        name=reset_job_name(org, connection.name),
-        tags={ORG_TAG: org, CONNECTION_TAG: connection.name},
-        description=f"Reset connection '{connection.name}' of {spec.name}: tables and state dropped, next sync full",
-    )
-    def _job() -> None:
-        reset()
-
-    return _job
+    return reset_job(spec, connection, "warehouse", action)

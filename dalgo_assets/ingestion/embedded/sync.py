@@ -199,7 +199,8 @@ class ConnectionSync:
             try:
                 done = loader.reconcile(table)
                 if done.rebuilt:
-                    loader.forget_state(conn.destination_schema, self.org, conn.name, table.stream)
+                    for stream in (table.stream, GLOBAL_KEY):
+                        loader.forget_state(conn.destination_schema, self.org, conn.name, stream)
             except Exception as exc:
                 raise self.error(
                     f"changing the column types of {table.schema}.{table.table} in {self.warehouse.type} failed: {exc}"

@@ -20,10 +20,11 @@ AIRBYTE_RESOURCE_KEY = "airbyte"
 
 
 def build_server_ingestion(spec: OrgSpec) -> IngestionDefinitions:
-    """One multi-asset per declared connection and the ``airbyte`` workspace resource."""
+    """One multi-asset and one reset job per declared connection, and the ``airbyte`` workspace resource."""
     # imported here so that running the stand-in (``-m ...server.standin``) does not import Dagster
     from dalgo_assets.ingestion import IngestionDefinitions
     from dalgo_assets.ingestion.server.assets import OrgAirbyteTranslator, connection_assets
+    from dalgo_assets.ingestion.server.reset import server_reset_job
     from dalgo_assets.ingestion.server.state import connection_id, read_state
     from dalgo_assets.ingestion.server.workspace import airbyte_workspace
     from dalgo_core.spec import SpecError
@@ -46,4 +47,5 @@ def build_server_ingestion(spec: OrgSpec) -> IngestionDefinitions:
     return IngestionDefinitions(
         assets=[connection_assets(spec, conn, ids[conn.name], translator) for conn in spec.connections],
         resources={AIRBYTE_RESOURCE_KEY: airbyte_workspace(spec)},
+        jobs=[server_reset_job(spec, conn, ids[conn.name]) for conn in spec.connections],
     )

@@ -4,13 +4,16 @@ dagster-airbyte's client drives syncs (``sync_and_poll``) but its errors drop th
 exceeded") and a failed job only says "Job failed: 12". This subclass keeps the cause of a failed request,
 does not retry answers that retrying cannot change (4xx), and fetches a failed job's own message from the
 configuration API (``jobs/get``, as Airbyte's UI does). It also adds the public API calls that
-connections-as-code needs: list, create and update sources, destinations and connections.
+connections-as-code needs: list, create and update sources, destinations and connections, and the
+resets: a whole connection (the public API's ``reset`` job) or some of its streams (the configuration
+API's ``connections/reset/stream``), polled to their end.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -117,6 +120,42 @@ class DalgoAirbyteClient(AirbyteClient):
             for s in attempts[-1].get("streamStats") or []
             if s.get("stats")
         }
+
+    # -- resets ------------------------------------------------------------------------------------
+
+    def reset_and_poll(self, connection_id: str, streams: Sequence[str] | None = None) -> Mapping[str, Any]:
+        """Clear the connection's data and state in Airbyte (every stream, or those named) and wait for the
+        job; return the job's details (the public API's JobResponse). A failed job raises ``Failure``."""
+        if not streams:
+            job_id = self._single_request(
+                "POST", f"{self.rest_api_base_url}/jobs", data={"connectionId": connection_id, "jobType": "reset"}
+            )["jobId"]
+        else:
+            catalog = self.get_connection_details(connection_id).get("syncCatalog") or {}
+            namespaces = {s["stream"]["name"]: s["stream"].get("namespace") for s in catalog.get("streams") or []}
+            body = {
+                "connectionId": connection_id,
+                "streams": [{"streamName": s, "streamNamespace": namespaces.get(s)} for s in streams],
+            }
+            started = self._single_request(
+                "POST", f"{self.configuration_api_base_url}/connections/reset/stream", data=body
+            )
+            job_id = started["job"]["id"]
+        self._log.info(f"Airbyte reset job {job_id} started for connection {connection_id}")
+        deadline = datetime.now() + timedelta(seconds=self.poll_timeout) if self.poll_timeout else None
+        while True:
+            job = self.get_job_details(job_id)
+            status = str(job.get("status", "")).lower()
+            if status == "succeeded":
+                return job
+            if status in TERMINAL_FAILURES:
+                attempts = self._attempts(job_id)
+                self._log_tail(job_id, attempts)
+                message = failure_message(attempts) or "Airbyte gave no message"
+                raise dg.Failure(f"Airbyte reset job {job_id} {status}: {message}", metadata=job_metadata(job))
+            if deadline is not None and datetime.now() > deadline:
+                raise dg.Failure(f"Airbyte reset job {job_id} still {status} after {self.poll_timeout} seconds")
+            time.sleep(self.poll_interval)
 
     # -- public API for connections as code ---------------------------------------------------------
 

@@ -22,11 +22,13 @@ rewrites the same workspace the webserver and the daemon read.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,19 +101,45 @@ def process_env(config: ServeConfig) -> dict[str, str]:
     return env
 
 
-def create_storage(env: dict[str, str], log_dir: Path) -> None:
+class Step:
+    """A preparation step run as a subprocess while others run, its output kept in ``<name>.log``."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name, self.log = name, log_dir / f"{name}.log"
+        self.on_success: Callable[[], None] | None = None
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+
+    def result(self, failure: str) -> str:
+        """Its output once it ended; a failure stops the start with ``failure`` and the output's tail."""
+        self.proc.wait()
+        output = self.log.read_text(errors="replace")
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"{failure}:\n{output[-3000:]}")
+        if self.on_success is not None:
+            self.on_success()
+        return output
+
+
+MIGRATED_STAMP = ".dalgo-storage-migrated"
+
+
+def create_storage(env: dict[str, str], log_dir: Path) -> Step | None:
     """Create (or migrate) Dagster's storage once, before any process touches it: processes that all
     create a new SQLite storage at once corrupt it. Storage left by an older Dagster is migrated; a
-    failure stops the start with Dagster's own message."""
-    done = subprocess.run(
-        [str(BIN / "dagster"), "instance", "migrate"], env=env, cwd=REPO, capture_output=True, text=True
-    )
-    (log_dir / "dagster-instance-migrate.log").write_text(done.stdout + done.stderr)
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"Dagster's storage in {env['DAGSTER_HOME']} cannot be created or migrated:\n"
-            f"{(done.stdout + done.stderr)[-3000:]}"
-        )
+    failure stops the start with Dagster's own message. None when the storage was already migrated by
+    this Dagster version (a stamp in ``$DAGSTER_HOME``): a warm start skips it."""
+    home = Path(env["DAGSTER_HOME"])
+    stamp = home / MIGRATED_STAMP
+    version = f"dagster {importlib.metadata.version('dagster')}\n"
+    embedded = "DAGSTER_PG_HOST" not in env  # PostgreSQL storage is always migrated: it is shared
+    stores = (home / "history" / "runs.db", home / "schedules" / "schedules.db")
+    if embedded and all(f.exists() for f in stores) and stamp.exists() and stamp.read_text() == version:
+        return None
+    stamp.unlink(missing_ok=True)
+    step = Step("dagster-instance-migrate", [str(BIN / "dagster"), "instance", "migrate"], env, log_dir)
+    step.on_success = lambda: stamp.write_text(version)
+    return step
 
 
 def http_ok(url: str) -> bool:
@@ -207,24 +235,11 @@ def api(config: ServeConfig, env: dict[str, str]) -> ProcessSpec:
     return ProcessSpec("api", argv, env, REPO, ready=lambda: http_ok(f"{config.api_url}/api/health"))
 
 
-def manage(env: dict[str, str], log_dir: Path, *args: str) -> str:
-    """One ``manage.py`` command, its output kept in ``manage-<command>.log``; its stdout, or the
-    start stops with its message."""
-    done = subprocess.run(
-        [sys.executable, str(REPO / "manage.py"), *args], env=env, cwd=REPO, capture_output=True, text=True
-    )
-    (log_dir / f"manage-{args[0]}.log").write_text(done.stdout + done.stderr)
-    if done.returncode != 0:
-        raise RuntimeError(f"manage.py {args[0]} failed:\n{(done.stdout + done.stderr)[-3000:]}")
-    return done.stdout
-
-
-def prepare_api(env: dict[str, str], log_dir: Path) -> list[str]:
-    """Before the API starts (all idempotent): migrate its database, collect its static files, adopt the
-    organizations of the folder into it; return the adoption's lines."""
-    manage(env, log_dir, "migrate", "--noinput")
-    manage(env, log_dir, "collectstatic", "--noinput", "--clear")
-    return manage(env, log_dir, "adoptorgs").splitlines()
+def prepare_api(env: dict[str, str], log_dir: Path, demo_user: tuple[str, str] | None) -> Step:
+    """Before the API starts, in one Django process (``manage.py prepareapi``, idempotent): migrate its
+    database, collect its static files, adopt the organizations folder, and the demo login if asked."""
+    argv = [sys.executable, str(REPO / "manage.py"), "prepareapi", *(["--demo", *demo_user] if demo_user else [])]
+    return Step("manage-prepareapi", argv, env, log_dir)
 
 
 def process_specs(config: ServeConfig, env: dict[str, str]) -> list[ProcessSpec]:
@@ -241,9 +256,6 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
 
     slugs = list_org_slugs()
     supervisor.log(f"dalgo serve: {sandbox.status()}")
-    supervisor.log(f"dalgo serve: preparing {len(slugs)} organization(s)")
-    for slug, problem in prepare(slugs).items():
-        supervisor.log(f"organization '{slug}' is not ready (its code location will show the error): {problem}")
     if config.postgres_url:
         write_postgres_instance(config.dagster_home)
     else:
@@ -251,21 +263,32 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
     config.run_dir.mkdir(parents=True, exist_ok=True)
     write_workspace(config.workspace, grpc_base_port=config.grpc_base_port)
     env = process_env(config)
-    create_storage(env, supervisor.log_dir)
-    for line in prepare_api(env, supervisor.log_dir):
-        supervisor.log(f"dalgo serve: {line}")
-    if config.demo_user and config.demo_user[0] in slugs:
-        config.demo_login = manage(env, supervisor.log_dir, "demologin", *config.demo_user).strip()
-    specs = process_specs(config, env)
-    servers = [s for s in specs if s.name.startswith(CODE_SERVER_PREFIX)]
-    supervisor.log(f"dalgo serve: starting {len(servers)} code server(s), then the webserver, daemon and API")
-    for spec in servers:
-        supervisor.start(spec)
+    # Dagster's storage and the API's database are made ready while the dbt manifests are prepared.
+    storage = create_storage(env, supervisor.log_dir)
+    demo = config.demo_user if config.demo_user and config.demo_user[0] in slugs else None
+    api_ready = prepare_api(env, supervisor.log_dir, demo)
+    supervisor.log(f"dalgo serve: preparing {len(slugs)} organization(s)")
+    for slug, problem in prepare(slugs).items():
+        supervisor.log(f"organization '{slug}' is not ready (its code location will show the error): {problem}")
+    if storage is not None:
+        storage.result(f"Dagster's storage in {env['DAGSTER_HOME']} cannot be created or migrated")
+    specs = {s.name: s for s in process_specs(config, env)}
+    servers = [name for name in specs if name.startswith(CODE_SERVER_PREFIX)]
+    supervisor.log(f"dalgo serve: starting {len(servers)} code server(s) and the API, then the webserver and daemon")
+    for name in servers:
+        supervisor.start(specs[name])
+    for line in api_ready.result("the API's database cannot be prepared").splitlines():
+        if line.startswith(("adopted", "demo login")):
+            supervisor.log(f"dalgo serve: {line}")
+            if line.startswith("demo login"):
+                config.demo_login = line
+    supervisor.start(specs["api"])
     # A code server that cannot load its organization still serves the error, so waiting is safe.
-    supervisor.wait_ready([s.name for s in servers])
-    for spec in specs[len(servers) :]:
-        supervisor.start(spec)
-    supervisor.wait_ready([s.name for s in specs[len(servers) :]])
+    supervisor.wait_ready(servers)
+    rest = [name for name in specs if name not in servers and name != "api"]
+    for name in rest:
+        supervisor.start(specs[name])
+    supervisor.wait_ready([*rest, "api"])
     return slugs
 
 

@@ -89,9 +89,7 @@ def main() -> None:
             (home / "platform" / "api.sqlite3").unlink(missing_ok=True)
             dev_home.mkdir()
             for kind in ("fresh", "warm"):
-                times[f"up {kind}"].append(
-                    timed_start(up, env, REPO, lambda: loaded(web, expected) and api_ok(api))
-                )
+                times[f"up {kind}"].append(timed_start(up, env, REPO, lambda: loaded(web, expected) and api_ok(api)))
                 times[f"dev {kind}"].append(
                     timed_start(dev, {**env, "DAGSTER_HOME": str(dev_home)}, REPO, lambda: loaded(web, expected))
                 )

@@ -1,6 +1,7 @@
 """A reset of a connection or of some of its streams: their tables and connector state dropped, the next
-sync a full one. ``dalgo reset`` runs the organization's reset job in process (DuckDB); the same job on
-PostgreSQL drops the views built on a table with it and says so."""
+sync a full one. ``dalgo reset`` runs the organization's reset job in process (DuckDB; on PostgreSQL,
+where the views on a table go with it, in test_schema_changes.py). The sync after the reset also
+rebuilds a table whose values DuckDB cannot cast to the catalog's type (sharing this test's syncs)."""
 
 from __future__ import annotations
 
@@ -8,23 +9,18 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-import psycopg
 import pytest
 
-from dalgo_assets.definitions import build_org_definitions
 from dalgo_assets.warehouse import warehouse_resources
-from dalgo_core.names import reset_job_name, reset_run_config
 from dalgo_ops.cli import main as dalgo
 from tests.ingestion.embedded_support import (
     embedded_env,  # noqa: F401 (fixture)
     faker_connection,
-    faker_users_on_postgres,
     loaded,
     run_log,
     sync,
     write_org,
 )
-from tests.support.postgres import PostgresServer
 
 
 def test_dalgo_reset_of_one_stream_then_of_the_connection(
@@ -45,7 +41,7 @@ def test_dalgo_reset_of_one_stream_then_of_the_connection(
         }
 
     assert tables() == {"users", "products", "_dalgo_airbyte_state"}
-    assert loaded(sync(spec))["users"]["rows_loaded"] == 0  # incremental: nothing new since
+    assert query("select stream from raw_faker._dalgo_airbyte_state") == [("users",)]  # incremental
 
     # names are checked before anything runs
     assert dalgo(["reset", "acme", "nope"]) == 1
@@ -60,9 +56,22 @@ def test_dalgo_reset_of_one_stream_then_of_the_connection(
     assert tables() == {"products", "_dalgo_airbyte_state"}
     assert query("select count(*) from raw_faker._dalgo_airbyte_state") == [(0,)]
 
-    again = sync(spec)
+    # products' price retyped by hand and holding a value no DOUBLE holds: the sync rebuilds that table
+    with duckdb.connect(path) as db:
+        db.execute("alter table raw_faker.products alter column price type varchar")
+        db.execute("update raw_faker.products set price = 'n/a' where id = 1")
+    instance = dg.DagsterInstance.ephemeral()
+    again = sync(spec, instance=instance)
     assert again.success and loaded(again)["users"]["rows_loaded"] == 12  # a full sync
     assert query("select count(*), count(distinct id) from raw_faker.users") == [(12, 12)]
+    log = run_log(instance, again)
+    rebuilt = [m for m in log if m.startswith("table raw_faker.products: column 'price' changed type from VARCHAR")]
+    assert rebuilt and "to DOUBLE: its values cannot be cast (1 value of price cannot be cast to DOUBLE)" in rebuilt[0]
+    assert "the table is rebuilt" in rebuilt[0] and "stream 'products' synced in full" in rebuilt[0], log
+    assert query(
+        "select data_type from information_schema.columns where table_name = 'products' and column_name = 'price'"
+    ) == [("DOUBLE",)]
+    assert query("select count(*), count(price) from raw_faker.products") == [(12, 12)]
 
     assert dalgo(["reset", "acme", "faker"]) == 0
     out = capsys.readouterr().out
@@ -70,29 +79,3 @@ def test_dalgo_reset_of_one_stream_then_of_the_connection(
     assert tables() == {"_dalgo_airbyte_state"}
     assert dalgo(["reset", "acme", "faker"]) == 0  # nothing left: says so, and succeeds
     assert "nothing to drop" in capsys.readouterr().out
-
-
-def test_reset_job_on_postgres_drops_the_views_on_the_table_and_the_next_sync_is_full(
-    embedded_env: Path,  # noqa: F811
-    postgres: PostgresServer,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    spec, query, dsn = faker_users_on_postgres(embedded_env / "orgs", postgres, "pgreset", 10, monkeypatch)
-
-    assert sync(spec).success
-    with psycopg.connect(dsn, autocommit=True) as db:
-        db.execute("create view raw_faker.adults as select id from raw_faker.users where age >= 18")
-
-    job = build_org_definitions(spec).resolve_job_def(reset_job_name("pgreset", "faker"))
-    instance = dg.DagsterInstance.ephemeral()
-    result = job.execute_in_process(run_config=reset_run_config("pgreset", "faker", []), instance=instance)
-    assert result.success
-    log = run_log(instance, result)
-    assert "dropped raw_faker.users" in log and "dropped raw_faker.adults" in log, log
-    assert "dropped the state of stream 'users'" in log
-    assert query("select table_name from information_schema.tables where table_schema = 'raw_faker'") == [
-        ("_dalgo_airbyte_state",)
-    ]
-    again = sync(spec)
-    assert again.success and loaded(again)["users"]["rows_loaded"] == 10
-    assert query("select count(*) from raw_faker.users") == [(10,)]

@@ -3,8 +3,9 @@ when the warehouse can cast its values, else the stream's table is rebuilt and t
 the run's log says which column of which table changed from which type to which, and what was done.
 
 DuckDB: the case as reported, with the real source-file connector (a CSV whose date column the
-connection's ``reader_options`` start parsing). PostgreSQL: source-faker, its table left by an older
-sync with text columns, a view (as dbt builds) on the table kept through both.
+connection's ``reader_options`` start parsing); DuckDB's rebuild is in test_reset.py (it shares that
+test's syncs). PostgreSQL: source-faker, its table left by an older sync with text columns, views (as
+dbt builds) on the table kept through both, then dropped with it by a reset.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import duckdb
 import psycopg
 import pytest
 
+from dalgo_assets.definitions import build_org_definitions
 from dalgo_assets.warehouse import warehouse_resources
 from dalgo_core import layout
+from dalgo_core.names import reset_job_name, reset_run_config
 from tests.ingestion.embedded_support import (
     embedded_env,  # noqa: F401 (fixture)
     faker_users_on_postgres,
@@ -54,7 +57,7 @@ def file_connection(path: Path, reader_options: dict[str, Any] | None = None) ->
     }
 
 
-def test_duckdb_a_date_column_typed_by_the_connection_is_migrated_or_its_table_rebuilt(
+def test_duckdb_a_date_column_typed_by_the_connection_is_migrated(
     embedded_env: Path,  # noqa: F811
 ) -> None:
     csv = layout.org_root("sheets") / "files" / "people.csv"  # the files a connection reads: the org's root
@@ -92,22 +95,6 @@ def test_duckdb_a_date_column_typed_by_the_connection_is_migrated_or_its_table_r
         (3.0, None),
     ]
     assert loaded(second)["people"]["rows_loaded"] == 3
-
-    # values DuckDB cannot cast (a column someone retyped and filled by hand): the table is rebuilt
-    with duckdb.connect(path) as db:
-        db.execute("alter table raw_sheet.people alter column id type varchar")
-        db.execute("update raw_sheet.people set id = 'one' where id = '1.0'")
-    instance = dg.DagsterInstance.ephemeral()
-    third = sync(spec, instance=instance)
-    assert third.success
-    log = run_log(instance, third)
-    rebuilt = [
-        m for m in log if m.startswith("table raw_sheet.people: column 'id' changed type from VARCHAR to DOUBLE")
-    ]
-    assert rebuilt and "1 value of id cannot be cast to DOUBLE" in rebuilt[0], log
-    assert "the table is rebuilt" in rebuilt[0] and "stream 'people' synced in full" in rebuilt[0]
-    assert types()["id"] == "DOUBLE"
-    assert query("select id from raw_sheet.people order by id") == [(1.0,), (2.0,), (3.0,)]
 
 
 def test_postgres_a_column_type_change_migrates_with_its_views_or_rebuilds_and_resyncs_in_full(
@@ -158,6 +145,19 @@ def test_postgres_a_column_type_change_migrates_with_its_views_or_rebuilds_and_r
     assert query("select count(*), count(distinct id), count(age) from raw_faker.users") == [(15, 15, 15)]
     assert query("select count(*) from analytics.recent") == [(15,)]  # the views stand on the new table
     assert query("select stream from raw_faker._dalgo_airbyte_state") == [("users",)]
+
+    # a reset (the connection's reset job) drops the table with the views on it, and the state
+    job = build_org_definitions(spec).resolve_job_def(reset_job_name("pgtypes", "faker"))
+    instance = dg.DagsterInstance.ephemeral()
+    reset = job.execute_in_process(run_config=reset_run_config("pgtypes", "faker", []), instance=instance)
+    assert reset.success
+    log = run_log(instance, reset)
+    assert {"dropped raw_faker.users", "dropped analytics.signups", "dropped analytics.recent"} <= set(log), log
+    assert "dropped the state of stream 'users'" in log
+    assert query(
+        "select table_schema, table_name from information_schema.tables where table_schema <> 'pg_catalog' "
+        "and table_schema <> 'information_schema'"
+    ) == [("raw_faker", "_dalgo_airbyte_state")]
 
 
 def test_bigquery_plans_a_wider_number_in_place_and_rebuilds_anything_else() -> None:

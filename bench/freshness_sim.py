@@ -37,6 +37,7 @@ import dagster as dg  # noqa: E402
 
 from dalgo_assets.automation import build_automation  # noqa: E402
 from dalgo_assets.automation.targets import FreshnessTarget  # noqa: E402
+from dalgo_core.cron import ticks_from  # noqa: E402
 from dalgo_core.spec import OrgSpec  # noqa: E402
 from tests.support.simulate import VirtualOrg, materialization_times, plain_asset  # noqa: E402
 
@@ -113,14 +114,12 @@ def build_org(i: int, rng: random.Random) -> SimOrg:
 
 def kept(target: FreshnessTarget, materializations: list[float], end: float) -> bool:
     """Never stale from the first materialization to ``end``, by Dagster's rules."""
-    from dagster._utils.schedules import cron_string_iterator
-
     if not materializations:
         return False
     checks = [m - 1e-3 for m in materializations[1:]] + [end]
     if target.deadline_cron:
-        ticks = cron_string_iterator(materializations[0], target.deadline_cron, target.timezone)
-        for tick in ticks:
+        first = datetime.fromtimestamp(materializations[0], tz=UTC)
+        for tick in ticks_from(target.deadline_cron, first, target.timezone):
             if tick.timestamp() > end:
                 break
             checks.append(tick.timestamp())
@@ -143,9 +142,7 @@ def cron_runs(sim: SimOrg) -> int:
             period = max(p for p in CRON_PERIODS_MIN if p + spread <= fresh.max_lag_minutes)
             total += int(DAY.total_seconds() // 60 // period)
         if fresh.deadline_cron and (period is None or period + spread > (fresh.deadline_max_age_minutes or 1440)):
-            from dagster._utils.schedules import cron_string_iterator
-
-            for tick in cron_string_iterator(START.timestamp(), fresh.deadline_cron, "UTC"):
+            for tick in ticks_from(fresh.deadline_cron, START):
                 if tick.timestamp() > (START + DAY).timestamp():
                     break
                 total += 1

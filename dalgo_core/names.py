@@ -41,6 +41,7 @@ LAUNCH_TAG = "dalgo/launch"  # a fresh id per API launch: finds the run when the
 SENSOR_TAG = "dagster/sensor_name"
 SCHEDULE_TAG = "dagster/schedule_name"
 AUTOMATION_TAG = "dagster/from_automation_condition"
+GRPC_INFO_TAG = ".dagster/grpc_info"  # on every run: where its code server listens (hidden: a leading dot)
 
 # --- jobs, sensors, schedules ----------------------------------------------------------------------
 

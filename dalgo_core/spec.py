@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dalgo_core import settings
+from dalgo_core.cron import cron_problem, smallest_interval, timezone_problem
 from dalgo_core.names import location_name
 
 SPEC_FILE = "org.yaml"
@@ -36,6 +37,7 @@ VERSION_PATTERN = r"^[0-9]+(\.[0-9]+){0,3}((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev
 STREAM_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$"
 RELATIVE_PATH_PATTERN = r"^([A-Za-z0-9_][A-Za-z0-9_.-]*)(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$"
 GIT_REF_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}$"
+MIN_WINDOW = timedelta(minutes=1)  # Dagster's smallest freshness window
 
 
 class SpecError(Exception):
@@ -215,6 +217,16 @@ class AirbyteServerSpec(_Model):
     client_secret: SecretRef | None = None
     poll_interval_seconds: float = Field(10.0, gt=0)
 
+    @model_validator(mode="after")
+    def _one_way_to_sign_in(self) -> AirbyteServerSpec:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("give both username and password")
+        if (self.client_id is None) != (self.client_secret is None):
+            raise ValueError("give both client_id and client_secret")
+        if self.username and self.client_id:
+            raise ValueError("use username/password or client credentials, not both")
+        return self
+
 
 class IngestionSpec(_Model):
     mode: Literal["embedded", "server"] = "embedded"
@@ -243,14 +255,24 @@ class FreshnessSpec(_Model):
 
     @model_validator(mode="after")
     def _something(self) -> FreshnessSpec:
-        if self.max_lag_minutes is None and self.deadline_cron is None:
+        lag, minimum = self.max_lag_minutes, MIN_WINDOW.total_seconds() / 60
+        if lag is None and self.deadline_cron is None:
             raise ValueError("a freshness target needs max_lag_minutes, deadline_cron or both")
-        if self.warn_lag_minutes is not None and (
-            self.max_lag_minutes is None or self.warn_lag_minutes >= self.max_lag_minutes
-        ):
+        if lag is not None and lag < minimum:
+            raise ValueError(f"max_lag_minutes must be at least {minimum:g} (Dagster's smallest freshness window)")
+        if self.warn_lag_minutes is not None and (lag is None or self.warn_lag_minutes >= lag):
             raise ValueError("warn_lag_minutes must be smaller than max_lag_minutes")
+        if lag is not None and self.expected_run_minutes is not None and self.expected_run_minutes >= lag:
+            raise ValueError("expected_run_minutes must be smaller than max_lag_minutes")
         if self.deadline_cron is not None:
             _check_cron(self.deadline_cron)
+            interval = smallest_interval(self.deadline_cron).total_seconds() / 60
+            age = self.deadline_max_age_minutes
+            if age is not None and not minimum <= age <= interval:
+                raise ValueError(
+                    f"deadline_max_age_minutes must be between {minimum:g} and {interval:g} "
+                    f"(the interval of '{self.deadline_cron}')"
+                )
         return self
 
     @property
@@ -260,12 +282,17 @@ class FreshnessSpec(_Model):
 
 class ScheduleSpec(_Model):
     cron: str
-    timezone: str | None = None
+    timezone: str | None = Field(None, description="IANA timezone; default the organization's")
 
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, cron: str) -> str:
         return _check_cron(cron)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, tz: str | None) -> str | None:
+        return None if tz is None else _check_timezone(tz)
 
 
 class PipelineSpec(_Model):
@@ -286,7 +313,7 @@ class PipelineSpec(_Model):
 class OrgSpec(_Model):
     slug: str = Field(pattern=SLUG_PATTERN)
     name: str = Field(min_length=1)
-    timezone: str = "UTC"
+    timezone: str = Field("UTC", description="IANA timezone of the organization's deadlines and schedules")
     warehouse: Warehouse = Field(default_factory=DuckDBWarehouse)
     dbt_projects: list[DbtProjectSpec] = Field(default_factory=list)
     ingestion: IngestionSpec = Field(default_factory=IngestionSpec)
@@ -295,6 +322,11 @@ class OrgSpec(_Model):
 
     # Where the spec was read from; set by load_org_spec, never written.
     spec_path: Path | None = Field(None, exclude=True)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, tz: str) -> str:
+        return _check_timezone(tz)
 
     @model_validator(mode="after")
     def _unique_names(self) -> OrgSpec:
@@ -342,11 +374,15 @@ def selection_matches(pattern: str, path: Sequence[str]) -> bool:
 
 
 def _check_cron(cron: str) -> str:
-    from croniter import croniter  # dagster's own dependency
-
-    if not croniter.is_valid(cron) or len(cron.split()) != 5:
-        raise ValueError(f"'{cron}' is not a valid 5-field cron expression")
+    if problem := cron_problem(cron):
+        raise ValueError(problem)
     return cron
+
+
+def _check_timezone(tz: str) -> str:
+    if problem := timezone_problem(tz):
+        raise ValueError(problem)
+    return tz
 
 
 # --- reading and writing ---------------------------------------------------------------------------

@@ -7,9 +7,10 @@
 - the ``<slug>_automation`` sensor that evaluates those conditions,
 - a job per pipeline and a schedule per pipeline with ``schedule`` (stopped when the pipeline is disabled).
 
-Problems in the targets (a selection that matches nothing, a lag too small, a bad cron or timezone) are
-collected and raised together as one ``SpecError`` naming the organization, its file and the pipeline or
-dbt model, which fails this organization's code location only.
+The spec itself refuses a bad cron, timezone, lag or deadline (``dalgo_core.spec``), so an API edit is
+refused before any reload. What only the definitions can tell (a selection that matches nothing, a bad
+target declared in dbt) is collected and raised together as one ``SpecError`` naming the organization,
+its file and the pipeline or dbt model, which fails this organization's code location only.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 
@@ -44,19 +44,6 @@ class AutomationDefinitions:
     schedules: list[dg.ScheduleDefinition] = field(default_factory=list)
     sensors: list[dg.SensorDefinition] = field(default_factory=list)
     targets: list[FreshnessTarget] = field(default_factory=list)
-
-
-def _check_timezones(spec: OrgSpec, problems: TargetProblems) -> None:
-    named = [("timezone", spec.timezone)] + [
-        (f"pipelines.{p.name}.schedule.timezone", p.schedule.timezone)
-        for p in spec.pipelines
-        if p.schedule is not None and p.schedule.timezone
-    ]
-    for where, tz in named:
-        try:
-            ZoneInfo(tz)
-        except (ValueError, KeyError, OSError):
-            problems.add(where, f"'{tz}' is not a known IANA timezone")
 
 
 def _dependencies(assets: Iterable[dg.AssetsDefinition]) -> tuple[dict, set[dg.AssetKey]]:
@@ -137,7 +124,6 @@ def build_automation(spec: OrgSpec, assets: list[dg.AssetsDefinition]) -> Automa
     Raises ``SpecError`` listing every problem of the org's targets, so that only this org's location fails.
     """
     problems = TargetProblems(spec)
-    _check_timezones(spec, problems)
     keys = materializable_keys(assets)
     selections = {p.name: pipeline_keys(spec, p, keys, problems) for p in spec.pipelines}
     source_targets, warnings = dbt_source_targets(spec, assets, problems)

@@ -42,8 +42,9 @@ from datetime import timedelta
 from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.declarative_automation.automation_context import AutomationContext
-from dagster._core.storage.dagster_run import DagsterRunStatus, RunRecord
+from dagster import AutomationContext, DagsterRunStatus, RunRecord
+
+# no public equivalent: AssetRecord.gen reads through the tick's loading context, batched and cached
 from dagster._core.storage.event_log.base import AssetRecord
 
 from dalgo_assets.automation.targets import FreshnessTarget

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from dalgo_assets.automation.targets import MIN_WINDOW, FreshnessTarget
+from dalgo_assets.automation.targets import FreshnessTarget
+from dalgo_core.spec import MIN_WINDOW
 
 
 def freshness_policy(targets: Sequence[FreshnessTarget]) -> dg.FreshnessPolicy:

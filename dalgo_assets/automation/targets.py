@@ -16,7 +16,7 @@ The keys under ``dalgo.freshness`` are those of a pipeline's ``freshness`` (``Fr
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 import dagster as dg
 from pydantic import ValidationError
 
+from dalgo_core.cron import next_tick, previous_tick, smallest_interval, timezone_problem
 from dalgo_core.spec import FreshnessSpec, OrgSpec, PipelineSpec, SpecError, selection_matches
 
 META_NAMESPACE = "dalgo"
@@ -37,7 +38,6 @@ DEFAULT_EXPECTED_RUN = timedelta(minutes=10)
 # A target that is past this share of its request threshold joins a run launched for another target
 # of the organization: one run (and one upstream sync) then serves both.
 JOIN_FRACTION = 0.6
-MIN_WINDOW = timedelta(minutes=1)  # Dagster's smallest freshness window
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ class FreshnessTarget:
     deadline_max_age: timedelta | None = None
     timezone: str = "UTC"
     expected_run: timedelta = DEFAULT_EXPECTED_RUN
+    # the last deadline pair computed: it holds until the next deadline
+    _ticks: list[float] = field(default_factory=list, init=False, compare=False, repr=False)
 
     # --- thresholds ---------------------------------------------------------------------------
 
@@ -68,13 +70,14 @@ class FreshnessTarget:
 
     def _deadline_ticks(self, now: float) -> tuple[float, float]:
         """The latest deadline at or before ``now`` and the next one after it (epoch seconds)."""
-        from dagster._utils.schedules import get_latest_completed_cron_tick, get_next_cron_tick
-
+        if self._ticks and self._ticks[0] <= now < self._ticks[1]:
+            return self._ticks[0], self._ticks[1]
         assert self.deadline_cron is not None
         current = datetime.fromtimestamp(now, tz=UTC)
-        previous = get_latest_completed_cron_tick(self.deadline_cron, current, self.timezone)
-        following = get_next_cron_tick(self.deadline_cron, current, self.timezone)
-        return previous.timestamp(), following.timestamp()
+        previous = previous_tick(self.deadline_cron, current, self.timezone).timestamp()
+        following = next_tick(self.deadline_cron, current, self.timezone).timestamp()
+        self._ticks[:] = [previous, following]
+        return previous, following
 
     # --- the three questions ------------------------------------------------------------------
 
@@ -133,12 +136,10 @@ class FreshnessTarget:
     @property
     def deadline_age(self) -> timedelta:
         """Age allowed at the deadline; by default the whole interval between two deadlines."""
-        from dagster._utils.schedules import get_smallest_cron_interval
-
         if self.deadline_max_age is not None:
             return self.deadline_max_age
         assert self.deadline_cron is not None
-        return get_smallest_cron_interval(self.deadline_cron)
+        return smallest_interval(self.deadline_cron)
 
     def describe(self) -> str:
         return self._description
@@ -191,19 +192,14 @@ def resolve_selection(slug: str, patterns: Sequence[str], keys: Sequence[dg.Asse
 def _target_from_spec(
     key: dg.AssetKey, origin: str, freshness: FreshnessSpec, tz: str, where: str, problems: TargetProblems
 ) -> FreshnessTarget | None:
+    """The target of a validated ``FreshnessSpec`` (the spec checks its lags, cron and deadline age)."""
+    if freshness.deadline_cron is not None and (problem := timezone_problem(tz)):
+        problems.add(where, problem)  # a timezone from dbt meta: the organization's is checked by the spec
+        return None
     lag = freshness.max_lag
-    if freshness.max_lag_minutes is not None and freshness.max_lag_minutes <= 0:
-        problems.add(where, f"max_lag_minutes must be above zero, not {freshness.max_lag_minutes:g}")
-        return None
-    if lag is not None and lag < MIN_WINDOW:
-        problems.add(where, "max_lag_minutes must be at least 1 (Dagster's smallest freshness window)")
-        return None
     default_run = min(DEFAULT_EXPECTED_RUN, lag / 4) if lag is not None else DEFAULT_EXPECTED_RUN
     expected = timedelta(minutes=freshness.expected_run_minutes) if freshness.expected_run_minutes else default_run
-    if lag is not None and expected >= lag:
-        problems.add(where, "expected_run_minutes must be smaller than max_lag_minutes")
-        return None
-    target = FreshnessTarget(
+    return FreshnessTarget(
         key=key,
         origin=origin,
         max_lag=lag,
@@ -215,35 +211,6 @@ def _target_from_spec(
         timezone=tz,
         expected_run=expected,
     )
-    if not _check_deadline(target, where, problems):
-        return None
-    return target
-
-
-def _check_deadline(target: FreshnessTarget, where: str, problems: TargetProblems) -> bool:
-    from dagster._utils.schedules import get_smallest_cron_interval, is_valid_cron_string
-
-    if target.deadline_cron is None:
-        return True
-    if not is_valid_cron_string(target.deadline_cron) or len(target.deadline_cron.split()) != 5:
-        problems.add(where, f"deadline_cron '{target.deadline_cron}' is not a valid 5-field cron expression")
-        return False
-    try:
-        dg.FreshnessPolicy.cron(
-            deadline_cron=target.deadline_cron, lower_bound_delta=MIN_WINDOW, timezone=target.timezone
-        )
-    except Exception as exc:  # dagster's CheckError: e.g. an unknown timezone
-        problems.add(where, f"deadline '{target.deadline_cron}' ({target.timezone}): {exc}")
-        return False
-    interval = get_smallest_cron_interval(target.deadline_cron)
-    if target.deadline_max_age is not None and not MIN_WINDOW <= target.deadline_max_age <= interval:
-        problems.add(
-            where,
-            f"deadline_max_age_minutes must be between 1 and {interval.total_seconds() / 60:g} "
-            f"(the interval of '{target.deadline_cron}')",
-        )
-        return False
-    return True
 
 
 def pipeline_keys(

@@ -19,9 +19,12 @@ import json
 from dataclasses import dataclass
 
 import psutil
-from dagster import DagsterEventType, DagsterInstance, DagsterRun
-from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
-from dagster._core.storage.tags import GRPC_INFO_TAG
+from dagster import DagsterEventType, DagsterInstance, DagsterRun, DefaultRunLauncher
+
+# no public equivalent: the result type of the run launcher's check_run_worker_health
+from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
+
+from dalgo_core.names import GRPC_INFO_TAG
 
 STARTED_PREFIX = "Started process for run (pid: "
 # psutil's create time derives from the boot time in whole seconds: allow that much disagreement.

@@ -19,7 +19,7 @@ from dalgo_assets.automation.conditions import KeepFresh
 from dalgo_assets.definitions import build_org_definitions
 from dalgo_assets.transform.assets import LoadedProject, build_dbt_definitions, load_projects, project_relations
 from dalgo_core.spec import SpecError, load_org_spec
-from tests.automation.synthetic import automation, key, org_assets, org_spec
+from tests.automation.synthetic import automation, key
 from tests.automation.tiny import PROJECT, write_tiny_org
 from tests.support.orgs import write_spec
 
@@ -204,14 +204,6 @@ def test_malformed_schedule_cron_is_a_spec_error(tiny: Path) -> None:
     )
     with pytest.raises(SpecError, match=r"organization 'badcron'.*pipelines.0.schedule.cron.*not a valid"):
         load_org_spec("badcron")
-
-
-def test_unknown_timezone_names_the_pipeline() -> None:
-    spec = org_spec(
-        [{"name": "nightly", "assets": ["sales/*"], "schedule": {"cron": "0 2 * * *", "timezone": "Mars/Olympus"}}]
-    )
-    with pytest.raises(SpecError, match=r"pipelines\.nightly\.schedule\.timezone: 'Mars/Olympus' is not a known"):
-        build_automation(spec, org_assets())
 
 
 def test_globs_select_a_segment_and_targets_cover_each_asset() -> None:

@@ -72,6 +72,38 @@ def test_bad_cron_and_lag_are_rejected(tmp_path: Path) -> None:
     assert any("max_lag_minutes" in p for p in err.problems), err.problems
 
 
+@pytest.mark.parametrize(
+    ("pipeline", "field", "says"),
+    [
+        ({"schedule": {"cron": "0 2 * * *", "timezone": "Mars/Olympus"}}, "schedule.timezone", "'Mars/Olympus' is not"),
+        ({"schedule": {"cron": "0 0 30 2 *"}}, "schedule.cron", "February has no day 30"),
+        ({"freshness": {"max_lag_minutes": 30, "expected_run_minutes": 30}}, "freshness", "smaller than max_lag"),
+        ({"freshness": {"max_lag_minutes": 0.5}}, "freshness", "at least 1"),
+        ({"freshness": {"deadline_cron": "0 9,17 * * *", "deadline_max_age_minutes": 600}}, "freshness", "and 480"),
+    ],
+)
+def test_what_a_location_could_not_build_is_refused_by_the_spec(
+    tmp_path: Path, pipeline: dict, field: str, says: str
+) -> None:
+    # refused where the API validates an edit, before any code location reloads
+    spec = {"slug": "acme", "name": "Acme", "pipelines": [{"name": "p", "assets": ["x/y"], **pipeline}]}
+    err = _error(tmp_path, spec)
+    assert any(p.startswith(f"pipelines.0.{field}") and says in p for p in err.problems), err.problems
+
+
+def test_organization_timezone_and_server_sign_in_are_checked_by_the_spec(tmp_path: Path) -> None:
+    err = _error(tmp_path, {"slug": "acme", "name": "Acme", "timezone": "Asia/Nowhere"})
+    assert any(p.startswith("timezone") and "'Asia/Nowhere' is not a known IANA timezone" in p for p in err.problems)
+    server = {"url": "http://airbyte:8000", "workspace_id": "w"}
+    ingestion = {"mode": "server", "server": {**server, "username": "airbyte"}}
+    err = _error(tmp_path, {"slug": "acme", "name": "Acme", "ingestion": ingestion})
+    assert any(p.startswith("ingestion.server") and "both username and password" in p for p in err.problems)
+    secrets = {"password": {"env": "P"}, "client_id": {"env": "I"}, "client_secret": {"env": "S"}}
+    both = {**server, "username": "a", **secrets}
+    err = _error(tmp_path, {"slug": "acme", "name": "Acme", "ingestion": {"mode": "server", "server": both}})
+    assert any("not both" in p for p in err.problems), err.problems
+
+
 def test_write_then_load_round_trips(tmp_path: Path) -> None:
     spec = parse_org_spec(
         {

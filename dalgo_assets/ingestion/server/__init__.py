@@ -27,20 +27,7 @@ def build_server_ingestion(spec: OrgSpec) -> IngestionDefinitions:
     from dalgo_assets.ingestion.server.reset import server_reset_job
     from dalgo_assets.ingestion.server.state import connection_id, read_state
     from dalgo_assets.ingestion.server.workspace import airbyte_workspace
-    from dalgo_core.spec import SpecError
 
-    server = spec.ingestion.server
-    assert server is not None
-    if (server.username is None) != (server.password is None):
-        raise SpecError(spec.slug, spec.spec_path or "", ["ingestion.server: give both username and password"])
-    if (server.client_id is None) != (server.client_secret is None):
-        raise SpecError(spec.slug, spec.spec_path or "", ["ingestion.server: give both client_id and client_secret"])
-    if server.username and server.client_id:
-        raise SpecError(
-            spec.slug,
-            spec.spec_path or "",
-            ["ingestion.server: use username/password or client credentials, not both"],
-        )
     state = read_state(spec)
     ids = {conn.name: connection_id(spec, conn, state) for conn in spec.connections}
     translator = OrgAirbyteTranslator(spec.slug, {cid: name for name, cid in ids.items() if cid})

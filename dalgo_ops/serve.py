@@ -278,7 +278,7 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
     for name in servers:
         supervisor.start(specs[name])
     for line in api_ready.result("the API's database cannot be prepared").splitlines():
-        if line.startswith(("adopted", "demo login")):
+        if line.startswith("demo login") or (line.startswith("adopted organization") and line.endswith(")")):
             supervisor.log(f"dalgo serve: {line}")
             if line.startswith("demo login"):
                 config.demo_login = line

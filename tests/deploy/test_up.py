@@ -58,6 +58,7 @@ def clone(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.long
 def test_the_readme_first_command_on_a_clean_clone_and_every_start_after(clone: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "DALGO_", "VIRTUAL_ENV"))}
     up = Up(clone, {**env, "DAGSTER_DISABLE_TELEMETRY": "1"})

@@ -8,11 +8,14 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.deploy.live_changes import Platform, first_hour_of_an_organization
 from tests.deploy.topology import BIN, REPO
 from tests.deploy.up_platform import ROOT_TOKEN, Up
 
 
+@pytest.mark.long
 def test_an_organizations_first_hour_is_live_under_dalgo_up(tmp_path: Path) -> None:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "DALGO_"))},

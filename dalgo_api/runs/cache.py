@@ -12,6 +12,8 @@
   is read before answering. A run launched or cancelled through this process shows in its next list at
   once; one launched elsewhere (another API worker, Dagit, a sensor or a schedule) within
   ``LIST_STALE_SECONDS``.
+
+Ages are read from ``clock`` (``time.time`` here; a test replaces it to pass time without waiting).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ LIST_TTL_SECONDS = 1.0
 LIST_STALE_SECONDS = 2.0
 SETTLED_SECONDS = 60.0
 LOG_PAGE_TTL_SECONDS = 3600
+
+clock: Callable[[], float] = time.time  # every age below is measured by it
 
 
 def runs_cache() -> Any:
@@ -53,7 +57,7 @@ _list_locks_guard = threading.Lock()
 
 def _read_into(cache: Any, key: str, read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     page = read()
-    cache.set(key, (time.time(), page), LIST_STALE_SECONDS)
+    cache.set(key, (clock(), page), LIST_STALE_SECONDS)
     return page
 
 
@@ -84,17 +88,22 @@ def run_list(slug: str, query: str, read: Callable[[], dict[str, Any]]) -> dict[
     instead of all querying Dagster at once."""
     cache = runs_cache()
     key = _key("list", slug, cache.get(_generation_key(slug), 0), query)
-    entry = cache.get(key)
+    entry = _young_enough(cache.get(key))
     if entry is not None:
         read_at, page = entry
-        if time.time() - read_at > LIST_TTL_SECONDS:
+        if clock() - read_at > LIST_TTL_SECONDS:
             _refresh_in_background(cache, key, read)
         return page
     with _list_locks_guard:
         lock = _list_locks.setdefault(slug, threading.Lock())
     with lock:
-        entry = cache.get(key)
+        entry = _young_enough(cache.get(key))
         return entry[1] if entry is not None else _read_into(cache, key, read)
+
+
+def _young_enough(entry: tuple[float, dict[str, Any]] | None) -> tuple[float, dict[str, Any]] | None:
+    """A cached list no older than ``LIST_STALE_SECONDS`` (the cache's own expiry says the same in real time)."""
+    return entry if entry is not None and clock() - entry[0] <= LIST_STALE_SECONDS else None
 
 
 def runs_changed(slug: str) -> None:
@@ -117,7 +126,7 @@ def log_page(run: Any, cursor: str | None, limit: int, read: Callable[[], dict])
     if page is None:
         page = read()
         full = len(page["events"]) == limit and page["has_more"]
-        settled = run.finished and run.ended_at is not None and time.time() - run.ended_at > SETTLED_SECONDS
+        settled = run.finished and run.ended_at is not None and clock() - run.ended_at > SETTLED_SECONDS
         if full or settled:
             cache.set(key, page, LOG_PAGE_TTL_SECONDS)
     return page

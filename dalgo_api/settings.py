@@ -30,7 +30,8 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+
+import dj_database_url
 
 from dalgo_core import layout
 
@@ -43,26 +44,20 @@ def _env_bool(name: str, default: bool = False) -> bool:
 
 
 def database_from_url(url: str) -> dict[str, Any]:
-    """Django's DATABASES entry for a ``postgresql://`` or ``sqlite:///`` URL."""
-    parts = urlsplit(url)
-    if parts.scheme in {"postgres", "postgresql"}:
-        options = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": unquote(parts.path.lstrip("/")),
-            "USER": unquote(parts.username or ""),
-            "PASSWORD": unquote(parts.password or ""),
-            "HOST": parts.hostname or "",
-            "PORT": str(parts.port or ""),
-            "OPTIONS": options,
-            "CONN_MAX_AGE": 60,
-            # a pooled connection broken by a database restart is replaced instead of failing a request
-            "CONN_HEALTH_CHECKS": True,
-        }
-    if parts.scheme == "sqlite":
-        path = unquote(parts.path)
-        return sqlite_database(path if path not in {"", "/:memory:"} else ":memory:")
-    raise ValueError(f"DALGO_API_DATABASE_URL: unsupported scheme '{parts.scheme}' (postgresql:// or sqlite:///)")
+    """Django's DATABASES entry for a ``postgresql://`` or ``sqlite:///`` URL (parsed by dj-database-url;
+    percent-encoded user, password and database name decoded, query parameters as OPTIONS)."""
+    try:
+        # health checks: a pooled connection broken by a database restart is replaced instead of failing a request
+        parsed = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    except ValueError:  # dj_database_url.UnknownSchemeError among them
+        parsed = {"ENGINE": ""}
+    if parsed["ENGINE"] == "django.db.backends.postgresql":
+        return parsed
+    if parsed["ENGINE"] == "django.db.backends.sqlite3":
+        name = parsed["NAME"]  # sqlite:///path names /path here, as it always has (not relative)
+        return sqlite_database(name if name == ":memory:" or name.startswith("/") else f"/{name}")
+    scheme = url.partition("://")[0][:20]
+    raise ValueError(f"DALGO_API_DATABASE_URL: unsupported scheme '{scheme}' (postgresql:// or sqlite:///)")
 
 
 def sqlite_database(name: str) -> dict[str, Any]:

@@ -7,7 +7,6 @@ The yaml reads every PostgreSQL setting from ``DAGSTER_PG_*`` environment variab
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 POSTGRES_INSTANCE = REPO / "deploy" / "dagster" / "dagster.postgres.yaml"
@@ -28,23 +27,28 @@ class DeployError(Exception):
 
 
 def pg_env_from_url(url: str) -> dict[str, str]:
-    """``postgresql://user:pw@host:port/db`` as the ``DAGSTER_PG_*`` variables the instance yaml reads."""
-    parts = urlsplit(url)
-    if parts.scheme.split("+")[0] not in {"postgres", "postgresql"}:
-        raise DeployError(
-            f"--postgres-url: expected postgresql://user:password@host:port/database, got '{parts.scheme}://...'"
-        )
-    database = unquote(parts.path.lstrip("/"))
-    if not parts.hostname or not parts.username or not database:
+    """``postgresql://user:pw@host:port/db`` as the ``DAGSTER_PG_*`` variables the instance yaml reads
+    (parsed by SQLAlchemy's ``make_url``: percent-encoded parts decoded, a driver suffix allowed)."""
+    from sqlalchemy.engine import make_url  # imported here: only a PostgreSQL deployment pays for it
+    from sqlalchemy.exc import ArgumentError
+
+    expected = "--postgres-url: expected postgresql://user:password@host:port/database"
+    try:
+        parts = make_url(url)
+    except ArgumentError:
+        raise DeployError(f"{expected}, got a string that is not a URL") from None
+    if parts.get_backend_name() not in {"postgres", "postgresql"}:
+        raise DeployError(f"{expected}, got '{parts.drivername}://...'")
+    if not parts.host or not parts.username or not parts.database:
         raise DeployError(
             "--postgres-url: the URL needs a user, a host and a database (postgresql://user:pw@host:port/db)"
         )
     return {
-        "DAGSTER_PG_HOST": parts.hostname,
+        "DAGSTER_PG_HOST": parts.host,
         "DAGSTER_PG_PORT": str(parts.port or 5432),
-        "DAGSTER_PG_USER": unquote(parts.username),
-        "DAGSTER_PG_PASSWORD": unquote(parts.password or ""),
-        "DAGSTER_PG_DB": database,
+        "DAGSTER_PG_USER": parts.username,
+        "DAGSTER_PG_PASSWORD": parts.password or "",
+        "DAGSTER_PG_DB": parts.database,
     }
 
 

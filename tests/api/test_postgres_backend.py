@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.postgres import AWKWARD_PASSWORD
+
 HERE = Path(__file__).resolve()
 REPO = HERE.parents[2]
 
@@ -30,6 +32,7 @@ def test_api_suite_passes_on_postgresql(postgres):
             "no:cacheprovider",
             "-x",
             f"--deselect={HERE.relative_to(REPO)}::test_api_suite_passes_on_postgresql",
+            f"--deselect={HERE.relative_to(REPO)}::test_a_password_with_special_characters_connects",
         ],
         cwd=REPO,
         env=env,
@@ -47,7 +50,7 @@ def test_database_url_selects_postgresql():
 
     db = database_from_url("postgresql://dalgo:p%40ss@db.internal:6432/dalgo_api?sslmode=require")
     assert db["ENGINE"] == "django.db.backends.postgresql"
-    assert (db["USER"], db["PASSWORD"], db["HOST"], db["PORT"], db["NAME"]) == (
+    assert (db["USER"], db["PASSWORD"], db["HOST"], str(db["PORT"]), db["NAME"]) == (
         "dalgo",
         "p@ss",
         "db.internal",
@@ -56,3 +59,26 @@ def test_database_url_selects_postgresql():
     )
     assert db["OPTIONS"] == {"sslmode": "require"}
     assert database_from_url("sqlite:///tmp/x.sqlite3")["NAME"] == "/tmp/x.sqlite3"
+
+
+def test_a_password_with_special_characters_connects(postgres):
+    """A percent-encoded password in ``DALGO_API_DATABASE_URL`` is the role's password, on a server that
+    checks it."""
+    from django.db import OperationalError
+    from django.db.utils import ConnectionHandler
+
+    from dalgo_api.settings import database_from_url
+
+    url = postgres.create_database("api_pw", owner="api_pw", password=AWKWARD_PASSWORD)
+    postgres.require_password("api_pw")
+    for password, connects in ((AWKWARD_PASSWORD, True), ("p@ss", False)):
+        connections = ConnectionHandler({"default": database_from_url(postgres.dsn("api_pw", "api_pw", password))})
+        try:
+            with connections["default"].cursor() as cursor:
+                cursor.execute("select current_user, current_database()")
+                assert connects and cursor.fetchone() == ("api_pw", "api_pw")
+        except OperationalError as exc:
+            assert not connects and "password authentication failed" in str(exc)
+        finally:
+            connections.close_all()
+    assert url == postgres.dsn("api_pw", "api_pw", AWKWARD_PASSWORD)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 import yaml
 from dagster import DagsterInstance
 from dagster._core.instance.config import dagster_instance_config
+from dagster_postgres.utils import pg_url_from_config
 
 from dalgo_ops.instance import POSTGRES_INSTANCE, DeployError, pg_env_from_url, write_postgres_instance
-from tests.support.postgres import PostgresServer
+from tests.support.postgres import AWKWARD_PASSWORD, PostgresServer
 
 
 def use_postgres(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
@@ -43,6 +46,26 @@ def test_bad_url_names_the_setting(url: str, problem: str) -> None:
     with pytest.raises(DeployError, match="--postgres-url") as err:
         pg_env_from_url(url)
     assert problem in str(err.value)
+
+
+def test_dagsters_storage_connects_with_a_password_with_special_characters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres: PostgresServer
+) -> None:
+    """``--postgres-url`` with a percent-encoded password: the instance yaml's settings, as Dagster turns
+    them into its storage's connection, log in on a server that checks the password."""
+    url = postgres.create_database("dagster_pw", owner="dagster_pw", password=AWKWARD_PASSWORD)
+    postgres.require_password("dagster_pw")
+    use_postgres(monkeypatch, url)
+    shutil.copy(POSTGRES_INSTANCE, tmp_path / "dagster.yaml")
+    config, _ = dagster_instance_config(str(tmp_path))
+    db = config["storage"]["postgres"]["postgres_db"]
+    resolved = {k: os.environ[v["env"]] if isinstance(v, dict) and "env" in v else v for k, v in db.items()}
+    engine = sqlalchemy.create_engine(pg_url_from_config({"postgres_db": resolved}))
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sqlalchemy.text("select current_user")).scalar() == "dagster_pw"
+    finally:
+        engine.dispose()
 
 
 def test_instance_yaml_is_valid_dagster_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

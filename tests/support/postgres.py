@@ -13,7 +13,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
+from urllib.parse import quote
+
+# every character a URL gives a meaning to, percent-encoded in a URL: parsers must decode it back
+AWKWARD_PASSWORD = "p@ss w:rd/%?#&=+"
 
 
 def find_bindir() -> Path:
@@ -100,10 +105,33 @@ class PostgresServer:
         return int(pidfile.read_text().split()[0]) if pidfile.exists() else None
 
     def dsn(self, database: str = "postgres", user: str | None = None, password: str | None = None) -> str:
-        auth = user or self.superuser
+        """A ``postgresql://`` URL, its user, password and database percent-encoded (every character but
+        letters, digits and ``_.-~``): what libpq, SQLAlchemy and dj-database-url all decode alike."""
+        auth = quote(user or self.superuser, safe="")
         if password:
-            auth += f":{password}"
-        return f"postgresql://{auth}@{self.host}:{self.port}/{database}"
+            auth += f":{quote(password, safe='')}"
+        return f"postgresql://{auth}@{self.host}:{self.port}/{quote(database, safe='')}"
+
+    def require_password(self, role: str) -> None:
+        """Connections over TCP as ``role`` must give its password (every other role stays trusted)."""
+        import psycopg
+
+        hba = self.data / "pg_hba.conf"
+        rule = f"host all {role} {self.host}/32 scram-sha-256\n"
+        if rule not in hba.read_text():
+            hba.write_text(rule + hba.read_text())  # the first matching line wins
+        self._run("pg_ctl", "-D", str(self.data), "reload")
+        deadline = time.monotonic() + 10  # the server rereads its rules asynchronously
+        while True:
+            try:
+                psycopg.connect(self.dsn(user=role), connect_timeout=5).close()
+            except psycopg.OperationalError as exc:
+                if "password" in str(exc):
+                    return
+                raise
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server still trusts {role} without a password")
+            time.sleep(0.05)
 
     def create_database(self, name: str, owner: str | None = None, password: str | None = None) -> str:
         """Create a database (and its owner role); return a DSN that connects as the owner."""

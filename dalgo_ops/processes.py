@@ -118,9 +118,9 @@ class Supervisor:
 
     def wait_ready(self, names: list[str], timeout: float = 180.0) -> None:
         """Wait until every named process answers its readiness check; raise naming the ones that do not."""
-        deadline = time.time() + timeout
         pending = [n for n in names if self.managed[n].spec.ready is not None]
-        while pending and time.time() < deadline:
+
+        def all_ready() -> bool:
             for name in list(pending):
                 managed = self.managed[name]
                 if managed.proc.poll() is not None:
@@ -130,9 +130,18 @@ class Supervisor:
                     )
                 if managed.spec.ready():
                     pending.remove(name)
+            return not pending
+
+        self.wait_until(all_ready, lambda: ", ".join(pending), timeout)
+
+    def wait_until(self, done: Callable[[], bool], what: str | Callable[[], str], timeout: float = 180.0) -> None:
+        """Poll ``done`` until it holds; raise a TimeoutError naming ``what`` did not get ready."""
+        deadline = time.time() + timeout
+        while not done():
+            if time.time() > deadline:
+                name = what() if callable(what) else what
+                raise TimeoutError(f"not ready after {timeout:.0f} s: {name} (logs in {self.log_dir})")
             time.sleep(0.3)
-        if pending:
-            raise TimeoutError(f"not ready after {timeout:.0f} s: {', '.join(pending)} (logs in {self.log_dir})")
 
     def check(self) -> list[str]:
         """Restart processes that died (after ``restart_delay``); return the names restarted."""

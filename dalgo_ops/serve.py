@@ -36,10 +36,12 @@ import requests
 
 from dalgo_core import layout, sandbox, settings
 from dalgo_core.code_locations import GRPC_BASE_PORT_ENV, code_server_args, code_servers, write_workspace
+from dalgo_core.names import location_name
 from dalgo_core.spec import list_org_slugs
 from dalgo_ops.instance import REPO, pg_env_from_url, write_embedded_instance, write_postgres_instance
 from dalgo_ops.processes import ProcessSpec, Supervisor, signal_group, start_time, stop_from_pid_files
 from dalgo_ops.runs import RunReporter, end_runs_in_flight
+from dalgo_ops.webserver import locations_settled
 
 BIN = Path(sys.executable).parent
 WSGI_APP = "dalgo_api.wsgi:application"
@@ -274,8 +276,11 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
         storage.result(f"Dagster's storage in {env['DAGSTER_HOME']} cannot be created or migrated")
     specs = {s.name: s for s in process_specs(config, env)}
     servers = [name for name in specs if name.startswith(CODE_SERVER_PREFIX)]
-    supervisor.log(f"dalgo serve: starting {len(servers)} code server(s) and the API, then the webserver and daemon")
-    for name in servers:
+    rest = [name for name in specs if name not in servers and name != "api"]
+    # Everything starts at once once the storage exists: the webserver's and the daemon's gRPC watch
+    # load each organization's location within a second of its code server answering.
+    supervisor.log(f"dalgo serve: starting {len(servers)} code server(s), the webserver, the daemon and the API")
+    for name in [*servers, *rest]:
         supervisor.start(specs[name])
     for line in api_ready.result("the API's database cannot be prepared").splitlines():
         if line.startswith("demo login") or (line.startswith("adopted organization") and line.endswith(")")):
@@ -284,11 +289,11 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
                 config.demo_login = line
     supervisor.start(specs["api"])
     # A code server that cannot load its organization still serves the error, so waiting is safe.
-    supervisor.wait_ready(servers)
-    rest = [name for name in specs if name not in servers and name != "api"]
-    for name in rest:
-        supervisor.start(specs[name])
-    supervisor.wait_ready([*rest, "api"])
+    supervisor.wait_ready([*servers, *rest, "api"])
+    locations = {location_name(slug) for slug in code_servers(config.workspace)}
+    supervisor.wait_until(
+        lambda: locations_settled(f"{config.webserver_url}/graphql", locations), "the webserver's locations"
+    )
     return slugs
 
 

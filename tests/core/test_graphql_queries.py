@@ -8,11 +8,11 @@ from dagster_graphql.schema import create_schema
 from graphql import parse, validate
 
 from dalgo_api.bridge import assets, locations
-from dalgo_ops import runs
+from dalgo_ops import runs, webserver
 
 OPERATIONS = {
     f"{module.__name__}.{name}": value
-    for module in (assets, locations, runs)
+    for module in (assets, locations, runs, webserver)
     for name, value in vars(module).items()
     if name.isupper() and isinstance(value, str) and value.lstrip().startswith(("query", "mutation", "{"))
 }

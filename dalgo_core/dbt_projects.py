@@ -5,20 +5,30 @@ by the API when a spec changes) checks out git projects, writes the organization
 ``dbt deps`` and ``dbt parse`` into the organization's own state folder, but only when a fingerprint of
 the project's files, the profile and dbt's version changed. Loading a code location then only reads the
 manifest JSON.
+
+Preparing holds the organization's manifests lock (a file in the platform's folder, out of tenant code's
+reach) exclusively, and reading a manifest holds it shared: a code location that loads while its
+manifests are prepared waits for them instead of reading half of them. That lets the API reload a
+location while dbt parses (``preparing_beside``): the code server imports beside dbt, and reads the
+manifest as soon as it is written.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
-from dalgo_core import git, sandbox, settings
+from dalgo_core import git, layout, sandbox, settings
 from dalgo_core.redact import tenant_error
 from dalgo_core.sandbox.tenant import org_policy
 from dalgo_core.spec import DbtProjectSpec, OrgSpec
@@ -226,8 +236,7 @@ def run_dbt(spec: OrgSpec, prepared: PreparedProject, *args: str) -> subprocess.
     return _dbt(spec, [*args, "--profile", PROFILE_NAME], prepared, env, egress=args[:1] == ("deps",))
 
 
-def prepare_project(spec: OrgSpec, project: DbtProjectSpec, *, force: bool = False) -> PreparedProject:
-    """Make sure the project's manifest is current; run ``dbt deps`` and ``dbt parse`` only if not."""
+def _prepare(spec: OrgSpec, project: DbtProjectSpec, force: bool) -> PreparedProject:
     where = f"organization '{spec.slug}' ({spec.spec_path}), dbt project '{project.name}'"
     if project.git is not None:
         git_sync(spec, project)
@@ -252,8 +261,60 @@ def prepare_project(spec: OrgSpec, project: DbtProjectSpec, *, force: bool = Fal
     return prepared
 
 
+def _manifests_lock(slug: str) -> Path:
+    folder = layout.platform_dir() / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return layout.inside(folder, f"{slug}.manifests")
+
+
+@contextlib.contextmanager
+def _locked(slug: str, how: int) -> Iterator[None]:
+    with _manifests_lock(slug).open("a") as handle:
+        fcntl.flock(handle, how)  # released when the file closes
+        yield
+
+
+def prepare_project(spec: OrgSpec, project: DbtProjectSpec, *, force: bool = False) -> PreparedProject:
+    """Make sure the project's manifest is current; run ``dbt deps`` and ``dbt parse`` only if not."""
+    with _locked(spec.slug, fcntl.LOCK_EX):
+        return _prepare(spec, project, force)
+
+
 def prepare_projects(spec: OrgSpec, *, force: bool = False) -> list[PreparedProject]:
-    return [prepare_project(spec, p, force=force) for p in spec.dbt_projects]
+    with _locked(spec.slug, fcntl.LOCK_EX):
+        return [_prepare(spec, p, force) for p in spec.dbt_projects]
+
+
+@contextlib.contextmanager
+def preparing_beside(spec: OrgSpec) -> Iterator[Callable[[], list[PreparedProject]]]:
+    """Prepare the organization's manifests in a thread, the lock taken before this returns: whatever
+    runs in the ``with`` block (a reload of the code location) reads them once they are ready. Yields
+    the way to wait for them: it returns the prepared projects or raises the ``DbtProjectError``."""
+    handle = _manifests_lock(spec.slug).open("a")
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    outcome: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            outcome["projects"] = [_prepare(spec, p, False) for p in spec.dbt_projects]
+        except Exception as exc:  # handed to the waiting caller
+            outcome["error"] = exc
+        finally:
+            handle.close()  # the lock goes with it
+
+    thread = threading.Thread(target=work, name=f"prepare-{spec.slug}", daemon=True)
+    thread.start()
+
+    def wait() -> list[PreparedProject]:
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]  # type: ignore[misc]
+        return outcome["projects"]  # type: ignore[return-value]
+
+    try:
+        yield wait
+    finally:
+        thread.join()
 
 
 def read_manifest(spec: OrgSpec, project: DbtProjectSpec) -> tuple[PreparedProject, dict]:
@@ -263,6 +324,7 @@ def read_manifest(spec: OrgSpec, project: DbtProjectSpec) -> tuple[PreparedProje
     if not (prepared.project_dir / "dbt_project.yml").is_file():
         raise DbtProjectError(f"{where}: no dbt_project.yml in the project's folder")
     try:
-        return prepared, orjson.loads(prepared.manifest_path.read_bytes())
+        with _locked(spec.slug, fcntl.LOCK_SH):  # not while the manifests are being prepared
+            return prepared, orjson.loads(prepared.manifest_path.read_bytes())
     except FileNotFoundError:
         raise DbtProjectError(f"{where}: its manifest is not prepared; run `dalgo prepare {spec.slug}`") from None

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from dalgo_assets.definitions import build_org_definitions, org_definitions
-from dalgo_core.dbt_projects import DbtProjectError, prepare_projects
+from dalgo_core import dbt_projects
+from dalgo_core.dbt_projects import DbtProjectError, prepare_projects, preparing_beside
 from dalgo_core.spec import load_org_spec
 from tests.support.orgs import copy_demo_org, write_dbt_project, write_spec
 
@@ -91,6 +96,52 @@ def test_manifest_is_prepared_once_and_again_when_the_project_changes(dalgo_env:
     assert (
         dg.AssetKey(["acme", "people", "extra"]) in org_definitions("acme").resolve_asset_graph().get_all_asset_keys()
     )
+
+
+def _waits_for_a_lock(pid: int) -> bool:
+    return any(
+        line.split()[1] == "->" and str(pid) in line.split() for line in Path("/proc/locks").read_text().splitlines()
+    )
+
+
+LOAD_KEYS = """
+import sys
+from dalgo_assets.definitions import org_definitions
+graph = org_definitions(sys.argv[1]).resolve_asset_graph()
+print(sorted(k.to_user_string() for k in graph.get_all_asset_keys()))
+"""
+
+
+def test_a_location_loading_while_its_manifests_are_prepared_waits_for_them(
+    dalgo_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API reloads a location while dbt parses (``preparing_beside``): a code server loading then
+    (another process) waits for the new manifest and reads it once written, never a missing or
+    half-written one; a parse that fails reaches the caller as dbt's own error."""
+    _small_org(dalgo_env)
+    spec = load_org_spec("acme")
+    parse_may_run = threading.Event()  # dbt parses only once the loader is seen waiting
+    real_run_dbt = dbt_projects.run_dbt
+    monkeypatch.setattr(dbt_projects, "run_dbt", lambda *a: parse_may_run.wait(300) and real_run_dbt(*a))
+    with preparing_beside(spec) as prepared:
+        loading = subprocess.Popen(
+            [sys.executable, "-c", LOAD_KEYS, "acme"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.time() + 300
+        try:
+            while not _waits_for_a_lock(loading.pid):  # the kernel's list of blocked flock waiters
+                assert loading.poll() is None and time.time() < deadline, loading.communicate()
+                time.sleep(0.1)
+        finally:
+            parse_may_run.set()
+        (project,) = prepared()
+    out, err = loading.communicate(timeout=300)
+    assert loading.returncode == 0, err[-3000:]
+    assert "acme/people/people_count" in out and project.manifest_path.exists()
+
+    (dalgo_env / "projects/people/models/bad.sql").write_text("{{ exceptions.raise_compiler_error('boom') }}\n")
+    with pytest.raises(DbtProjectError, match=r"dbt parse failed(.|\n)*boom"), preparing_beside(spec) as prepared:
+        prepared()
 
 
 def test_failing_dbt_test_is_a_failed_check_not_a_crash(dalgo_env: Path) -> None:

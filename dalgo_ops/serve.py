@@ -315,8 +315,28 @@ def reconcile(config: ServeConfig, supervisor: Supervisor, env: dict[str, str]) 
             supervisor.start(code_server(config, env, slug, port))
 
 
+class AlreadyRunning(RuntimeError):
+    """Another ``dalgo serve``/``dalgo up`` supervises this state folder."""
+
+
+def running_supervisor(run_dir: Path) -> int | None:
+    """The PID of the ``dalgo serve`` supervising ``run_dir`` if it is alive (the same process its PID
+    file names, not one that reuses its PID), else None."""
+    pidfile = run_dir / "supervisor.pid"
+    try:
+        pid, *started = (int(x) for x in pidfile.read_text().split())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if started and start_time(pid) == started[0] else None
+
+
 def serve(config: ServeConfig) -> int:
     """Start the topology and supervise it until SIGTERM/SIGINT (then stop everything by PID)."""
+    if (other := running_supervisor(config.run_dir)) is not None:
+        raise AlreadyRunning(
+            f"the platform of {settings.home_dir()} is already running (supervisor pid {other}): "
+            "stop it first (Ctrl-C, or `dalgo serve stop`)"
+        )
     supervisor = Supervisor(config.run_dir, restart_delay=config.restart_delay, log=lambda m: print(m, flush=True))
     stop_from_pid_files(config.run_dir)  # leftovers of a supervisor that was killed
     (config.run_dir / "supervisor.pid").write_text(f"{os.getpid()} {start_time(os.getpid()) or 0}\n")
@@ -360,8 +380,7 @@ def stop(run_dir: Path, timeout: float = 60.0) -> bool:
     pidfile = run_dir / "supervisor.pid"
     ran = False
     if pidfile.exists():
-        pid, *started = (int(x) for x in pidfile.read_text().split())
-        if started and start_time(pid) == started[0]:  # the same process, not one reusing its PID
+        if (pid := running_supervisor(run_dir)) is not None:  # not a process reusing its PID
             try:
                 os.kill(pid, signal.SIGTERM)
                 ran = True

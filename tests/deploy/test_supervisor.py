@@ -87,3 +87,20 @@ def test_a_process_that_cannot_start_is_named(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match=r"api exited with code 3 while starting; see .*api\.log"):
         supervisor.wait_ready(["api"], timeout=30)
     supervisor.stop_all()
+
+
+def test_a_second_start_on_the_same_state_folder_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    """Two ``dalgo up`` on one state folder would stop each other's processes and fight for the ports:
+    the second is refused with the running supervisor's pid, and starts once that one is gone."""
+    from dalgo_ops.serve import AlreadyRunning, ServeConfig, running_supervisor, serve
+
+    first = subprocess.Popen([sys.executable, "-c", PLAIN])
+    try:
+        (tmp_path / "supervisor.pid").write_text(f"{first.pid} {start_time(first.pid)}\n")
+        assert running_supervisor(tmp_path) == first.pid
+        with pytest.raises(AlreadyRunning, match=f"supervisor pid {first.pid}"):
+            serve(ServeConfig(postgres_url="", run_dir=tmp_path))
+    finally:
+        first.kill()
+        first.wait()
+    assert running_supervisor(tmp_path) is None  # a dead supervisor's file is no obstacle

@@ -25,9 +25,10 @@ query RunSummaries($after: Float!) {
 """
 ENDED = {"SUCCESS", "FAILURE", "CANCELED"}
 IN_FLIGHT = """{ runsOrError(filter: {statuses: [STARTING, STARTED, CANCELING]}) {
-  ... on Runs { results { runId } } } }"""
+  ... on Runs { results { runId status } } } }"""
 TERMINATE = """mutation($ids: [String!]!, $policy: TerminateRunPolicy) {
-  terminateRuns(runIds: $ids, terminatePolicy: $policy) { __typename } }"""
+  terminateRuns(runIds: $ids, terminatePolicy: $policy) { __typename
+    ... on TerminateRunsResult { terminateRunResults { __typename ... on TerminateRunFailure { message } } } } }"""
 
 
 def summary(run: dict) -> str | None:
@@ -79,24 +80,38 @@ def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
     return requests.post(url, json={"query": query, "variables": variables or {}}, timeout=30).json()["data"]
 
 
-def _in_flight(url: str) -> list[str]:
-    return [r["runId"] for r in _graphql(url, IN_FLIGHT)["runsOrError"].get("results") or []]
+def _in_flight(url: str) -> dict[str, str]:
+    return {r["runId"]: r["status"] for r in _graphql(url, IN_FLIGHT)["runsOrError"].get("results") or []}
+
+
+def _terminate(url: str, runs: list[str], policy: str) -> list[str]:
+    """Dagster's answers for the runs it would not terminate."""
+    answer = _graphql(url, TERMINATE, {"ids": runs, "policy": policy})["terminateRuns"]
+    return [r["message"] for r in answer.get("terminateRunResults") or [] if r.get("message")]
 
 
 def end_runs_in_flight(graphql_url: str, log: Callable[[str], None], timeout: float = 60.0) -> None:
     """Terminate every run in progress and wait (up to ``timeout``) for their workers to mark them
-    canceled; a run still in progress then is marked canceled at once, before its processes stop."""
+    canceled; a run still in progress then is marked canceled at once, before its processes stop.
+
+    Dagster terminates a run safely only once its worker started it: a run still STARTING is asked as
+    soon as it is STARTED (its worker then interrupts its steps and marks it canceled)."""
     try:
         runs = _in_flight(graphql_url)
         if not runs:
             return
         log(f"ending {len(runs)} run(s) in progress: {', '.join(r[:8] for r in runs)}")
-        _graphql(graphql_url, TERMINATE, {"ids": runs, "policy": "SAFE_TERMINATE"})
+        asked: set[str] = set()
         deadline = time.time() + timeout
-        while (left := _in_flight(graphql_url)) and time.time() < deadline:
+        while runs and time.time() < deadline:
+            if started := [r for r, status in runs.items() if status == "STARTED" and r not in asked]:
+                asked.update(started)
+                for refused in _terminate(graphql_url, started, "SAFE_TERMINATE"):
+                    log(f"Dagster would not terminate a run: {refused}")
             time.sleep(0.5)
-        if left:
-            _graphql(graphql_url, TERMINATE, {"ids": left, "policy": "MARK_AS_CANCELED_IMMEDIATELY"})
-            log(f"marked canceled without their workers' word: {', '.join(r[:8] for r in left)}")
+            runs = _in_flight(graphql_url)
+        if runs:
+            _terminate(graphql_url, list(runs), "MARK_AS_CANCELED_IMMEDIATELY")
+            log(f"marked canceled without their workers' word: {', '.join(r[:8] for r in runs)}")
     except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
         log(f"could not end the runs in progress ({type(exc).__name__}); run monitoring fails them at the next start")

@@ -369,6 +369,8 @@ def serve(config: ServeConfig) -> int:
             time.sleep(0.2)
         return 0
     finally:
+        if "daemon" in supervisor.managed:
+            supervisor.stop("daemon")  # its run queue starts no run while the platform stops
         if "webserver" in supervisor.managed:
             end_runs_in_flight(f"{config.webserver_url}/graphql", lambda m: supervisor.log(f"dalgo serve: {m}"))
         supervisor.stop_all()

@@ -42,15 +42,3 @@ def _quiet_env() -> None:
     # No Dagster unless a test starts one (and points the API at it): never a webserver that happens to
     # listen on the default port of the machine running the tests.
     os.environ.setdefault("DALGO_DAGSTER_URL", "http://127.0.0.1:9")
-
-
-# The first-start tests (a clean clone installed and started five times, an organization's first hour
-# under dalgo up) take about 20 minutes more than the suite's budget on 2 cores: they run with
-# DALGO_TEST_LONG=1 (`DALGO_TEST_LONG=1 ./scripts/test tests/deploy/test_up.py tests/deploy/test_up_live_changes.py`).
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("DALGO_TEST_LONG") == "1":
-        return
-    skip = pytest.mark.skip(reason="long first-start test: set DALGO_TEST_LONG=1")
-    for item in items:
-        if item.get_closest_marker("long"):
-            item.add_marker(skip)

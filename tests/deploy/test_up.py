@@ -1,25 +1,34 @@
 """The README's first command, as a new user meets it: ``./scripts/up`` in a clean clone with no state
-folder installs and brings up the whole platform (Dagster's storage created once, before any process),
-every location loads, the printed demo login works, the README's API section runs command by command
-and its run of the demo organization succeeds, the console shows run summaries and no events, nothing
-tracked changes, SIGTERM stops every process, and the next start works. Then four more fresh starts
-(Dagster's storage and the API's database removed each time) load with no corruption."""
+folder installs and brings up the whole platform (Dagster's storage created once, before any process).
+On that one running platform: every location loads and the printed demo login works; the README's API
+section runs command by command and its run of the demo organization succeeds, summarized on the
+console; an organization's first hour through the API is live with no restart (issue 13's sequence,
+which test_serve.py runs on the production topology). Then SIGTERM ends the run in flight and every
+process, nothing tracked by git has changed, the next start works, and four more fresh starts (Dagster's
+storage and the API's database removed each time) load with no corruption.
+
+The tests share the platform and run in this order (one xdist worker runs a module); the last one stops
+it. The platform runs with two operator settings the README documents: ``file`` git URLs (the first
+hour's git project is a local repository) and a 5-second automation tick (its freshness step)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import requests
 
+from tests.deploy.live_changes import Platform, first_hour_of_an_organization
 from tests.deploy.topology import REPO
-from tests.deploy.up_platform import Up, run_state
+from tests.deploy.up_platform import ROOT_TOKEN, Up, run_state
 
 LOGIN = re.compile(r"demo login: (\S+) / (\S+) ")
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -35,11 +44,43 @@ def _git_status(clone: Path) -> str:
     return subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True).stdout
 
 
-def _readme_api_section(up: Up) -> str:
-    """Run the README's API commands as written (only the ports are the test's); the run id they launched."""
+def _login(up: Up, email: str, password: str) -> dict[str, str]:
+    token = requests.post(f"{up.api}/api/login/", json={"email": email, "password": password}, timeout=30)
+    assert token.status_code == 200, token.text
+    return {"Authorization": f"Bearer {token.json()['token']}", "x-dalgo-org": "demo_ngo"}
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    """``./scripts/up`` of a clean clone with no state folder, started once for the module."""
+    clone = tmp_path_factory.mktemp("first-start") / "dalgo"
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True)
+    assert not (clone / ".dalgo").exists()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "DALGO_", "VIRTUAL_ENV"))}
+    env |= {"DAGSTER_DISABLE_TELEMETRY": "1", "DALGO_GIT_SCHEMES": "https,ssh,file"}
+    env["DALGO_AUTOMATION_INTERVAL_SECONDS"] = "5"
+    platform = Up(clone, env)
+    platform.first_output = platform.start()
+    yield platform
+    if platform.proc is not None and platform.proc.poll() is None:
+        platform.stop()
+
+
+def test_the_first_start_loads_every_location_and_prints_a_working_login(up: Up) -> None:
+    assert up.locations() == {"org_demo_ngo": "LOADED"}
+    headers = _login(up, *LOGIN.search(up.first_output).groups())
+    assets = requests.get(f"{up.api}/api/assets/", headers=headers, timeout=60).json()
+    assert {"faker/users", "analytics/daily_revenue"} <= {a["key"] for a in assets}
+    docs = requests.get(f"{up.api}/api/docs", timeout=30)
+    assert docs.status_code == 200 and "cdn." not in docs.text  # Swagger UI from the API itself
+
+
+def test_the_readme_api_section_runs_as_written_and_its_run_succeeds(up: Up) -> None:
+    """The README's API commands as written (only the ports are the test's): its own user, a token, the
+    lineage, and a run of everything the demo builds, which succeeds and is summarized on the console."""
     script = _readme_block("The API").replace("127.0.0.1:8000", f"127.0.0.1:{up.ports['api']}")
     done = subprocess.run(
-        ["bash", "-euxo", "pipefail", "-c", script + "\nprintf '\\nRUN=%s\\n' \"$RUN\"\n"],
+        ["bash", "-euxo", "pipefail", "-c", script + '\nprintf \'\\nRUN=%s\\nTOKEN=%s\\n\' "$RUN" "$TOKEN"\n'],
         cwd=up.clone,
         env=up.env,
         capture_output=True,
@@ -47,57 +88,42 @@ def _readme_api_section(up: Up) -> str:
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return re.findall(r"^RUN=(\S+)$", done.stdout, re.M)[-1]
+    run_id = re.findall(r"^RUN=(\S+)$", done.stdout, re.M)[-1]
+    token = re.findall(r"^TOKEN=(\S+)$", done.stdout, re.M)[-1]
+    headers = {"Authorization": f"Bearer {token}", "x-dalgo-org": "demo_ngo"}
+    deadline = time.time() + 900
+    while (state := run_state(up, run_id, headers)) not in TERMINAL:
+        assert time.time() < deadline, state
+        time.sleep(2)
+    assert state == "succeeded", requests.get(f"{up.api}/api/runs/{run_id}", headers=headers, timeout=60).text
+    summary = re.compile(rf"run {run_id[:8]} of demo_ngo \(.*\) success in \d+ s")
+    deadline = time.time() + 60
+    while not summary.search(console := up.output()) and time.time() < deadline:
+        time.sleep(1)
+    assert summary.search(console), console[-3000:]
+    assert " - DEBUG - " not in console and '"type": "RECORD"' not in console  # summaries, not events
 
 
-@pytest.fixture
-def clone(tmp_path: Path) -> Path:
-    folder = tmp_path / "dalgo"
-    subprocess.run(["git", "clone", "--quiet", str(REPO), str(folder)], check=True)
-    assert not (folder / ".dalgo").exists()
-    return folder
+def test_an_organizations_first_hour_is_live_with_no_restart(up: Up) -> None:
+    root = json.loads(up.manage("shell", "-c", ROOT_TOKEN).strip().splitlines()[-1])
+    projects = up.clone / "dbt_projects"  # the default root of local dbt projects
+    slug = first_hour_of_an_organization(Platform(up.api, up.web, root["token"], projects))
+    assert f"of {slug}" in up.output()  # its runs summarized on the console
+    shutil.rmtree(projects / slug)  # the operator's copies of the tenant's projects
 
 
-@pytest.mark.long
-def test_the_readme_first_command_on_a_clean_clone_and_every_start_after(clone: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "DALGO_", "VIRTUAL_ENV"))}
-    up = Up(clone, {**env, "DAGSTER_DISABLE_TELEMETRY": "1"})
-    first = up.start()
-    try:
-        assert up.locations() == {"org_demo_ngo": "LOADED"}
-        email, password = LOGIN.search(first).groups()
-        token = requests.post(f"{up.api}/api/login/", json={"email": email, "password": password}, timeout=30)
-        headers = {"Authorization": f"Bearer {token.json()['token']}", "x-dalgo-org": "demo_ngo"}
-        assert {"faker/users", "analytics/daily_revenue"} <= {
-            a["key"] for a in requests.get(f"{up.api}/api/assets/", headers=headers, timeout=60).json()
-        }
-        docs = requests.get(f"{up.api}/api/docs", timeout=30)
-        assert docs.status_code == 200 and "cdn." not in docs.text  # Swagger UI from the API itself
-
-        run_id = _readme_api_section(up)
-        deadline = time.time() + 900
-        while (state := run_state(up, run_id, headers)) not in TERMINAL:
-            assert time.time() < deadline, state
-            time.sleep(2)
-        assert state == "succeeded", requests.get(f"{up.api}/api/runs/{run_id}", headers=headers, timeout=60).text
-        summary = re.compile(rf"run {run_id[:8]} of demo_ngo \(.*\) success in \d+ s")
-        deadline = time.time() + 60
-        while not summary.search(console := up.output()) and time.time() < deadline:
-            time.sleep(1)
-        assert summary.search(console), console[-3000:]
-        assert " - DEBUG - " not in console and '"type": "RECORD"' not in console  # summaries, not events
-        assert _git_status(clone) == "", "dalgo up changed or left files git tracks"
-    finally:
-        left = up.stop()
+def test_sigterm_ends_the_run_in_flight_and_every_start_after_works(up: Up) -> None:
+    email, password = LOGIN.search(up.first_output).groups()
+    left = up.stop()
     assert not left, f"still running after SIGTERM: {left}"
+    assert _git_status(up.clone) == "", "dalgo up changed or left files git tracks"
 
     again = up.start()  # the second start, on the storage the first one made
     try:
         assert up.locations() == {"org_demo_ngo": "LOADED"}
         assert LOGIN.search(again).groups() == (email, password)  # the same demo login
         # a run in flight when SIGTERM comes is ended and marked so, never left running unowned
-        token = requests.post(f"{up.api}/api/login/", json={"email": email, "password": password}, timeout=30)
-        headers = {"Authorization": f"Bearer {token.json()['token']}", "x-dalgo-org": "demo_ngo"}
+        headers = _login(up, email, password)
         assets = requests.get(f"{up.api}/api/assets/", headers=headers, timeout=60).json()
         selection = [a["key"] for a in assets if a["materializable"]]  # long enough to be in flight
         launched = requests.post(f"{up.api}/api/runs/", json={"assets": selection}, headers=headers, timeout=300)
@@ -109,14 +135,14 @@ def test_the_readme_first_command_on_a_clean_clone_and_every_start_after(clone: 
         assert state == "running", state
     finally:
         assert not up.stop()
-    instance = dg.DagsterInstance.from_config(str(clone / ".dalgo" / "platform" / "dagster"))
+    instance = dg.DagsterInstance.from_config(str(up.clone / ".dalgo" / "platform" / "dagster"))
     assert instance.get_run_by_id(in_flight).status == dg.DagsterRunStatus.CANCELED
     assert "ending 1 run(s) in progress" in up.output()
     instance.dispose()
 
     for _ in range(4):  # fresh starts: Dagster's storage and the API's database made again each time
-        shutil.rmtree(clone / ".dalgo" / "platform" / "dagster")
-        (clone / ".dalgo" / "platform" / "api.sqlite3").unlink()
+        shutil.rmtree(up.clone / ".dalgo" / "platform" / "dagster")
+        (up.clone / ".dalgo" / "platform" / "api.sqlite3").unlink()
         up.start()
         try:
             assert up.locations() == {"org_demo_ngo": "LOADED"}

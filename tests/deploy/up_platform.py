@@ -32,6 +32,7 @@ class Up:
         self.api, self.web = f"http://127.0.0.1:{self.ports['api']}", f"http://127.0.0.1:{self.ports['web']}"
         self.proc: subprocess.Popen | None = None
         self.log = clone.parent / "up.log"
+        self.first_output = ""  # what the first start printed (its demo login)
 
     def start(self) -> str:
         argv = [*self.command, "--port", str(self.ports["web"]), "--api-port", str(self.ports["api"])]

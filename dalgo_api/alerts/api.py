@@ -17,7 +17,7 @@ from ninja import Query, Router, Schema
 from pydantic import Field
 
 from dalgo_api.accounts.auth import RequestContext, has_permission
-from dalgo_api.alerts import messages, rules, selectors, webhooks
+from dalgo_api.alerts import delivery, rules, selectors
 from dalgo_api.alerts.models import AlertEvent, NotificationPreference
 from dalgo_api.alerts.schemas import (
     AlertEventPage,
@@ -125,21 +125,7 @@ def test_rule(request: HttpRequest, name: str) -> dict:
     )
     results = []
     for hook in rule.webhooks:
-        try:
-            url = hook.url.resolve(ctx.org.slug)
-        except LookupError:
-            results.append(
-                {
-                    "format": hook.format,
-                    "host": "",
-                    "delivered": False,
-                    "attempts": 0,
-                    "status": None,
-                    "error": "the URL cannot be read",
-                }
-            )
-            continue
-        posted = webhooks.post(url, webhooks.payload(hook.format, messages.fields(sample)))
+        posted = delivery.post(ctx.org.slug, hook.url, hook.format, sample)
         results.append(
             {
                 "format": hook.format,

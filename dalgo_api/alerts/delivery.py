@@ -101,12 +101,21 @@ def send_emails(event: AlertEvent, rule: AlertRuleSpec) -> int:
     return sent
 
 
+def post(slug: str, url_ref: SecretRef, fmt: str, event: AlertEvent) -> webhooks.Posted:
+    """Post an event to one webhook of the organization, in its format."""
+    try:
+        url = url_ref.resolve(slug)
+    except LookupError:
+        return webhooks.Posted(False, "", error="the webhook's URL cannot be read (changed or removed)")
+    return webhooks.post(url, webhooks.payload(fmt, messages.fields(event)))
+
+
 def _post(delivery: WebhookDelivery) -> webhooks.Posted:
     try:
-        url = SecretRef.model_validate(delivery.url_ref).resolve(delivery.event.org.slug)
-    except (LookupError, ValueError):
-        return webhooks.Posted(False, "", error="the webhook's URL cannot be read (changed or removed)")
-    return webhooks.post(url, webhooks.payload(delivery.format, messages.fields(delivery.event)))
+        url_ref = SecretRef.model_validate(delivery.url_ref)
+    except ValueError:
+        return webhooks.Posted(False, "", error="the webhook's reference cannot be read")
+    return post(delivery.event.org.slug, url_ref, delivery.format, delivery.event)
 
 
 def deliver_webhooks(now: datetime | None = None) -> int:

@@ -7,6 +7,7 @@ from typing import Any
 from dalgo_api import bridge, mail
 from dalgo_api.alerts.models import AlertEvent
 from dalgo_api.bridge.signals import Signal
+from dalgo_core.redact import redact
 
 DETAIL_MAX = 4000
 
@@ -34,7 +35,7 @@ def message(rule: str, signal: Signal, repeats: int) -> str:
     """The body: what happened (Dagster's own words), which rule sent it, how often it was held back."""
     lines = [title(signal) + "."]
     if signal.detail:
-        lines += ["", signal.detail.strip()[:DETAIL_MAX]]
+        lines += ["", redact(signal.detail.strip()[:DETAIL_MAX])]
     if repeats:
         lines += ["", f"It happened {repeats} more time(s) since the last alert of this rule."]
     if signal.run_id:

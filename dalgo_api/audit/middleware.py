@@ -5,6 +5,7 @@ one's own notifications read."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from fnmatch import fnmatchcase
 
@@ -12,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 
 from dalgo_api.audit import services
 
+logger = logging.getLogger(__name__)
 CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 NOT_CHANGES = (
     "POST /api/login/",
@@ -34,5 +36,8 @@ class AuditMiddleware:
             if response.status_code < 400:
                 action = services.action(request)
                 if not any(fnmatchcase(action, pattern) for pattern in NOT_CHANGES):
-                    services.record(request, response, current)
+                    try:
+                        services.record(request, response, current)
+                    except Exception:  # the change is made: say the entry is missing, answer as it went
+                        logger.exception("the audit log could not record %s", action)
         return response

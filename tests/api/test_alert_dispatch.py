@@ -170,3 +170,16 @@ def test_a_schema_change_waiting_for_approval(world: OrgWorld):
         dg.AssetObservation(asset_key=key, metadata={SCHEMA_CHANGE_METADATA: "resolved"})
     )
     assert dispatch_once().recoveries == 1
+
+
+def test_a_test_message_reaches_the_rules_webhooks(api: Api, world: OrgWorld, hooks: Receiver):
+    slug = world.slug
+    _rules(slug, AlertRuleSpec(name="runs", kind="run_failed", webhooks=[_hook(slug, "h", hooks.url("/t"), "slack")]))
+    tested = api.post("/api/alerts/runs/test", token=world.tokens["pipeline-manager"], org=slug)
+    assert tested.status_code == 200, tested.content
+    assert tested.json()["webhooks"] == [
+        {"format": "slack", "host": "127.0.0.1", "delivered": True, "attempts": 1, "status": 200, "error": ""}
+    ]
+    [received] = hooks.received("/t")
+    assert received.body["text"].endswith("[Org A] Test of the alert rule runs")
+    assert api.get("/api/audit/", token=world.tokens["account-manager"], org=slug).json()["entries"] == []

@@ -62,6 +62,9 @@ ROUTER_ERRORS: list[tuple[str, set[int]]] = [
     ("GET /api/runs/*/output/*", {409, 422, 503}),  # 422: a file_key that is not one
     ("* /api/runs/*", _DAGSTER),
     ("* /api/warehouse/*", {409, 422, 503}),  # data statistics: 503 when the warehouse cannot be read
+    ("GET /api/alerts/*", _SPEC),
+    ("* /api/alerts/*", {409, 422}),  # rules are written to the spec without a reload: Dagster is not asked
+    ("* /api/notifications/*", _SPEC),  # the choices name the spec's rules
 ]
 
 

@@ -131,6 +131,8 @@ INSTALLED_APPS = [
     "dalgo_api.accounts",
     "dalgo_api.orgs",
     "dalgo_api.runs",
+    "dalgo_api.alerts",
+    "dalgo_api.audit",
 ]
 
 MIDDLEWARE = [
@@ -144,6 +146,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # every successful change under /api/ goes to the audit log
+    "dalgo_api.audit.middleware.AuditMiddleware",
     # last, as django-axes asks: turns a locked-out login into the 429 of AXES_LOCKOUT_CALLABLE
     "axes.middleware.AxesMiddleware",
 ]

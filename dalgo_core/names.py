@@ -102,3 +102,13 @@ def warehouse_pool(org: str) -> str:
 
 # asset metadata: a freshness the platform does not keep (a dbt source freshness nothing here builds)
 FRESHNESS_WARNING_METADATA = "dalgo/freshness_warning"
+
+# --- alerts ----------------------------------------------------------------------------------------
+# A schema change of a connection's stream that waits for approval is reported as an observation of the
+# stream's asset with SCHEMA_CHANGE_METADATA "pending" (and what changed in SCHEMA_CHANGE_SUMMARY_METADATA),
+# and "resolved" once approved or no longer needed: the alert dispatcher turns them into the alerts and
+# recoveries of ``schema_change_pending`` rules.
+SCHEMA_CHANGE_METADATA = "dalgo/schema_change"
+SCHEMA_CHANGE_PENDING = "pending"
+SCHEMA_CHANGE_RESOLVED = "resolved"
+SCHEMA_CHANGE_SUMMARY_METADATA = "dalgo/schema_change_summary"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from dalgo_core import settings
 from dalgo_core.cron import cron_problem, smallest_interval, timezone_problem
@@ -307,6 +307,62 @@ class PipelineSpec(_Model):
     enabled: bool = True
 
 
+# --- alert rules -----------------------------------------------------------------------------------
+
+# What a rule watches. The first three concern assets (and may select some); a run failing concerns the
+# organization's runs, a code location failing to load its definitions.
+ASSET_ALERT_KINDS = ("freshness_failed", "check_failed", "schema_change_pending")
+ALERT_KINDS = (*ASSET_ALERT_KINDS, "run_failed", "location_failed")
+AlertKind = Literal["freshness_failed", "check_failed", "schema_change_pending", "run_failed", "location_failed"]
+
+
+class WebhookSpec(_Model):
+    """Where a rule also posts its messages: Slack's incoming-webhook format, or a generic JSON body. The
+    URL is a secret (a Slack URL is its own credential): the spec holds a reference, never the URL."""
+
+    format: Literal["slack", "json"] = "json"
+    url: SecretRef
+
+
+class AlertRuleFields(_Model):
+    """What a rule says but where it posts (the API takes the same fields, with webhook URLs as values)."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    kind: AlertKind
+    assets: list[Annotated[str, Field(min_length=1, max_length=400)]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Asset keys relative to the organization, '*' globs a segment; empty: every asset "
+        "(only for freshness_failed, check_failed and schema_change_pending)",
+    )
+    window_minutes: float = Field(60, ge=1, le=10080, description="at most one alert per subject in this time")
+    recovery: bool = Field(True, description="send a message when the condition clears")
+    email: bool = Field(True, description="email the members who receive this rule (their inbox gets it anyway)")
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _assets_for_asset_kinds(self) -> AlertRuleFields:
+        if self.assets and self.kind not in ASSET_ALERT_KINDS:
+            raise ValueError(f"assets: a {self.kind} rule selects no assets; leave 'assets' out")
+        return self
+
+
+class AlertRuleSpec(AlertRuleFields):
+    """Tell people when something goes wrong: an alert when the rule's condition starts to hold on a subject
+    (an asset, a check, the runs of a pipeline, the code location), at most one per subject per window,
+    and a recovery message when it clears. Sent to the organization's members (email and their inbox,
+    as each of them chose) and to the rule's webhooks."""
+
+    webhooks: list[WebhookSpec] = Field(default_factory=list, max_length=5)
+
+    def selects(self, asset: str | None) -> bool:
+        """Whether the rule concerns an asset key (relative to the organization); every subject when the
+        rule selects no assets."""
+        if not self.assets:
+            return True
+        return asset is not None and any(selection_matches(p, asset.split("/")) for p in self.assets)
+
+
 # --- the organization ------------------------------------------------------------------------------
 
 
@@ -319,6 +375,7 @@ class OrgSpec(_Model):
     ingestion: IngestionSpec = Field(default_factory=IngestionSpec)
     connections: list[ConnectionSpec] = Field(default_factory=list)
     pipelines: list[PipelineSpec] = Field(default_factory=list)
+    alerts: list[AlertRuleSpec] = Field(default_factory=list)
 
     # Where the spec was read from; set by load_org_spec, never written.
     spec_path: Path | None = Field(None, exclude=True)
@@ -334,6 +391,7 @@ class OrgSpec(_Model):
             ("dbt project", [p.name for p in self.dbt_projects]),
             ("connection", [c.name for c in self.connections]),
             ("pipeline", [p.name for p in self.pipelines]),
+            ("alert rule", [a.name for a in self.alerts]),
         ):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
@@ -424,6 +482,25 @@ def load_org_spec(slug: str, orgs_dir: Path | None = None) -> OrgSpec:
     except yaml.YAMLError as exc:
         raise SpecError(slug, path, [f"not valid YAML: {exc}"]) from None
     return parse_org_spec(data, org=slug, path=path)
+
+
+def load_alert_rules(slug: str, orgs_dir: Path | None = None) -> list[AlertRuleSpec]:
+    """The organization's alert rules. When the rest of its spec does not validate (often why its code
+    location fails to load: a ``location_failed`` rule must still be read), the ``alerts`` section alone;
+    ``SpecError`` when even that cannot be read."""
+    try:
+        return load_org_spec(slug, orgs_dir).alerts
+    except SpecError as exc:
+        path = org_spec_path(slug, orgs_dir)
+        try:
+            data = yaml.safe_load(path.read_text())
+            rules = (data or {}).get("alerts") or [] if isinstance(data, Mapping) else []
+            return _ALERT_RULES.validate_python(rules)
+        except (OSError, yaml.YAMLError, ValidationError):
+            raise exc from None
+
+
+_ALERT_RULES = TypeAdapter(list[AlertRuleSpec])
 
 
 def list_org_slugs(orgs_dir: Path | None = None) -> list[str]:

@@ -197,6 +197,12 @@ def compose_config(slugs: list[str], image: str = "${DALGO_IMAGE:-dalgo:latest}"
             },
         ),
     }
+    services["alerts"] = _dalgo_service(
+        ["python", "manage.py", "dispatch_alerts", "--loop"],
+        image,
+        environment=api_env,
+        depends_on={"api": {"condition": "service_healthy"}},  # the API migrated its database
+    )
     return {
         "name": "dalgo",
         "services": services,

@@ -152,7 +152,8 @@ def dagster_values(
 
 
 def api_manifests(repository: str = "dalgo", tag: str = "latest") -> list[dict[str, Any]]:
-    """The API's Deployment and Service; its settings come from the Secret ``dalgo-api``
+    """The API's Deployment and Service, and the alert dispatcher's Deployment; their settings come from the
+    Secret ``dalgo-api``
     (``DALGO_API_DATABASE_URL``, ``DALGO_API_SECRET_KEY``, ``DALGO_API_ALLOWED_HOSTS``)."""
     labels = {"app.kubernetes.io/name": "dalgo-api"}
     env = [
@@ -227,7 +228,39 @@ def api_manifests(repository: str = "dalgo", tag: str = "latest") -> list[dict[s
         "metadata": {"name": "dalgo-api", "labels": labels},
         "spec": {"selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
     }
-    return [deployment, service]
+    return [deployment, service, _alerts_deployment(image, env, env_from, container["volumeMounts"])]
+
+
+def _alerts_deployment(image: str, env: list, env_from: list, mounts: list) -> dict[str, Any]:
+    """The alert dispatcher (``manage.py dispatch_alerts --loop``): one replica, the API's settings; it reads
+    Dagster's instance like the API's run bridge."""
+    labels = {"app.kubernetes.io/name": "dalgo-alerts"}
+    container = {
+        "name": "alerts",
+        "image": image,
+        "command": ["python", "manage.py", "dispatch_alerts", "--loop"],
+        "env": env,
+        "envFrom": env_from,
+        "resources": {"requests": {"cpu": "50m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+        "volumeMounts": mounts,
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "dalgo-alerts", "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},  # one dispatcher at a time
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [container],
+                    "volumes": [{"name": "dagster-instance", "configMap": {"name": f"{RELEASE}-instance"}}],
+                },
+            },
+        },
+    }
 
 
 def write_helm(

@@ -13,7 +13,9 @@ static files, then starts and watches:
 - the Dagster webserver on 127.0.0.1 (operators and the API's run bridge; put an authenticating proxy in
   front to expose it), and optionally a second, ``--read-only`` webserver for operators;
 - the Dagster daemon (run queue, schedules, sensors, run monitoring and retries);
-- the API under gunicorn (``dalgo_api.wsgi:application``).
+- the API under gunicorn (``dalgo_api.wsgi:application``);
+- the alert dispatcher (``manage.py dispatch_alerts --loop``: alerts from Dagster's event log to email,
+  inboxes and webhooks).
 
 A process that dies is restarted; everything is stopped by PID on SIGTERM/SIGINT or ``dalgo serve stop``.
 Every process gets ``DALGO_WORKSPACE_FILE`` (this workspace) and ``DALGO_GRPC_BASE_PORT``, so the API
@@ -244,9 +246,15 @@ def prepare_api(env: dict[str, str], log_dir: Path, demo_user: tuple[str, str] |
     return Step("manage-prepareapi", argv, env, log_dir)
 
 
+def alert_dispatcher(env: dict[str, str]) -> ProcessSpec:
+    """Alerts (``dalgo_api.alerts.dispatcher``): started with the webserver and daemon, once the API's
+    database is migrated."""
+    return ProcessSpec("alerts", [sys.executable, str(REPO / "manage.py"), "dispatch_alerts", "--loop"], env, REPO)
+
+
 def process_specs(config: ServeConfig, env: dict[str, str]) -> list[ProcessSpec]:
     specs = [code_server(config, env, slug, port) for slug, port in code_servers(config.workspace).items()]
-    specs += [webserver(config, env), daemon(config, env), api(config, env)]
+    specs += [webserver(config, env), daemon(config, env), api(config, env), alert_dispatcher(env)]
     if config.operator_port:
         specs.append(webserver(config, env, read_only=True))
     return specs

@@ -4,9 +4,11 @@
   where it serves, and the instance's storage (``DAGSTER_HOME``) for reads; errors become 503 or 409;
 - ``locations``: reloading an organization's code location, the daemon's view of it, pools;
 - ``assets``: the organization's asset graph;
-- ``runs``: launching (a launch Dagster accepted always returns its run id), cancelling, listing runs
+- ``runs``: launching (a launch Dagster accepted always returns its run id), cancelling, retrying, listing runs
   and reading their logs;
-- ``queue``: why a queued run waits.
+- ``queue``: why a queued run waits;
+- ``signals``: what the alerts watch (ended runs and their checks, freshness state changes, code
+  locations that do not load), for every organization at once, from cursors the caller keeps.
 
 Every function takes the organization's slug and stays inside it: GraphQL queries name its code location
 ``org_<slug>``; run reads filter on Dagster's own ``dagster/code_location`` tag, which a launch cannot
@@ -32,16 +34,17 @@ from dalgo_api.bridge.runs import (
     RunQuery,
     cancel_run,
     captured_log,
-    failed_runs_since,
     launch_run,
     launched_as,
     list_runs,
     new_launch_id,
+    retry_run,
     run_error,
     run_for_org,
     run_logs,
     wait_for_run,
 )
+from dalgo_api.bridge.signals import Signal, Signals, location_signals, read_signals
 from dalgo_api.bridge.transport import DagsterRejected, DagsterUnavailable, dagit_url
 
 __all__ = [
@@ -53,6 +56,8 @@ __all__ = [
     "RunEvent",
     "RunInfo",
     "RunQuery",
+    "Signal",
+    "Signals",
     "absolute_path",
     "add_location",
     "asset_nodes",
@@ -60,15 +65,17 @@ __all__ = [
     "captured_log",
     "dagit_url",
     "ensure_pools",
-    "failed_runs_since",
     "launch_run",
     "launched_as",
     "list_runs",
+    "location_signals",
     "new_launch_id",
     "queue_position",
+    "read_signals",
     "relative_key",
     "reload_location",
     "remove_location",
+    "retry_run",
     "run_error",
     "run_for_org",
     "run_logs",

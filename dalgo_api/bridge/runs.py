@@ -23,7 +23,9 @@ from dalgo_api.bridge.transport import (
     DagsterRejected,
     DagsterUnavailable,
     client_call,
+    graphql,
     instance,
+    python_error,
     storage_call,
 )
 from dalgo_api.errors import ApiError
@@ -200,6 +202,33 @@ def launched_as(slug: str, launch_id: str) -> str | None:
     filters = RunsFilter(tags={LOCATION_TAG: location_name(slug), LAUNCH_TAG: launch_id})
     ids = storage_call(instance().get_run_ids, filters, limit=1)
     return ids[0] if ids else None
+
+
+REEXECUTE = """
+mutation($params: ReexecutionParams!) { launchRunReexecution(reexecutionParams: $params) {
+  __typename ... on LaunchRunSuccess { run { runId } }
+  ... on RunConfigValidationInvalid { errors { message } }
+  ... on Error { message } } }
+"""
+
+
+def retry_run(slug: str, run_id: str, tags: dict[str, str]) -> str:
+    """Run a failed run of the organization again from its failure (Dagster's re-execution: the steps that
+    failed or did not run, in a new run with the parent's tags and ``tags``); the new run's id."""
+    _require_run(slug, run_id)
+    wait_for_daemon(slug)
+    all_tags = {**tags, ORG_TAG: slug, LAUNCH_TAG: new_launch_id()}
+    params = {
+        "parentRunId": run_id,
+        "strategy": "FROM_FAILURE",
+        "extraTags": [{"key": k, "value": v} for k, v in all_tags.items()],
+    }
+    result = graphql(REEXECUTE, {"params": params})["launchRunReexecution"]
+    if result["__typename"] != "LaunchRunSuccess":
+        raise DagsterRejected(f"run {run_id} cannot be retried: {python_error(result)}")
+    new_id = result["run"]["runId"]
+    _after_launch(slug, new_id)
+    return new_id
 
 
 def cancel_run(slug: str, run_id: str) -> None:
@@ -422,16 +451,3 @@ def run_error(run_id: str) -> str | None:
             if kind == DagsterEventType.RUN_FAILURE and entry.message:
                 return entry.message
     return None
-
-
-def failed_runs_since(updated_after: datetime | None, limit: int = 200) -> list[RunInfo]:
-    """Failed runs of every organization updated after a time (oldest first), for notifications."""
-    from dagster import DagsterRunStatus, RunsFilter
-
-    records = storage_call(
-        instance().get_run_records,
-        RunsFilter(statuses=[DagsterRunStatus.FAILURE], updated_after=updated_after),
-        limit=limit,
-        ascending=True,
-    )
-    return [run for run in (_run_info(r) for r in records) if run.org]

@@ -12,6 +12,7 @@ from ninja import Router
 
 from dalgo_api import bridge
 from dalgo_api.accounts.auth import has_permission
+from dalgo_api.audit import services as audit
 from dalgo_api.common_responses import errors
 from dalgo_api.connections.schemas import ConnectionIn, ConnectionOut, ResetIn
 from dalgo_api.errors import ApiError
@@ -148,4 +149,5 @@ def reset_connection(request: HttpRequest, name: str, payload: ResetIn | None = 
     run_id = bridge.launch_run(
         slug, job_name=job, tags=tags, run_config=reset_run_config(slug, connection.name, streams)
     )
+    audit.note(target=f"run {run_id}", after={"run_id": run_id, "connection": connection.name, "streams": streams})
     return 201, runs.launched_answer(slug, run_id, tags=tags, job=job)

@@ -13,6 +13,7 @@ from ninja import Router
 
 from dalgo_api import bridge
 from dalgo_api.accounts.auth import has_permission
+from dalgo_api.audit import services as audit
 from dalgo_api.dbt.schemas import DbtProjectIn, DbtProjectOut
 from dalgo_api.errors import ApiError
 from dalgo_api.runs import services as runs
@@ -109,6 +110,7 @@ def run_command(request: HttpRequest, name: str, command: Command) -> tuple[int,
         job_name=maintenance_job_name(slug, name, command),
         tags=runs.run_tags(ctx.user.email, "maintenance", **{COMMAND_TAG: command}),
     )
+    audit.note(target=f"run {run_id}", after={"run_id": run_id, "dbt_project": name, "command": command})
     if command in RELOADING_COMMANDS:
         run = bridge.wait_for_run(slug, run_id, COMMAND_WAIT_SECONDS)
         if run is not None and run.status == "SUCCESS":

@@ -13,6 +13,7 @@ from pydantic import Field
 from dalgo_api import bridge
 from dalgo_api.accounts.auth import RequestContext, authenticated, has_permission, optional_caller
 from dalgo_api.accounts.models import Role, User, storable_pk
+from dalgo_api.audit import services as audit
 from dalgo_api.common_responses import errors
 from dalgo_api.errors import ApiError, not_found
 from dalgo_api.orgs import services
@@ -72,6 +73,7 @@ def create_org(request: HttpRequest, payload: OrgIn) -> tuple[int, dict]:
     """Create an organization: its spec (DuckDB warehouse) and its Dagster code location. With
     ``account_manager_email``, that user becomes its Account Manager (or is invited as one)."""
     org = services.create_org(payload.name)
+    audit.note(org=org, target=f"organization {org.slug}", after={"name": org.name, "slug": org.slug})
     if payload.account_manager_email:
         manager = Role.objects.get(slug=Role.ACCOUNT_MANAGER)
         user = User.objects.filter(email=payload.account_manager_email).first()
@@ -91,10 +93,12 @@ def get_flags(request: HttpRequest) -> dict[str, bool]:
 @organizations.put("/flags/{flag_name}", response=dict[str, bool], auth=has_permission(["can_manage_flags"]))
 def put_flag(request: HttpRequest, flag_name: str, payload: FlagIn) -> dict[str, bool]:
     """Set a flag for the organization (global values: ``manage.py manage_feature_flags``)."""
+    before = flags_for(request.auth.org)
     try:
         set_flag(flag_name, payload.enabled, request.auth.org)
     except UnknownFlag as exc:
         raise ApiError(404, str(exc)) from None
+    audit.note(before={flag_name: before.get(flag_name)}, after={flag_name: payload.enabled})
     return flags_for(request.auth.org)
 
 
@@ -194,12 +198,14 @@ def get_org(request: HttpRequest, slug: str) -> dict:
 @organizations.put("/{slug}", response=OrgOut, auth=has_permission(["can_edit_org"], org_path_param="slug"))
 def rename_org(request: HttpRequest, slug: str, payload: OrgRenameIn) -> dict:
     """Rename (the slug, hence the code location, stays)."""
+    audit.note(before={"name": request.auth.org.name}, after={"name": payload.name})
     return _org_out(services.rename_org(request.auth.org, payload.name), request.auth.role)
 
 
 @organizations.delete("/{slug}", response={204: None}, auth=has_permission(["can_delete_org"], org_path_param="slug"))
 def delete_org(request: HttpRequest, slug: str) -> tuple[int, None]:
     """Delete the organization, its memberships, its spec, secrets and code location."""
+    audit.note(before={"name": request.auth.org.name, "slug": slug})
     services.delete_org(request.auth.org)
     return 204, None
 
@@ -245,7 +251,9 @@ def get_member(request: HttpRequest, user_id: int) -> dict:
 )
 def change_member_role(request: HttpRequest, user_id: int, payload: RoleIn) -> dict:
     """Change a member's role (409 if it would leave the organization without an Account Manager)."""
-    return _member_out(services.change_role(request.auth.obj, services.get_role(payload.role)))
+    member = request.auth.obj
+    audit.note(target=f"user {member.user.email}", before={"role": member.role.slug}, after={"role": payload.role})
+    return _member_out(services.change_role(member, services.get_role(payload.role)))
 
 
 @users.delete(
@@ -255,7 +263,9 @@ def change_member_role(request: HttpRequest, user_id: int, payload: RoleIn) -> d
 )
 def remove_member(request: HttpRequest, user_id: int) -> tuple[int, None]:
     """Remove a member from the organization (the account stays; 409 for the last Account Manager)."""
-    services.remove_member(request.auth.obj)
+    member = request.auth.obj
+    audit.note(target=f"user {member.user.email}", before={"email": member.user.email, "role": member.role.slug})
+    services.remove_member(member)
     return 204, None
 
 
@@ -291,6 +301,7 @@ def list_invitations(request: HttpRequest) -> list[dict]:
 def create_invitation(request: HttpRequest, payload: InvitationIn) -> tuple[int, dict]:
     """Invite an email with a role; the invitation link is emailed."""
     role = services.get_role(payload.role)
+    audit.note(target=f"invitation {payload.email}", after={"email": payload.email, "role": role.slug})
     return 201, _invitation_out(services.invite(request.auth.org, payload.email, role, request.auth.user))
 
 
@@ -310,7 +321,9 @@ def resend_invitation(request: HttpRequest, invitation_id: int) -> dict:
     auth=has_permission(["can_delete_invitation"], lookup=_invitation),
 )
 def delete_invitation(request: HttpRequest, invitation_id: int) -> tuple[int, None]:
-    request.auth.obj.delete()
+    inv = request.auth.obj
+    audit.note(target=f"invitation {inv.email}", before={"email": inv.email, "role": inv.role.slug})
+    inv.delete()
     return 204, None
 
 
@@ -334,4 +347,5 @@ def accept_invitation(request: HttpRequest, payload: AcceptInvitationIn) -> dict
         payload.last_name,
         caller=caller.user if caller else None,
     )
+    audit.note(org=member.org, actor=member.user, target=f"user {member.user.email}", after={"role": member.role.slug})
     return _org_out(member.org, member.role.slug)

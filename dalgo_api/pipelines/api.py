@@ -10,6 +10,7 @@ from ninja import Router
 
 from dalgo_api import bridge
 from dalgo_api.accounts.auth import has_permission
+from dalgo_api.audit import services as audit
 from dalgo_api.common_responses import errors
 from dalgo_api.errors import ApiError
 from dalgo_api.pipelines.schemas import PipelineIn, PipelineOut
@@ -158,4 +159,5 @@ def run_pipeline(request: HttpRequest, name: str, idempotency_key: idempotency.K
 
     digest = idempotency.body_hash({"pipeline": name})  # no body: the request is the pipeline's run
     run_id, claimed_at = idempotency.launch_once(ctx.org, key, digest, launch)
+    audit.note(target=f"run {run_id}", after={"run_id": run_id, "pipeline": name})
     return 201, runs.launched_answer(slug, run_id, tags=tags, job=job, created_at=claimed_at)

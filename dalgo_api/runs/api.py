@@ -1,6 +1,6 @@
-"""The organization's assets (``/api/assets/``), runs and their logs (``/api/runs/``), and run-failure
-email subscriptions (``/api/notifications/``). Everything is scoped to the ``x-dalgo-org`` organization:
-a run id of another organization is 404, exactly like an unknown one."""
+"""The organization's assets (``/api/assets/``), runs and their logs (``/api/runs/``). Everything is scoped
+to the ``x-dalgo-org`` organization: a run id of another organization is 404, exactly like an unknown one.
+Run failures reach people as alerts (``dalgo_api.alerts``)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pydantic import Field
 
 from dalgo_api import bridge
 from dalgo_api.accounts.auth import RequestContext, has_permission
+from dalgo_api.audit import services as audit
 from dalgo_api.common_responses import errors
 from dalgo_api.errors import ApiError
 from dalgo_api.runs import cache, idempotency, services
-from dalgo_api.runs.models import Subscription
 from dalgo_api.runs.schemas import (
     AssetDetailOut,
     AssetOut,
@@ -26,13 +26,11 @@ from dalgo_api.runs.schemas import (
     RunOut,
     RunPage,
     RunStatus,
-    SubscriptionOut,
 )
 from dalgo_api.specs import store as specs
 
 assets = Router(tags=["assets"])
 runs = Router(tags=["runs"])
-notifications = Router(tags=["notifications"])
 
 
 # --- assets ----------------------------------------------------------------------------------------
@@ -110,6 +108,7 @@ def start_run(
 
     digest = idempotency.body_hash(payload.model_dump(mode="json"))
     run_id, claimed_at = idempotency.launch_once(ctx.org, key, digest, launch)
+    audit.note(target=f"run {run_id}", after={"run_id": run_id, "assets": list(payload.assets)})
     return 201, services.launched_answer(slug, run_id, assets=payload.assets, tags=tags, created_at=claimed_at)
 
 
@@ -161,7 +160,23 @@ def cancel_run(request: HttpRequest, run_id: str) -> dict:
     if run.finished:
         raise ApiError(409, f"run '{run_id}' already ended ({run.status})")
     bridge.cancel_run(slug, run_id)
+    audit.note(target=f"run {run_id}", before={"status": run.status}, after={"status": "CANCELING"})
     return services.launched(slug, run_id)
+
+
+@runs.post("/{run_id}/retry", response={201: RunOut}, auth=has_permission(["can_run_assets"], lookup=_run))
+def retry_run(request: HttpRequest, run_id: str) -> tuple[int, RunOut]:
+    """Run a failed or cancelled run again from where it stopped (the steps that failed or did not run),
+    as a new run tagged ``retry`` with the first run's pipeline; 409 for a run that has not failed."""
+    ctx = request.auth
+    slug = ctx.org.slug
+    run = ctx.obj
+    if run.status not in ("FAILURE", "CANCELED"):
+        raise ApiError(409, f"run '{run_id}' is {run.status}: only a failed or cancelled run can be retried")
+    tags = services.run_tags(ctx.user.email, "retry")
+    new_id = bridge.retry_run(slug, run_id, tags)
+    audit.note(target=f"run {new_id}", before={"run_id": run_id, "status": run.status}, after={"run_id": new_id})
+    return 201, services.launched_answer(slug, new_id, tags=tags, job=run.job)
 
 
 class LogQuery(Schema):
@@ -198,31 +213,3 @@ def run_output(request: HttpRequest, run_id: str, file_key: str, params: Query[O
     if not file_key.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ApiError(422, "file_key: use the file_key of a LOGS_CAPTURED event")
     return bridge.captured_log(request.auth.org.slug, run_id, file_key, params.cursor, params.max_bytes)
-
-
-# --- notifications ---------------------------------------------------------------------------------
-
-
-def _subscription(request: HttpRequest) -> dict:
-    ctx = request.auth
-    subscribed = Subscription.objects.filter(user=ctx.user, org=ctx.org).exists()
-    return {"subscribed": subscribed, "email": ctx.user.email}
-
-
-@notifications.get("/run-failures", response=SubscriptionOut, auth=has_permission(["can_view_runs"]))
-def get_subscription(request: HttpRequest) -> dict:
-    """Whether the caller gets an email when one of the organization's runs fails."""
-    return _subscription(request)
-
-
-@notifications.put("/run-failures", response=SubscriptionOut, auth=has_permission(["can_view_runs"]))
-def subscribe(request: HttpRequest) -> dict:
-    """Email me the error and a link when one of the organization's runs fails."""
-    Subscription.objects.get_or_create(user=request.auth.user, org=request.auth.org)
-    return _subscription(request)
-
-
-@notifications.delete("/run-failures", response=SubscriptionOut, auth=has_permission(["can_view_runs"]))
-def unsubscribe(request: HttpRequest) -> dict:
-    Subscription.objects.filter(user=request.auth.user, org=request.auth.org).delete()
-    return _subscription(request)

@@ -4,4 +4,4 @@ from django.apps import AppConfig
 class RunsConfig(AppConfig):
     name = "dalgo_api.runs"
     label = "runs"
-    verbose_name = "Runs, logs and run-failure notifications"
+    verbose_name = "Runs and their logs"

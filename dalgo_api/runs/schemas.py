@@ -1,4 +1,4 @@
-"""Bodies of the asset, run, log and notification endpoints. Asset keys are relative to the organization
+"""Bodies of the asset, run and log endpoints. Asset keys are relative to the organization
 (``sales/orders`` for Dagster's ``<org>/sales/orders``), so clients never see another organization's
 namespace."""
 
@@ -112,8 +112,3 @@ class OutputOut(Answer):
     stdout: str
     stderr: str
     cursor: str | None
-
-
-class SubscriptionOut(Schema):
-    subscribed: bool
-    email: str

@@ -18,6 +18,7 @@ from typing import Any
 
 from dalgo_api import bridge
 from dalgo_api.accounts.auth import RequestContext
+from dalgo_api.audit import services as audit
 from dalgo_api.errors import ApiError, not_found
 from dalgo_api.specs import store as specs
 from dalgo_core.dbt_projects import DbtProjectError, preparing_beside
@@ -45,10 +46,14 @@ def _invalid(exc: SpecError) -> ApiError:
     return ApiError(422, f"the change is not valid for organization '{exc.org}': {'; '.join(exc.problems)}", errors)
 
 
-def change_spec(slug: str, edit: Edit, *, prepare: bool = False, dagster_required: bool = True) -> OrgSpec:
+def change_spec(
+    slug: str, edit: Edit, *, prepare: bool = False, dagster_required: bool = True, reload: bool = True
+) -> OrgSpec:
     """Apply ``edit`` to the organization's spec and make Dagster load it, or change nothing. With
     ``dagster_required`` false, a change Dagster cannot be reached for stays (Dagster loads it when it
-    starts); one it refuses is still undone."""
+    starts); one it refuses is still undone. With ``reload`` false the change is only written: for parts
+    of the spec no Dagster definition is built from (its alert rules). The audit log gets the spec's
+    sections before and after."""
     with spec_lock(slug):
         before = specs.load_spec(slug)
         after = before.model_copy(deep=True)
@@ -57,6 +62,9 @@ def change_spec(slug: str, edit: Edit, *, prepare: bool = False, dagster_require
             saved = specs.save_spec(after)
         except SpecError as exc:
             raise _invalid(exc) from None
+        audit.spec_changed(before, saved)
+        if not reload:
+            return saved
         try:
             # dbt parses beside the reload: the code server imports meanwhile, and reads the manifests
             # once they are written (dalgo_core.dbt_projects holds it until then)
@@ -101,6 +109,7 @@ class SpecSection:
 
     field: str  # the OrgSpec attribute
     what: str  # how messages name an entry
+    reload: bool = True  # whether Dagster builds definitions from the section (see change_spec)
 
     def entries(self, spec: OrgSpec) -> list[Any]:
         return getattr(spec, self.field)
@@ -121,13 +130,16 @@ class SpecSection:
             raise ApiError(409, f"{self.what} '{name}' already exists in organization '{slug}'")
 
     def add(self, slug: str, entry: Any, *, prepare: bool = False) -> None:
-        change_spec(slug, lambda spec: self.entries(spec).append(entry), prepare=prepare)
+        change_spec(slug, lambda spec: self.entries(spec).append(entry), prepare=prepare, reload=self.reload)
 
     def replace(self, slug: str, name: str, entry: Any, *, prepare: bool = False) -> None:
         def edit(spec: OrgSpec) -> None:
             setattr(spec, self.field, [entry if e.name == name else e for e in self.entries(spec)])
 
-        change_spec(slug, edit, prepare=prepare)
+        change_spec(slug, edit, prepare=prepare, reload=self.reload)
 
     def remove(self, slug: str, name: str) -> None:
-        change_spec(slug, lambda spec: setattr(spec, self.field, [e for e in self.entries(spec) if e.name != name]))
+        def edit(spec: OrgSpec) -> None:
+            setattr(spec, self.field, [e for e in self.entries(spec) if e.name != name])
+
+        change_spec(slug, edit, reload=self.reload)

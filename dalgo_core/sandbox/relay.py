@@ -10,13 +10,13 @@ whatever their address, because the platform put them there (the organization's 
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from dalgo_core import egress
 from dalgo_core.sandbox.forward import pipe
 
 PROXY_PORT = 3128
@@ -31,12 +31,7 @@ def _splice(a: socket.socket, b: socket.socket) -> None:
 def public_address(host: str, port: int) -> tuple[str, int]:
     """Resolve a host for the egress proxy; refuse what is not on the public internet."""
     allow_private = os.environ.get(ALLOW_PRIVATE_ENV) == "1"
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    for _family, _, _, _, addr in infos:
-        ip = ipaddress.ip_address(addr[0])
-        if allow_private or ip.is_global:
-            return addr[0], port
-    raise PermissionError(f"{host}: not a public address")
+    return egress.public_address(host, port, allow_private=allow_private), port
 
 
 class Relays:

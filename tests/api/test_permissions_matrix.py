@@ -74,6 +74,21 @@ CASES: dict[tuple[str, str], Case] = {
         lambda w: (add_faker_connection(w.slug) or "/api/connections/faker/reset", {"streams": ["users"]}),
         503,
     ),
+    ("GET", "/api/alerts/"): (lambda w: ("/api/alerts/", None), 200),
+    ("POST", "/api/alerts/"): (lambda w: ("/api/alerts/", {"name": "failed_runs", "kind": "run_failed"}), 201),
+    ("GET", "/api/alerts/events"): (lambda w: ("/api/alerts/events", None), 200),
+    ("GET", "/api/alerts/{name}"): (lambda w: (add_rule(w.slug), None), 200),
+    ("PUT", "/api/alerts/{name}"): (lambda w: (add_rule(w.slug), {"name": "stale", "kind": "freshness_failed"}), 200),
+    ("DELETE", "/api/alerts/{name}"): (lambda w: (add_rule(w.slug), None), 204),
+    ("POST", "/api/alerts/{name}/test"): (lambda w: (f"{add_rule(w.slug)}/test", None), 200),
+    ("GET", "/api/notifications/"): (lambda w: ("/api/notifications/", None), 200),
+    ("POST", "/api/notifications/read"): (lambda w: ("/api/notifications/read", {"all": True}), 200),
+    ("GET", "/api/notifications/preferences"): (lambda w: ("/api/notifications/preferences", None), 200),
+    ("PUT", "/api/notifications/preferences/{rule}"): (
+        lambda w: (add_rule(w.slug).replace("/api/alerts/", "/api/notifications/preferences/"), {"email": False}),
+        200,
+    ),
+    ("GET", "/api/audit/"): (lambda w: ("/api/audit/", None), 200),
 }
 # Operations without authentication, exercised in test_accounts.py / test_bad_input.py.
 PUBLIC = {
@@ -87,6 +102,17 @@ PUBLIC = {
 
 from tests.api.conftest import PASSWORD  # noqa: E402
 from tests.api.test_connection_reset import add_faker_connection  # noqa: E402
+
+
+def add_rule(slug: str) -> str:
+    """The organization's spec gains the alert rule ``stale``; its path."""
+    from dalgo_api.specs import store as specs
+    from dalgo_core.spec import AlertRuleSpec
+
+    spec = specs.load_spec(slug)
+    specs.save_spec(spec.model_copy(update={"alerts": [AlertRuleSpec(name="stale", kind="freshness_failed")]}))
+    return "/api/alerts/stale"
+
 
 PLATFORM_LEVEL = {("POST", "/api/organizations/")}  # checked outside any organization
 
@@ -105,6 +131,9 @@ OWNED_PREFIXES = (
     "/api/signup",
     "/api/health",
     "/api/connections/{name}/reset",
+    "/api/alerts",
+    "/api/notifications",
+    "/api/audit",
 )
 
 

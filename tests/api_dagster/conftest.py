@@ -92,7 +92,9 @@ def create_org_with_members(api: Api, root_token: str, name: str) -> OrgMembers:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A module may set ``STACK_ENV`` (more environment for the API and Dagster's processes) and define
+    ``before_dagster_starts(root, slugs)`` (to write its organizations' projects and specs first)."""
     root = tmp_path_factory.mktemp("dagster_api")
     env_before = dict(os.environ)
     os.environ.update(
@@ -102,6 +104,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         DALGO_DBT_PROJECTS_DIR=str(root / "dbt_projects"),
         DAGSTER_DISABLE_TELEMETRY="1",
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+        **getattr(request.module, "STACK_ENV", {}),
     )
     for sub in ("home", "orgs", "dagster"):
         (root / sub).mkdir()
@@ -123,6 +126,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             orgs[members.slug] = members
         workspace = workspace_file()  # written by the API when it created the organizations
         assert workspace.exists()
+        prepare = getattr(request.module, "before_dagster_starts", None)
+        if prepare is not None:
+            prepare(root, sorted(orgs))
         env = dagster_env(root / "dagster")
         webserver = Webserver(workspace, env, root)
         webserver.wait_ready()

@@ -179,22 +179,6 @@ def test_data_statistics_behind_the_flag(stack: Stack):
     assert missing.status_code == 404
 
 
-def test_failed_run_emails_subscribers_once(stack: Stack):
-    from django.core import mail
-
-    from dalgo_api.runs.notifications import notify_failed_runs
-
-    slug = org_a(stack)
-    assert stack.call("PUT", "/api/notifications/run-failures", org=slug, role="analyst").json()["subscribed"]
-    mail.outbox = []
-    notify_failed_runs()
-    sent = [m for m in mail.outbox if state["bad"] in m.body]
-    assert len(sent) == 1 and sent[0].to == [f"analyst@{slug.replace('_', '-')}.example.org"]
-    assert "not a number" in sent[0].body.lower() and "run_id=" in sent[0].body
-    notify_failed_runs()
-    assert len([m for m in mail.outbox if state["bad"] in m.body]) == 1
-
-
 def test_pipelines_are_validated_written_and_toggled(stack: Stack):
     slug = org_a(stack)
     bad_cron = {"name": "nightly", "assets": ["people/*"], "schedule": {"cron": "61 * * * *"}}
@@ -303,7 +287,6 @@ def test_other_organization_sees_nothing(stack: Stack):
 MINE = (
     "/api/assets",
     "/api/runs",
-    "/api/notifications",
     "/api/connections",
     "/api/dbt",
     "/api/pipelines",
@@ -324,11 +307,9 @@ CASES: dict[tuple[str, str], tuple[str, Any, int, bool]] = {
     ("POST", "/api/runs/"): ("/api/runs/", {"assets": GOOD}, 503, True),
     ("GET", "/api/runs/{run_id}"): ("/api/runs/{good}", None, 200, False),
     ("POST", "/api/runs/{run_id}/cancel"): ("/api/runs/{good}/cancel", None, 409, False),
+    ("POST", "/api/runs/{run_id}/retry"): ("/api/runs/{good}/retry", None, 409, False),  # it succeeded
     ("GET", "/api/runs/{run_id}/logs"): ("/api/runs/{good}/logs", None, 200, False),
     ("GET", "/api/runs/{run_id}/output/{file_key}"): ("/api/runs/{good}/output/nofile", None, 200, False),
-    ("GET", "/api/notifications/run-failures"): ("/api/notifications/run-failures", None, 200, False),
-    ("PUT", "/api/notifications/run-failures"): ("/api/notifications/run-failures", None, 200, False),
-    ("DELETE", "/api/notifications/run-failures"): ("/api/notifications/run-failures", None, 200, False),
     ("GET", "/api/connections/"): ("/api/connections/", None, 200, False),
     ("POST", "/api/connections/"): ("/api/connections/", SECOND_CONNECTION, 503, True),
     ("GET", "/api/connections/{name}"): ("/api/connections/faker", None, 200, False),

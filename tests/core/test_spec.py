@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from dalgo_core.spec import SpecError, list_org_slugs, load_org_spec, parse_org_spec, write_org_spec
+from dalgo_core.spec import (
+    SpecError,
+    list_org_slugs,
+    load_alert_rules,
+    load_org_spec,
+    parse_org_spec,
+    write_org_spec,
+)
 from tests.support.orgs import REPO, write_spec
 
 
@@ -126,3 +133,33 @@ def test_list_skips_folders_without_spec(tmp_path: Path) -> None:
     write_spec(tmp_path, "a_org", {"slug": "a_org", "name": "A"})
     (tmp_path / "not_an_org").mkdir()
     assert list_org_slugs(tmp_path) == ["a_org", "b_org"]
+
+
+def test_alert_rules_are_checked_and_read_even_from_a_broken_spec(tmp_path: Path) -> None:
+    base = {"slug": "acme", "name": "Acme"}
+    hook = {"format": "slack", "url": {"file": "alert_stale_webhook_0"}}
+    rules = [
+        {"name": "stale", "kind": "freshness_failed", "assets": ["analytics/*"], "webhooks": [hook]},
+        {"name": "broken", "kind": "location_failed", "window_minutes": 1440},
+    ]
+    err = _error(tmp_path, {**base, "alerts": [{"name": "runs", "kind": "run_failed", "assets": ["x/*"]}]})
+    assert any(p.startswith("alerts.0") and "a run_failed rule selects no assets" in p for p in err.problems)
+    err = _error(tmp_path, {**base, "alerts": [rules[1], rules[1]]})
+    assert any("alert rule name used twice: broken" in p for p in err.problems), err.problems
+    err = _error(tmp_path, {**base, "alerts": [{**rules[0], "webhooks": [{"url": "https://hooks.slack.com/x"}]}]})
+    assert any(p.startswith("alerts.0.webhooks.0.url") for p in err.problems), err.problems  # a reference only
+
+    # a spec whose other parts do not validate (why its location would not load) still gives its rules
+    write_spec(tmp_path, "acme", {**base, "warehouse": {"type": "snowflake"}, "alerts": rules})
+    with pytest.raises(SpecError):
+        load_org_spec("acme", tmp_path)
+    stale, broken = load_alert_rules("acme", tmp_path)
+    assert (stale.name, stale.webhooks[0].url.file, broken.kind) == (
+        "stale",
+        "alert_stale_webhook_0",
+        "location_failed",
+    )
+    assert stale.selects("analytics/daily") and not stale.selects("sales/orders") and broken.selects(None)
+    write_spec(tmp_path, "acme", {**base, "alerts": [{"name": "x", "kind": "nonsense"}], "warehouse": 1})
+    with pytest.raises(SpecError):
+        load_alert_rules("acme", tmp_path)

@@ -26,7 +26,7 @@ from tests.support.orgs import copy_demo_org, write_spec
 SCHEMA = Path(__file__).with_name("helm") / "values.schema.json"
 REPO = Path(__file__).resolve().parents[2]
 ENV_KEYS = {"DAGSTER_HOME", "DALGO_HOME", "DALGO_ORGS_DIR", "DAGSTER_PG_HOST", "DAGSTER_PG_PASSWORD"}
-DALGO_SERVICES = {"prepare", "webserver", "webserver-readonly", "daemon", "api"}
+DALGO_SERVICES = {"prepare", "webserver", "webserver-readonly", "daemon", "api", "alerts"}
 
 
 @pytest.fixture
@@ -121,8 +121,15 @@ def test_helm_values_give_each_org_a_user_deployment_and_validate(three_orgs: li
     assert limits[0]["key"] == "dagster/code_location" and limits[0]["value"] == {"applyLimitPerUniqueValue": True}
 
     api = list(yaml.safe_load_all((tmp_path / "api.yaml").read_text()))
-    assert [m["kind"] for m in api] == ["Deployment", "Service"]
+    assert [(m["kind"], m["metadata"]["name"]) for m in api] == [
+        ("Deployment", "dalgo-api"),
+        ("Service", "dalgo-api"),
+        ("Deployment", "dalgo-alerts"),
+    ]
     pod = api[0]["spec"]["template"]["spec"]
+    alerts = api[2]["spec"]["template"]["spec"]  # the alert dispatcher: the API's settings and instance
+    assert alerts["containers"][0]["command"] == ["python", "manage.py", "dispatch_alerts", "--loop"]
+    assert alerts["containers"][0]["env"] == pod["containers"][0]["env"] and alerts["volumes"] == pod["volumes"]
     assert pod["containers"][0]["image"] == "registry.example.org/dalgo:1.2.3"
     assert "migrate" in pod["initContainers"][0]["command"][-1]
     # the API reads runs from the instance the chart renders, with the chart's database password

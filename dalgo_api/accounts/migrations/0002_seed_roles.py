@@ -2,13 +2,9 @@
 
 from django.db import migrations
 
-
-def load(apps, schema_editor):
-    from dalgo_api.accounts.roles import sync_roles
-
-    sync_roles(apps.get_model("accounts", "Role"), apps.get_model("accounts", "Permission"))
+from dalgo_api.accounts.roles import migrate_roles
 
 
 class Migration(migrations.Migration):
     dependencies = [("accounts", "0001_initial")]
-    operations = [migrations.RunPython(load, migrations.RunPython.noop)]
+    operations = [migrations.RunPython(migrate_roles, migrations.RunPython.noop)]

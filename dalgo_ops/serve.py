@@ -284,7 +284,8 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
         storage.result(f"Dagster's storage in {env['DAGSTER_HOME']} cannot be created or migrated")
     specs = {s.name: s for s in process_specs(config, env)}
     servers = [name for name in specs if name.startswith(CODE_SERVER_PREFIX)]
-    rest = [name for name in specs if name not in servers and name != "api"]
+    on_the_database = ["api", "alerts"]  # once the API's database is migrated
+    rest = [name for name in specs if name not in servers and name not in on_the_database]
     # Everything starts at once once the storage exists: the webserver's and the daemon's gRPC watch
     # load each organization's location within a second of its code server answering.
     supervisor.log(f"dalgo serve: starting {len(servers)} code server(s), the webserver, the daemon and the API")
@@ -295,9 +296,10 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
             supervisor.log(f"dalgo serve: {line}")
             if line.startswith("demo login"):
                 config.demo_login = line
-    supervisor.start(specs["api"])
+    for name in on_the_database:
+        supervisor.start(specs[name])
     # A code server that cannot load its organization still serves the error, so waiting is safe.
-    supervisor.wait_ready([*servers, *rest, "api"])
+    supervisor.wait_ready([*servers, *rest, *on_the_database])
     locations = {location_name(slug) for slug in code_servers(config.workspace)}
     supervisor.wait_until(
         lambda: locations_settled(f"{config.webserver_url}/graphql", locations), "the webserver's locations"

@@ -33,14 +33,16 @@ mutation($name: String!) { reloadRepositoryLocation(repositoryLocationName: $nam
 RELOAD_WORKSPACE = """mutation { reloadWorkspace { __typename ... on PythonError { message } } }"""
 
 
-def reload_location(slug: str) -> None:
+def reload_location(slug: str, *, longer: float = 0.0) -> None:
     """Make the webserver reload the organization's code location (its spec changed). A location the
     webserver does not know yet (a new organization) makes it re-read the whole workspace file.
     A location that loads with an error is reported as ``DagsterRejected`` with Dagster's message.
+    ``longer``: seconds more to wait (the location's code server waits for manifests dbt is preparing).
     (Through the plain GraphQL transport: the GraphQL client reports a webserver that is down as a
     query error, which would read as a refusal rather than as Dagster being unavailable.)"""
     name = location_name(slug)
-    result = graphql(RELOAD, {"name": name}, timeout=RELOAD_TIMEOUT_SECONDS)["reloadRepositoryLocation"]
+    timeout = RELOAD_TIMEOUT_SECONDS + longer
+    result = graphql(RELOAD, {"name": name}, timeout=timeout)["reloadRepositoryLocation"]
     if result["__typename"] == "RepositoryLocationNotFound":
         reload_workspace()
         return

@@ -21,7 +21,7 @@ from dalgo_api.accounts.auth import RequestContext
 from dalgo_api.audit import services as audit
 from dalgo_api.errors import ApiError, not_found
 from dalgo_api.specs import store as specs
-from dalgo_core.dbt_projects import DbtProjectError, preparing_beside
+from dalgo_core.dbt_projects import DBT_TIMEOUT_SECONDS, DbtProjectError, preparing_beside
 from dalgo_core.names import connection_pool, dbt_pool
 from dalgo_core.spec import OrgSpec, SpecError
 
@@ -70,8 +70,8 @@ def change_spec(
             # once they are written (dalgo_core.dbt_projects holds it until then)
             with preparing_beside(saved) if prepare else contextlib.nullcontext(list) as prepared:
                 bridge.ensure_pools(spec_pools(saved))
-                try:
-                    bridge.reload_location(slug)
+                try:  # the reload may wait as long as dbt may take
+                    bridge.reload_location(slug, longer=DBT_TIMEOUT_SECONDS if prepare else 0)
                 finally:
                     prepared()  # dbt's own error first: it is why the location would not load
         except DbtProjectError as exc:

@@ -293,7 +293,7 @@ def test_load_50_api_clients_no_5xx_and_no_run_or_event_lost(topology: Topology)
 
 def test_serve_stop_leaves_no_process(topology: Topology, tmp_path: Path) -> None:
     pids = [int(p.read_text().split()[0]) for p in (topology.run_dir / "pids").glob("*.pid")]
-    assert len(pids) == 5  # two code servers, webserver, daemon, API
+    assert len(pids) == 6  # two code servers, webserver, daemon, API, alert dispatcher
     topology.stop()
     assert not [p for p in pids if alive(p)]
     assert not list((topology.run_dir / "pids").glob("*.pid"))

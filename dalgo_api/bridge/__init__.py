@@ -36,10 +36,12 @@ from dalgo_api.bridge.runs import (
     launch_run,
     launched_as,
     list_runs,
+    materializations,
     new_launch_id,
     run_error,
     run_for_org,
     run_logs,
+    runs_of_assets,
     wait_for_run,
 )
 from dalgo_api.bridge.transport import DagsterRejected, DagsterUnavailable, dagit_url
@@ -64,6 +66,7 @@ __all__ = [
     "launch_run",
     "launched_as",
     "list_runs",
+    "materializations",
     "new_launch_id",
     "queue_position",
     "relative_key",
@@ -72,6 +75,7 @@ __all__ = [
     "run_error",
     "run_for_org",
     "run_logs",
+    "runs_of_assets",
     "wait_for_daemon",
     "wait_for_run",
     "waiting_reason",

@@ -166,6 +166,11 @@ class DalgoAirbyteClient(AirbyteClient):
             "GET", f"{self.rest_api_base_url}/{kind}", params={"workspaceIds": self.workspace_id}
         )
 
+    def config_call(self, path: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """One call of the configuration API (``POST /api/v1/<path>``): sources' specs, checks and
+        discovers, a connection's catalog."""
+        return self._single_request("POST", f"{self.configuration_api_base_url}/{path}", data=body)
+
     def create_item(self, kind: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
         assert kind in KINDS
         return self._single_request("POST", f"{self.rest_api_base_url}/{kind}", data=body)

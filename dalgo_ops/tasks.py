@@ -74,7 +74,7 @@ def _spec_of(job: Job, definition: Any) -> dict[str, Any]:
     cached for every organization."""
     from dalgo_api.sources import selectors, services
 
-    key = selectors.spec_key(job.spec, definition)
+    key = selectors.spec_key(selectors.server_url(job.spec), definition)
     found = selectors.cached_spec(key)
     if found is None:
         if job.server:

@@ -29,7 +29,6 @@ from dalgo_api.sources.schemas import (
 )
 from dalgo_api.specs import store as specs
 from dalgo_api.tasks.schemas import TaskOut, task_out
-from dalgo_core.connectors import config as configs
 from dalgo_core.connectors.catalog import ConnectorDef
 
 sources = Router(tags=["sources"])
@@ -42,7 +41,7 @@ def _source(ctx: RequestContext, params: dict) -> object:
     return found
 
 
-def _connector_out(org_spec, definition: ConnectorDef) -> dict:
+def _connector_out(definition: ConnectorDef, spec_cached: bool) -> dict:
     return {
         "connector": definition.connector,
         "title": definition.title,
@@ -51,7 +50,7 @@ def _connector_out(org_spec, definition: ConnectorDef) -> dict:
         "package": definition.pypi_package,
         "documentation_url": definition.docs,
         "custom": definition.custom,
-        "spec_cached": selectors.cached_spec(selectors.spec_key(org_spec, definition)) is not None,
+        "spec_cached": spec_cached,
     }
 
 
@@ -62,8 +61,11 @@ def _connector_out(org_spec, definition: ConnectorDef) -> dict:
 def list_connectors(request: HttpRequest) -> list[dict]:
     """The connectors the organization may use: a curated set of Airbyte's Python connectors, then
     those its operators added."""
-    org_spec = specs.load_spec(request.auth.org.slug)
-    return [_connector_out(org_spec, c) for c in selectors.catalog(request.auth.org)]
+    server = selectors.org_server_url(request.auth.org.slug)
+    found = selectors.catalog(request.auth.org)
+    keys = [selectors.spec_key(server, c) for c in found]
+    cached = selectors.cached_keys(keys)
+    return [_connector_out(c, key in cached) for c, key in zip(found, keys, strict=True)]
 
 
 @sources.post("/connectors", response={201: ConnectorOut, **errors(409)}, auth=has_permission(["can_add_connector"]))
@@ -71,7 +73,8 @@ def add_connector(request: HttpRequest, payload: ConnectorIn) -> tuple[int, dict
     """Add an operator's own connector (a PyPI package and version whose command is ``connector``) to the
     organization's catalog (platform staff only: the package is installed on the platform's hosts)."""
     definition = services.add_connector(request.auth.org, request.auth.user, payload)
-    return 201, _connector_out(specs.load_spec(request.auth.org.slug), definition)
+    key = selectors.spec_key(selectors.org_server_url(request.auth.org.slug), definition)
+    return 201, _connector_out(definition, selectors.cached_spec(key) is not None)
 
 
 @sources.get(
@@ -85,16 +88,15 @@ def connector_spec(request: HttpRequest, connector: str) -> tuple[int, object]:
     minutes); ask again once the task succeeded."""
     ctx = request.auth
     definition = selectors.connector_def(ctx.org, connector)
-    org_spec = specs.load_spec(ctx.org.slug)
-    found = selectors.cached_spec(selectors.spec_key(org_spec, definition))
+    key = selectors.spec_key(selectors.org_server_url(ctx.org.slug), definition)
+    found = selectors.spec_form(key)
     if found is None:
-        return 202, task_out(services.spec_task(ctx, org_spec, definition))
+        return 202, task_out(services.spec_task(ctx, key, definition))
     return 200, {
         "connector": definition.connector,
         "version": definition.version,
-        "documentation_url": found.get("documentationUrl") or definition.docs,
-        "connection_specification": configs.connection_schema(found),
-        "secret_fields": configs.secret_paths(found),
+        **found,
+        "documentation_url": found["documentation_url"] or definition.docs,
     }
 
 
@@ -105,7 +107,7 @@ def check_config(request: HttpRequest, payload: ConfigIn) -> tuple[int, object]:
     connector's message."""
     ctx = request.auth
     definition = services.catalog_connector(ctx.org, payload.connector)
-    found = selectors.cached_spec(selectors.spec_key(specs.load_spec(ctx.org.slug), definition))
+    found = selectors.cached_spec(selectors.spec_key(selectors.org_server_url(ctx.org.slug), definition))
     full = services.checked_config(found, payload.config) if found is not None else payload.config
     return 202, task_out(services.check_task(ctx, definition, full, f"{definition.connector} (not saved)"))
 
@@ -158,7 +160,7 @@ def check_source(request: HttpRequest, name: str, payload: SourceCheckIn | None 
     ctx = request.auth
     source = ctx.obj
     definition = services.catalog_connector(ctx.org, source.connector)
-    spec_doc = services.known_spec(specs.load_spec(ctx.org.slug), definition)
+    spec_doc = services.known_spec(ctx.org.slug, definition)
     config = payload.config if payload is not None and payload.config is not None else source.config
     full = services.checked_config(spec_doc, config, services.stored_secrets(ctx.org.slug, source))
     return 202, task_out(services.check_task(ctx, definition, full, name))

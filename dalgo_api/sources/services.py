@@ -37,6 +37,7 @@ def add_connector(org: Any, user: Any, payload: Any) -> ConnectorDef:
     ):
         raise ApiError(409, f"connector '{payload.connector}' is already in the catalog of '{org.slug}'")
     CustomConnector.objects.create(org=org, added_by=user, **payload.model_dump())
+    selectors.forget_catalog(org)
     return selectors.connector_def(org, payload.connector)
 
 
@@ -45,16 +46,15 @@ def store_spec(key: str, spec: dict[str, Any]) -> None:
     ConnectorSpec.objects.update_or_create(key=key, defaults={"spec": spec})
 
 
-def spec_task(ctx: Any, spec: OrgSpec, definition: ConnectorDef) -> Task:
-    """The task reading a connector's spec: one already running for it, or a new one."""
-    key = selectors.spec_key(spec, definition)
+def spec_task(ctx: Any, key: str, definition: ConnectorDef) -> Task:
+    """The task reading a connector's spec (cached as ``key``): one already running for it, or a new one."""
     running = task_selectors.unfinished(ctx.org, "connector_spec", key)
     return running or tasks.start(ctx.org, ctx.user, "connector_spec", key, {"connector": definition.connector})
 
 
-def known_spec(spec: OrgSpec, definition: ConnectorDef) -> dict[str, Any]:
+def known_spec(slug: str, definition: ConnectorDef) -> dict[str, Any]:
     """The connector's cached spec, or 409 saying how to read it."""
-    found = selectors.cached_spec(selectors.spec_key(spec, definition))
+    found = selectors.cached_spec(selectors.spec_key(selectors.org_server_url(slug), definition))
     if found is None:
         raise ApiError(
             409,
@@ -132,7 +132,7 @@ def create_source(ctx: Any, payload: Any) -> NamedSourceSpec:
     if selectors.named_source(spec, payload.name) is not None:
         raise ApiError(409, f"source '{payload.name}' already exists in organization '{slug}'")
     definition = catalog_connector(ctx.org, payload.connector)
-    spec_doc = known_spec(spec, definition)
+    spec_doc = known_spec(slug, definition)
     entry = _entry(slug, payload.name, definition, spec_doc, checked_config(spec_doc, payload.config), {})
     # no connection reads a new source: Dagster need not be reachable to add one
     change_spec(slug, lambda s: s.sources.append(entry), dagster_required=False)
@@ -144,7 +144,7 @@ def update_source(ctx: Any, current: NamedSourceSpec, payload: Any) -> NamedSour
     slug = ctx.org.slug
     spec = specs.load_spec(slug)
     definition = catalog_connector(ctx.org, current.connector)
-    spec_doc = known_spec(spec, definition)
+    spec_doc = known_spec(slug, definition)
     full = checked_config(spec_doc, payload.config, stored_secrets(slug, current))
     entry = _entry(slug, current.name, definition, spec_doc, full, dict(current.secrets))
 

@@ -18,13 +18,14 @@ from ninja import Query, Router, Schema
 from pydantic import Field
 
 from dalgo_api import bridge
-from dalgo_api.accounts.auth import has_permission
+from dalgo_api.accounts.auth import RequestContext, has_permission
 from dalgo_api.common_responses import errors
 from dalgo_api.connections import selectors, services
 from dalgo_api.connections.schemas import ConnectionIn, ConnectionOut, ResetIn, SchemaChangesOut, SyncPage
 from dalgo_api.errors import ApiError
 from dalgo_api.runs import services as runs
 from dalgo_api.runs.schemas import RunOut
+from dalgo_api.sources.services import catalog_connector
 from dalgo_api.specs import store as specs
 from dalgo_api.specs.changes import SpecSection
 from dalgo_api.tasks.schemas import TaskOut, task_out
@@ -74,12 +75,20 @@ def _named_source(spec: OrgSpec, name: str) -> SourceSpec:
     return found.source()
 
 
-def _to_spec(slug: str, payload: ConnectionIn, current: ConnectionSpec | None) -> ConnectionSpec:
-    """The spec entry for an input; given secrets are stored now, omitted ones keep their reference."""
+def _to_spec(ctx: RequestContext, payload: ConnectionIn, current: ConnectionSpec | None) -> ConnectionSpec:
+    """The spec entry for an input; given secrets are stored now, omitted ones keep their reference. A
+    source of its own uses a connector of the organization's catalog (a tenant names no other package)."""
+    slug = ctx.org.slug
     if payload.source_name is not None:
         source = _named_source(specs.load_spec(slug), payload.source_name)
     else:
         assert payload.source is not None
+        try:
+            definition = catalog_connector(ctx.org, payload.source.connector)
+        except ApiError as exc:
+            raise ApiError(
+                422, f"source.{exc.detail}", [{"field": "source.connector", "message": exc.errors[0]["message"]}]
+            ) from None
         kept = current is not None and current.source_name is None
         refs = dict(current.source.secrets) if kept and current is not None else {}
         for field, value in payload.source.secrets.items():
@@ -91,6 +100,7 @@ def _to_spec(slug: str, payload: ConnectionIn, current: ConnectionSpec | None) -
             version=payload.source.version,
             config=payload.source.config,
             secrets=refs,
+            package=definition.package or None,
         )
     return ConnectionSpec(
         name=payload.name,
@@ -118,7 +128,7 @@ def create_connection(request: HttpRequest, payload: ConnectionIn) -> tuple[int,
     """Add a connection: its streams become assets once the code location reloads (done here)."""
     slug = request.auth.org.slug
     SECTION.ensure_free(slug, payload.name)  # before its secrets are stored
-    entry = _to_spec(slug, payload, None)
+    entry = _to_spec(request.auth, payload, None)
     SECTION.add(slug, entry)
     return 201, _out(entry, services.apply_to_server(request.auth))
 
@@ -128,7 +138,7 @@ def update_connection(request: HttpRequest, name: str, payload: ConnectionIn) ->
     """Replace a connection (renaming it changes its assets' keys)."""
     slug = request.auth.org.slug
     SECTION.ensure_free(slug, payload.name, current=name)
-    entry = _to_spec(slug, payload, request.auth.obj)
+    entry = _to_spec(request.auth, payload, request.auth.obj)
     SECTION.replace(slug, name, entry)
     return _out(entry, services.apply_to_server(request.auth))
 

@@ -89,6 +89,7 @@ class SchemaChangesOut(BaseModel):
 class StreamCountOut(BaseModel):
     stream: str
     records: int | None = Field(None, description="Records loaded into the warehouse")
+    records_read: int | None = Field(None, description="Records the connector read")
 
 
 class SyncOut(BaseModel):

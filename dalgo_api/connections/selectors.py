@@ -11,15 +11,14 @@ from dalgo_api.runs import services as runs
 from dalgo_core.connectors import changes
 from dalgo_core.spec import ConnectionSpec
 
-# materialization metadata holding a stream's loaded records: embedded syncs, then an Airbyte server's
-RECORD_KEYS = ("rows_loaded", "airbyte/records_synced")
+# materialization metadata holding a stream's records loaded, then read: an embedded sync loads every
+# record it reads (one number); an Airbyte server counts both
+LOADED_KEYS = ("rows_loaded", "airbyte/records_synced")
+READ_KEYS = ("airbyte/records_emitted", "rows_loaded")
 
 
-def _records(metadata: dict[str, Any]) -> int | None:
-    for key in RECORD_KEYS:
-        if isinstance(metadata.get(key), int):
-            return metadata[key]
-    return None
+def _first_int(metadata: dict[str, Any], keys: tuple[str, ...]) -> int | None:
+    return next((metadata[k] for k in keys if isinstance(metadata.get(k), int)), None)
 
 
 def sync_out(slug: str, connection: ConnectionSpec, run: bridge.RunInfo) -> dict[str, Any]:
@@ -27,9 +26,13 @@ def sync_out(slug: str, connection: ConnectionSpec, run: bridge.RunInfo) -> dict
     out = runs.run_out(slug, run)
     found = bridge.materializations(slug, run)
     streams = [
-        {"stream": s.name, "records": _records(found[f"{connection.name}/{s.name}"])}
+        {
+            "stream": s.name,
+            "records": _first_int(found[key], LOADED_KEYS),
+            "records_read": _first_int(found[key], READ_KEYS),
+        }
         for s in connection.streams
-        if f"{connection.name}/{s.name}" in found
+        if (key := f"{connection.name}/{s.name}") in found
     ]
     counts = [s["records"] for s in streams if s["records"] is not None]
     started, ended = out["started_at"], out["ended_at"]

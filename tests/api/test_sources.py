@@ -132,14 +132,17 @@ def test_a_source_read_by_a_connection_is_not_deleted(api: Api, world: OrgWorld)
     assert api.get("/api/sources/demo", token=world.tokens["guest"], org=world.slug).json()["connections"] == ["faker"]
 
 
-def test_a_connection_naming_an_unknown_source_is_422(api: Api, world: OrgWorld) -> None:
+def test_a_connection_naming_an_unknown_source_or_connector_is_422(api: Api, world: OrgWorld) -> None:
     body = {"name": "faker", "source_name": "nope", "streams": [{"name": "users"}]}
     r = api.post("/api/connections/", body, token=world.tokens["pipeline-manager"], org=world.slug)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "source_name", r.content
     both = {**body, "source": {"connector": "source-faker"}}
-    assert (
-        api.post("/api/connections/", both, token=world.tokens["pipeline-manager"], org=world.slug).status_code == 422
-    )
+    token = world.tokens["pipeline-manager"]
+    assert api.post("/api/connections/", both, token=token, org=world.slug).status_code == 422
+    # a source of its own: a connector of the catalog only (a tenant names no other PyPI package)
+    own = {"name": "faker", "source": {"connector": "source-elsewhere"}, "streams": [{"name": "users"}]}
+    r = api.post("/api/connections/", own, token=token, org=world.slug)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "source.connector", r.content
 
 
 def test_a_task_of_another_organization_is_404(api: Api, world: OrgWorld, other_world: OrgWorld) -> None:

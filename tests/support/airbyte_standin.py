@@ -192,7 +192,7 @@ class StandinAirbyte:
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         # routes that run a connector take the lock themselves, around what they change (not while it runs)
-        self._slow = {self._start_job, self._create, self._patch, self._check_new, self._check_source, self._discover}
+        self._slow = {self._create, self._patch, self._check_new, self._check_source, self._discover}
         self._routes: list[tuple[str, re.Pattern, Callable[..., Any]]] = [
             (m, re.compile(p + "$"), f)
             for m, p, f in [
@@ -431,21 +431,26 @@ class StandinAirbyte:
         return self._page("jobs", jobs, query)
 
     def _start_job(self, body: dict, **_: Any) -> dict:
+        """A job, answered at once; a sync first refreshes the source's schema in the background (as
+        Airbyte's sync workflow does before it reads), and stays pending until that is done."""
         _require(body, "connectionId", "jobType")
-        with self._lock:
-            connection = self._item("connections", body["connectionId"])
-        discovered, failure = (
-            self._catalog_or_failure(connection["sourceId"]) if body["jobType"] == "sync" else (None, None)
-        )
+        connection = self._item("connections", body["connectionId"])
+        streams = [s["name"] for s in connection["configurations"]["streams"]]
+        job = self._new_job(connection, body["jobType"], streams)
+        if body["jobType"] == "sync":
+            job["_detecting"] = True
+            threading.Thread(target=self._detect, args=(connection, job), daemon=True).start()
+        return self._job_view(job)
+
+    def _detect(self, connection: dict, job: dict) -> None:
+        discovered, failure = self._catalog_or_failure(connection["sourceId"])
         with self._lock:
             if discovered is not None:
                 failure = self._schema_changes(connection, discovered)
-            if connection["status"] == "inactive" and body["jobType"] == "sync":
+            if connection["status"] == "inactive":
                 failure = failure or f"connection {connection['connectionId']} is inactive: enable it to sync"
-            streams = [s["name"] for s in connection["configurations"]["streams"]]
-            job = self._new_job(connection, body["jobType"], streams)
             job["_failure"] = job["_failure"] or failure
-            return self._job_view(job)
+            job["_detecting"] = False
 
     def _schema_changes(self, connection: dict, discovered: dict[str, dict]) -> str | None:
         """Airbyte's schema change detection at the start of a sync, as the connection's behavior says;
@@ -501,7 +506,7 @@ class StandinAirbyte:
 
     def _poll_job(self, id: str, **_: Any) -> dict:
         job = self._job(id)
-        if job["status"] in NEXT_STATUS:
+        if job["status"] in NEXT_STATUS and not job.get("_detecting"):
             job["status"] = NEXT_STATUS[job["status"]]
             job["lastUpdatedAt"] = _now()
             job["duration"] = f"PT{time.monotonic() - job['_started']:.1f}S"

@@ -1,11 +1,19 @@
-"""Sources and connections through the API, embedded ingestion, real connectors from PyPI, as a frontend
-drives them: the catalog, a connector's spec (read by a task), configurations checked before saving,
-sources created and discovered, connections choosing streams and modes, syncs and their history with
-row counts, a column added to a CSV detected and propagated (one connection) or held for approval (a
-paused one), a stream reset and read in full again, and no secret of a source in any answer or log.
+"""Sources and connections through the API, as a frontend drives them, in both ingestion modes.
 
-One organization (DuckDB) for the module, on the live platform of ``conftest.start_platform``; the
-tests run in order, each building on the last: the syncs are few (five runs).
+Embedded (real connectors from PyPI, in the organization's sandbox): the catalog, a connector's spec
+(read by a task), configurations checked before saving, sources created and discovered, connections
+choosing streams and modes, syncs and their history with row counts, a column added to a CSV detected and
+propagated (one connection) or held for approval (a paused one), a stream reset and read in full again.
+
+With an Airbyte server (the stand-in, running the real connectors for spec, check and discover as Airbyte
+runs their images; its sync jobs move no data): a spec read from the server, configurations checked by
+it, a source saved on it and discovered, connections applied to it with their schema change policy, syncs
+through Dagster with their history, a new CSV column propagated by Airbyte or held (the connection
+disabled) until approved, a stream reset by Airbyte.
+
+In both, no secret of a source in any answer or log. One live platform for the module
+(``conftest.start_platform``: the API under gunicorn, Dagster's webserver and daemon) with one
+organization per mode; the tests run in order, each building on the last, and the syncs are few (eight runs).
 """
 
 from __future__ import annotations
@@ -19,16 +27,41 @@ import duckdb
 import pytest
 
 from tests.sources.conftest import Platform, start_platform
+from tests.support.airbyte_standin import DEFAULT_WORKSPACE, ConnectorRunner, StandinAirbyte
 
-ORG = "field_ngo"
+ORG = "field_ngo"  # embedded ingestion, DuckDB
+HQ = "hq_ngo"  # an Airbyte server
 SECRET = "s3cr3t-Passw0rd-never-shown"  # an SFTP password of a source-file provider (a secret field)
 CSV = "id,name\n1,asha\n2,ravi\n3,mina\n"
+RECORDS = 7  # per stream and sync job, as the stand-in reports them
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory, connectors_dir: Path) -> Iterator[Platform]:
-    root = tmp_path_factory.mktemp("embedded_flow")
-    yield from start_platform(root, connectors_dir, {ORG: {"slug": ORG, "name": "Field NGO"}}, {})
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the Airbyte server's connectors read files (its storage)."""
+    folder = tmp_path_factory.mktemp("airbyte_files")
+    (folder / "people.csv").write_text("id,name\n1,asha\n2,ravi\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def airbyte(files: Path, connectors_dir: Path) -> Iterator[StandinAirbyte]:
+    runner = ConnectorRunner(str(files), str(connectors_dir))
+    server = StandinAirbyte(records_per_stream=RECORDS, runner=runner).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def platform(
+    tmp_path_factory: pytest.TempPathFactory, connectors_dir: Path, airbyte: StandinAirbyte
+) -> Iterator[Platform]:
+    server = {"url": airbyte.url, "workspace_id": DEFAULT_WORKSPACE, "poll_interval_seconds": 0.2}
+    orgs = {
+        ORG: {"slug": ORG, "name": "Field NGO"},
+        HQ: {"slug": HQ, "name": "HQ NGO", "ingestion": {"mode": "server", "server": server}},
+    }
+    yield from start_platform(tmp_path_factory.mktemp("flows"), connectors_dir, orgs, {})
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +92,14 @@ def spec_of(platform: Platform, connector: str) -> dict[str, Any]:
     return platform.ok("GET", f"/api/sources/connectors/{connector}/spec", org=ORG)
 
 
-def synced(platform: Platform, run: dict[str, Any]) -> dict[str, Any]:
-    return platform.run(run["run_id"], org=ORG)
+def synced(platform: Platform, run: dict[str, Any], org: str = ORG) -> dict[str, Any]:
+    return platform.run(run["run_id"], org=org)
+
+
+def succeeded(platform: Platform, started: dict[str, Any], org: str = HQ) -> dict[str, Any]:
+    done = platform.task(started, org=org)
+    assert done["status"] == "succeeded", done
+    return done["result"]
 
 
 def test_the_catalog_and_a_connector_spec(platform: Platform) -> None:
@@ -99,11 +138,6 @@ def test_configurations_are_checked_before_saving(platform: Platform, csv_file: 
     good = {"connector": "source-file", "config": file_config(csv_file)}
     done = platform.task(platform.ok("POST", "/api/sources/check", good, org=ORG, status=202), org=ORG)
     assert done["result"] == {"succeeded": True, "message": "the connection check succeeded", "errors": []}
-    # a secret field is checked too, and its value shown nowhere
-    sftp = {"storage": "SFTP", "host": "127.0.0.1", "user": "field", "password": SECRET, "port": "1"}
-    secret = {"connector": "source-file", "config": {**file_config("/data/people.csv"), "provider": sftp}}
-    done = platform.task(platform.ok("POST", "/api/sources/check", secret, org=ORG, status=202), org=ORG)
-    assert done["result"]["succeeded"] is False and SECRET not in json.dumps(done)
 
 
 def test_a_source_is_created_and_discovered(platform: Platform, csv_file: Path) -> None:
@@ -161,23 +195,21 @@ def test_connections_choose_streams_and_sync_with_history(platform: Platform) ->
     assert sync["records"] == 24 and sync["logs"] == f"/api/runs/{run['run_id']}/logs"
     assert platform.ok("GET", sync["logs"], org=ORG)["events"]
     page = platform.ok("GET", "/api/connections/sheet/syncs?limit=1", org=ORG)
-    assert [s["streams"] for s in page["syncs"]] == [[{"stream": "people", "records": 3}]] and page[
+    assert [s["streams"] for s in page["syncs"]] == [[{"stream": "people", "records": 3, "records_read": 3}]] and page[
         "next_cursor"
     ] is None
 
 
 def test_a_new_column_is_propagated_or_held_for_approval(platform: Platform, csv_file: Path) -> None:
     csv_file.write_text("id,name,city\n1,asha,Pune\n2,ravi,Delhi\n3,mina,Agra\n4,omar,Leh\n")
-    # the paused connection does not sync: the change waits for a person
-    held = synced(platform, platform.ok("POST", "/api/connections/sheet_held/sync", org=ORG, status=201))
-    assert held["status"] == "FAILURE" and "policy is to pause" in held["error"], held
+    # the next sync of the three connections: the paused one does not sync, the change waits for a person;
+    # the other connection of the same source loads the new column; faker syncs beside them
+    keys = ["sheet/people", "sheet_held/people", "faker/users", "faker/products"]
+    run = synced(platform, platform.ok("POST", "/api/runs/", {"assets": keys}, org=ORG, status=201))
+    assert run["status"] == "FAILURE" and "policy is to pause" in run["error"], run
     changes = platform.ok("GET", "/api/connections/sheet_held/schema-changes", org=ORG)
     assert changes["held"] is True and changes["policy"] == "pause"
     assert [(c["kind"], c["stream"], c["column"]) for c in changes["changes"]] == [("column_added", "people", "city")]
-    # the other connection of the same source loads the new column at its next sync (faker syncs beside it)
-    keys = ["sheet/people", "faker/users", "faker/products"]
-    run = synced(platform, platform.ok("POST", "/api/runs/", {"assets": keys}, org=ORG, status=201))
-    assert run["status"] == "SUCCESS", run
     assert query(platform, "select name, city from raw_sheet.people where id = 4") == [("omar", "Leh")]
     assert platform.ok("GET", "/api/connections/sheet/schema-changes", org=ORG)["changes"] == []
     assert len(platform.ok("GET", "/api/connections/sheet/syncs", org=ORG)["syncs"]) == 2
@@ -228,9 +260,6 @@ def test_secrets_of_a_source_appear_in_no_answer_or_log(platform: Platform, csv_
     checked = platform.task(platform.ok("POST", "/api/sources/remote_sheet/check", org=ORG, status=202), org=ORG)
     assert checked["result"]["succeeded"] is False
     answers.append(checked)
-    discovered = platform.task(platform.ok("POST", "/api/sources/remote_sheet/discover", org=ORG, status=202), org=ORG)
-    assert discovered["status"] == "failed"
-    answers.append(discovered)
     assert SECRET not in json.dumps(answers)
     spec_text = (platform.root / "orgs" / ORG / "org.yaml").read_text()
     assert SECRET not in spec_text and "file: source_remote_sheet_provider.password" in spec_text
@@ -240,3 +269,106 @@ def test_secrets_of_a_source_appear_in_no_answer_or_log(platform: Platform, csv_
     assert rows and SECRET not in json.dumps(rows)
     assert platform.ok("DELETE", "/api/sources/remote_sheet", org=ORG, status=204) is None
     assert platform.call("DELETE", "/api/sources/people_sheet", org=ORG).status_code == 409  # read by connections
+
+
+# --- with an Airbyte server ----------------------------------------------------------------------------
+
+HQ_SECRET = "sftp-Passw0rd-of-the-hq"
+
+
+def synced_hq(platform: Platform, run: dict[str, Any]) -> dict[str, Any]:
+    return synced(platform, run, HQ)
+
+
+def test_server_spec_check_and_discover(platform: Platform, airbyte: StandinAirbyte, files: Path) -> None:
+    listed = {c["connector"] for c in platform.ok("GET", "/api/sources/connectors", org=HQ)}
+    assert {"source-file", "source-faker"} <= listed
+    started = platform.ok("GET", "/api/sources/connectors/source-file/spec", org=HQ, status=202)
+    succeeded(platform, started)
+    spec = platform.ok("GET", "/api/sources/connectors/source-file/spec", org=HQ)
+    assert "url" in spec["connection_specification"]["properties"] and "provider.password" in spec["secret_fields"]
+    assert any(c["path"].endswith("/source_definition_specifications/get") for c in airbyte.calls)
+
+    missing = {"connector": "source-file", "config": file_config(files / "nope.csv")}
+    result = succeeded(platform, platform.ok("POST", "/api/sources/check", missing, org=HQ, status=202))
+    assert result["succeeded"] is False and "nope.csv" in result["message"]
+    good = {"connector": "source-file", "config": file_config(files / "people.csv")}
+    assert succeeded(platform, platform.ok("POST", "/api/sources/check", good, org=HQ, status=202))["succeeded"]
+
+    body = {"name": "people_sheet", **good}
+    platform.ok("POST", "/api/sources/", body, org=HQ, status=201)
+    (stream,) = succeeded(platform, platform.ok("POST", "/api/sources/people_sheet/discover", org=HQ, status=202))[
+        "streams"
+    ]
+    assert stream["name"] == "people" and set(stream["json_schema"]["properties"]) == {"id", "name"}
+    assert [s["name"] for s in airbyte.sources.values()] == ["people_sheet"]  # saved on the server
+
+
+def hq_connection(name: str, policy: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "source_name": "people_sheet",
+        "streams": [{"name": "people"}],
+        "destination_schema": f"raw_{name}",
+        "schema_change_policy": policy,
+    }
+
+
+def test_server_connections_are_applied_and_synced(platform: Platform, airbyte: StandinAirbyte) -> None:
+    for name, policy in (("sheet", "propagate_columns"), ("sheet_held", "pause")):
+        created = platform.ok("POST", "/api/connections/", hq_connection(name, policy), org=HQ, status=201)
+        plan = succeeded(platform, created["task"])["plan"]
+        assert any(line.startswith(f"+ connection {name}") for line in plan), plan
+    behaviors = {c["name"]: c["nonBreakingSchemaUpdatesBehavior"] for c in airbyte.connections.values()}
+    assert behaviors == {"sheet": "propagate_columns", "sheet_held": "disable_connection"}
+    assert len(airbyte.sources) == 1  # the named source, shared
+
+    keys = ["sheet/people", "sheet_held/people"]
+    run = synced_hq(platform, platform.ok("POST", "/api/runs/", {"assets": keys}, org=HQ, status=201))
+    assert run["status"] == "SUCCESS", run
+    (sync,) = platform.ok("GET", "/api/connections/sheet/syncs", org=HQ)["syncs"]
+    assert sync["run_id"] == run["run_id"]
+    assert sync["streams"] == [{"stream": "people", "records": RECORDS, "records_read": RECORDS}]
+
+
+def test_server_a_new_column_is_propagated_by_airbyte_or_held(
+    platform: Platform, airbyte: StandinAirbyte, files: Path
+) -> None:
+    (files / "people.csv").write_text("id,name,city\n1,asha,Pune\n2,ravi,Delhi\n")
+    keys = ["sheet/people", "sheet_held/people"]
+    run = synced_hq(platform, platform.ok("POST", "/api/runs/", {"assets": keys}, org=HQ, status=201))
+    assert run["status"] == "FAILURE" and "Schema changes were detected" in run["error"], run  # the held one
+    sheet = next(c for c in airbyte.connections.values() if c["name"] == "sheet")
+    assert "city" in sheet["_streams"]["people"]["jsonSchema"]["properties"]  # Airbyte propagated it
+    assert platform.ok("GET", "/api/connections/sheet/syncs", org=HQ)["syncs"][0]["streams"] == [
+        {"stream": "people", "records": RECORDS, "records_read": RECORDS}
+    ]
+
+    refresh = platform.ok("POST", "/api/connections/sheet_held/schema-changes/refresh", org=HQ, status=202)
+    found = succeeded(platform, refresh)["changes"]
+    assert [c["description"] for c in found] == ["stream 'people': column 'city' added"]
+    assert platform.ok("GET", "/api/connections/sheet_held/schema-changes", org=HQ)["held"] is True
+    succeeded(platform, platform.ok("POST", "/api/connections/sheet_held/schema-changes/approve", org=HQ, status=202))
+    again = synced_hq(platform, platform.ok("POST", "/api/connections/sheet_held/sync", org=HQ, status=201))
+    assert again["status"] == "SUCCESS", again
+
+
+def test_server_a_stream_is_reset_by_airbyte(platform: Platform, airbyte: StandinAirbyte) -> None:
+    body = {"streams": ["people"]}
+    reset = synced_hq(platform, platform.ok("POST", "/api/connections/sheet/reset", body, org=HQ, status=201))
+    assert reset["status"] == "SUCCESS", reset
+    (call,) = [c for c in airbyte.calls if c["path"].endswith("/connections/reset/stream")]
+    assert [s["streamName"] for s in call["body"]["streams"]] == ["people"]
+
+
+def test_server_no_secret_in_any_answer_or_log(platform: Platform, airbyte: StandinAirbyte, files: Path) -> None:
+    sftp = {"storage": "SFTP", "host": "127.0.0.1", "user": "hq", "password": HQ_SECRET, "port": "1"}
+    body = {"name": "remote", "connector": "source-file", "config": {**file_config(files / "p.csv"), "provider": sftp}}
+    answers = [platform.ok("POST", "/api/sources/", body, org=HQ, status=201)]
+    discovered = platform.task(platform.ok("POST", "/api/sources/remote/discover", org=HQ, status=202), org=HQ)
+    assert discovered["status"] == "failed", discovered
+    answers += [discovered, platform.ok("GET", "/api/sources/remote", org=HQ)]
+    remote = next(s for s in airbyte.sources.values() if s["name"] == "remote")
+    assert remote["configuration"]["provider"]["password"] == HQ_SECRET  # the server has it, to run the connector
+    assert HQ_SECRET not in json.dumps(answers) and HQ_SECRET not in platform.logs()
+    assert HQ_SECRET not in (platform.root / "orgs" / HQ / "org.yaml").read_text()

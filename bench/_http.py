@@ -6,14 +6,31 @@ from __future__ import annotations
 import http.client
 import json
 import multiprocessing
+import os
 import socket
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 # gunicorn flags of the API benchmarks beside ``dalgo serve``'s: keep-alive clients, no access log
 QUIET = ["--keep-alive", "30", "--log-level", "warning"]
+
+
+def api_env(root: Path, **extra: str) -> dict[str, str]:
+    """The environment of a benchmark's API: its state, organizations and SQLite database under ``root``."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "dalgo_api.settings",
+        "DALGO_HOME": str(root / "home"),
+        "DALGO_ORGS_DIR": str(root / "orgs"),
+        "DALGO_WORKSPACE_FILE": str(root / "workspace.yaml"),
+        "DALGO_API_DATABASE_URL": f"sqlite:///{root / 'api.sqlite3'}",
+        "DALGO_API_SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
+        "DALGO_API_LOG_LEVEL": "WARNING",
+        **extra,
+    }
 
 
 def free_port() -> int:

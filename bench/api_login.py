@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from _http import QUIET, Client, free_port, pct, wait_http
+from _http import QUIET, Client, api_env, free_port, pct, wait_http
 
 from dalgo_ops.serve import gunicorn_argv
 
@@ -124,16 +124,7 @@ def api_work(client, index, stop_at, latencies, logins, setup=None):
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dalgo-api-bench-") as tmp:
         root = Path(tmp)
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "dalgo_api.settings",
-            "DALGO_HOME": str(root / "home"),
-            "DALGO_ORGS_DIR": str(root / "orgs"),
-            "DALGO_WORKSPACE_FILE": str(root / "workspace.yaml"),
-            "DALGO_API_DATABASE_URL": f"sqlite:///{root / 'api.sqlite3'}",
-            "DALGO_API_SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
-            "DALGO_API_LOG_LEVEL": "WARNING",
-        }
+        env = api_env(root)
         prepare(env)
         port = free_port()
         server = start_server(env, port, root / "gunicorn.log")

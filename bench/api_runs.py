@@ -25,7 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
-from _http import QUIET, Client, free_port, pct, run_clients, wait_http
+from _http import QUIET, Client, api_env, free_port, pct, run_clients, wait_http
 
 from dalgo_ops.serve import gunicorn_argv
 
@@ -176,21 +176,14 @@ def main() -> None:
         dagster_home.mkdir()
         shutil.copy(REPO / "deploy" / "dagster" / "dagster.yaml", dagster_home / "dagster.yaml")
         gql_port, api_port = free_port(), free_port()
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "dalgo_api.settings",
-            "DALGO_HOME": str(root / "home"),
-            "DALGO_ORGS_DIR": str(root / "orgs"),
-            "DALGO_WORKSPACE_FILE": str(root / "workspace.yaml"),
-            "DAGSTER_HOME": str(dagster_home),
-            "DALGO_DAGSTER_URL": f"http://127.0.0.1:{gql_port}",
-            "DALGO_API_DATABASE_URL": f"sqlite:///{root / 'api.sqlite3'}",
-            "DALGO_API_SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
-            "DALGO_API_LOG_LEVEL": "WARNING",
-            "DAGSTER_DISABLE_TELEMETRY": "1",
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
-        }
+        env = api_env(
+            root,
+            DAGSTER_HOME=str(dagster_home),
+            DALGO_DAGSTER_URL=f"http://127.0.0.1:{gql_port}",
+            DAGSTER_DISABLE_TELEMETRY="1",
+            DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+            PATH=f"{BIN}:{os.environ.get('PATH', '')}",
+        )
         token = prepare_api(env, root)
         headers = {"Authorization": f"Bearer {token}", "x-dalgo-org": ORG}
         began = time.monotonic()

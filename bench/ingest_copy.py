@@ -28,12 +28,12 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.support.postgres
 
-from dalgo_assets.ingestion.embedded.connectors import ensure_connector
-from dalgo_assets.ingestion.embedded.protocol import ConnectorProcess
 from dalgo_assets.ingestion.embedded.schema import Column
 from dalgo_assets.ingestion.embedded.sync import ConnectionSync, plan_stream
 from dalgo_assets.warehouse import WarehouseResource
 from dalgo_assets.warehouse.resources import warehouse_resource
+from dalgo_core.connectors.install import ensure_connector
+from dalgo_core.connectors.protocol import ConnectorProcess
 from dalgo_core.spec import OrgSpec, StreamSpec, parse_org_spec
 from tests.support.postgres import PostgresServer
 

@@ -52,8 +52,11 @@ ROUTER_ERRORS: list[tuple[str, set[int]]] = [
     ("PUT /api/organizations/flags/*", {409}),  # a concurrent first write of the flag
     ("* /api/organizations/warehouse*", _SPEC),
     ("PUT /api/organizations/{slug}", _SPEC),
+    ("GET /api/connections/*/syncs", _DAGSTER),
     ("GET /api/connections/*", _SPEC),
     ("* /api/connections/*", _CHANGE),
+    ("GET /api/sources/*", _SPEC),
+    ("* /api/sources/*", _CHANGE),
     ("GET /api/dbt/*", _SPEC),
     ("* /api/dbt/*", _CHANGE),
     ("GET /api/pipelines/*", _DAGSTER),

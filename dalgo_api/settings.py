@@ -19,6 +19,8 @@
   resets); default ``http://127.0.0.1:3001`` (Dalgo's webapp beside Dagit on 3000).
 - ``DALGO_API_EMAIL_*``: ``BACKEND`` (default console), ``HOST``, ``PORT``, ``HOST_USER``,
   ``HOST_PASSWORD``, ``USE_TLS``, ``FROM``; SMTP is used as soon as ``DALGO_API_EMAIL_HOST`` is set.
+- ``DALGO_API_TASK_WORKER``: the command that runs one task (connector installs, checks, discovers), its id
+  appended; default ``<this Python> -m dalgo_ops.tasks``. The API starts it detached, on its own host.
 - ``DALGO_WORKSPACE_FILE``: the Dagster workspace regenerated when organizations change (default
   ``$DALGO_HOME/platform/run/workspace.yaml``, the one ``dalgo up`` runs on).
 """
@@ -27,6 +29,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -133,6 +137,8 @@ INSTALLED_APPS = [
     "dalgo_api.runs",
     "dalgo_api.alerts",
     "dalgo_api.audit",
+    "dalgo_api.sources",
+    "dalgo_api.tasks",
 ]
 
 MIDDLEWARE = [
@@ -211,6 +217,9 @@ CACHES = {
         "OPTIONS": {"MAX_ENTRIES": 5000},
     },
 }
+
+# the worker process of a task (dalgo_api.tasks.services.spawn): the task's id is appended
+TASK_WORKER = shlex.split(os.environ.get("DALGO_API_TASK_WORKER", "")) or [sys.executable, "-m", "dalgo_ops.tasks"]
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DALGO_API_MAX_BODY_BYTES", str(2_621_440)))
 

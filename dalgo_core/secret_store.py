@@ -54,13 +54,26 @@ def write_secret(org: str, name: str, value: str) -> Path:
     """Store a secret encrypted, readable by the owner only; atomically replaces an older value."""
     path = secret_path(org, name)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    token = _fernet(create=True).encrypt(value.encode()).decode()
     tmp = path.with_name(f".{name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(PREFIX + token)
+        f.write(seal(value))
     os.replace(tmp, path)
     return path
+
+
+def seal(value: str) -> str:
+    """A value encrypted with the secrets key, as written in a secret file (``reveal`` reads it back): also
+    what the API keeps in a database row that holds a secret (a task's input)."""
+    return PREFIX + _fernet(create=True).encrypt(value.encode()).decode()
+
+
+def read_secret(org: str, name: str) -> str:
+    """A stored secret's value (``LookupError`` if there is none)."""
+    try:
+        return reveal(secret_path(org, name).read_text().strip())
+    except FileNotFoundError:
+        raise LookupError(f"organization '{org}': no secret '{name}'") from None
 
 
 def reveal(text: str) -> str:

@@ -20,7 +20,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from dalgo_core import settings
 from dalgo_core.cron import cron_problem, smallest_interval, timezone_problem
@@ -37,6 +46,8 @@ VERSION_PATTERN = r"^[0-9]+(\.[0-9]+){0,3}((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev
 STREAM_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$"
 RELATIVE_PATH_PATTERN = r"^([A-Za-z0-9_][A-Za-z0-9_.-]*)(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$"
 GIT_REF_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}$"
+CONNECTOR_PATTERN = r"^source-[a-z0-9-]+$"
+PACKAGE_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$"  # a PyPI project name
 MIN_WINDOW = timedelta(minutes=1)  # Dagster's smallest freshness window
 
 
@@ -180,7 +191,7 @@ class StreamSpec(_Model):
 
 
 class SourceSpec(_Model):
-    connector: str = Field(pattern=r"^source-[a-z0-9-]+$", description="Airbyte connector, e.g. source-faker")
+    connector: str = Field(pattern=CONNECTOR_PATTERN, description="Airbyte connector, e.g. source-faker")
     version: str | None = Field(
         None, pattern=VERSION_PATTERN, description="PyPI version of airbyte-<connector>, e.g. 6.2.1; default latest"
     )
@@ -188,14 +199,46 @@ class SourceSpec(_Model):
     secrets: dict[Annotated[str, Field(pattern=FIELD_PATH_PATTERN, max_length=200)], SecretRef] = Field(
         default_factory=dict, description="Config fields (dotted paths) filled from secrets at run time"
     )
+    package: str | None = Field(
+        None,
+        pattern=PACKAGE_PATTERN,
+        description="An operator's own connector: its PyPI package (default airbyte-<connector>)",
+    )
+
+
+class NamedSourceSpec(SourceSpec):
+    """An entry of the organization's ``sources``: a configured connector that connections read from."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+
+    def source(self) -> SourceSpec:
+        return SourceSpec.model_validate(self.model_dump(exclude={"name"}))
+
+
+SchemaChangePolicy = Literal["ignore", "propagate_columns", "propagate_fully", "pause"]
 
 
 class ConnectionSpec(_Model):
     name: str = Field(pattern=NAME_PATTERN)
-    source: SourceSpec
+    source: SourceSpec = Field(description="The source, or (with source_name) the named source, filled in on load")
+    source_name: str | None = Field(
+        None, pattern=NAME_PATTERN, description="An entry of the organization's sources; the spec then omits 'source'"
+    )
     streams: list[StreamSpec] = Field(min_length=1)
     destination_schema: str = Field("raw", pattern=NAME_PATTERN)
     airbyte_connection_id: str | None = Field(None, description="Server mode: the connection's id")
+    schema_change_policy: SchemaChangePolicy = Field(
+        "propagate_columns",
+        description="What a sync does when the source's schema changed (Airbyte's): ignore, propagate_columns, "
+        "propagate_fully or pause (dalgo_core.connectors.changes)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _named_source_by_name(self, handler: Any) -> Any:
+        data = handler(self)
+        if self.source_name is not None and isinstance(data, dict):
+            data.pop("source", None)  # written once, under sources
+        return data
 
     @field_validator("streams")
     @classmethod
@@ -373,6 +416,7 @@ class OrgSpec(_Model):
     warehouse: Warehouse = Field(default_factory=DuckDBWarehouse)
     dbt_projects: list[DbtProjectSpec] = Field(default_factory=list)
     ingestion: IngestionSpec = Field(default_factory=IngestionSpec)
+    sources: list[NamedSourceSpec] = Field(default_factory=list)
     connections: list[ConnectionSpec] = Field(default_factory=list)
     pipelines: list[PipelineSpec] = Field(default_factory=list)
     alerts: list[AlertRuleSpec] = Field(default_factory=list)
@@ -385,9 +429,27 @@ class OrgSpec(_Model):
     def _known_timezone(cls, tz: str) -> str:
         return _check_timezone(tz)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _named_sources(cls, data: Any) -> Any:
+        """A connection naming a source (``source_name``) reads that entry of ``sources``."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("connections"), list):
+            return data
+        sources = {s.get("name"): s for s in data.get("sources") or [] if isinstance(s, Mapping)}
+        connections = []
+        for i, conn in enumerate(data["connections"]):
+            name = conn.get("source_name") if isinstance(conn, Mapping) else None
+            if isinstance(name, str) and "source" not in conn:
+                if name not in sources:
+                    raise ValueError(f"connections.{i}.source_name: no source '{name}' in sources")
+                conn = {**conn, "source": {k: v for k, v in sources[name].items() if k != "name"}}
+            connections.append(conn)
+        return {**data, "connections": connections}
+
     @model_validator(mode="after")
     def _unique_names(self) -> OrgSpec:
         for what, names in (
+            ("source", [s.name for s in self.sources]),
             ("dbt project", [p.name for p in self.dbt_projects]),
             ("connection", [c.name for c in self.connections]),
             ("pipeline", [p.name for p in self.pipelines]),

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dalgo_core.pids import alive
+
 
 @dataclass
 class ProcessSpec:
@@ -37,21 +39,6 @@ class Managed:
     proc: subprocess.Popen
     started: float
     restarts: int = 0
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting to be reaped by its parent counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state != "Z"
 
 
 def start_time(pid: int) -> int | None:
@@ -77,10 +64,10 @@ def stop_pids(pids: dict[int, int], grace: float = 20.0) -> None:
     for pid, sig in pids.items():
         signal_group(pid, sig)
     deadline = time.time() + grace
-    while time.time() < deadline and any(_alive(p) for p in pids):
+    while time.time() < deadline and any(alive(p) for p in pids):
         time.sleep(0.2)
     for pid in pids:
-        if _alive(pid):
+        if alive(pid):
             signal_group(pid, signal.SIGKILL)
 
 
@@ -191,7 +178,7 @@ def stop_from_pid_files(run_dir: Path, grace: float = 20.0) -> list[str]:
         except ValueError:  # unreadable, or written by an older supervisor without a start time
             pidfile.unlink()
             continue
-        if _alive(pid) and start_time(pid) == started:
+        if alive(pid) and start_time(pid) == started:
             found[pid] = sig
             names.append(pidfile.stem)
         pidfile.unlink()

@@ -319,10 +319,50 @@ def list_runs(slug: str, query: RunQuery) -> tuple[list[RunInfo], str | None]:
     if query.asset_key is None:
         records = _records_page(inst, filters, query.limit + 1, query.cursor)
     else:
-        records = _runs_touching(inst, filters, absolute_path(slug, query.asset_key), query)
+        records = _runs_touching(inst, filters, [absolute_path(slug, query.asset_key)], query)
     more = len(records) > query.limit
     runs = [_run_info(r) for r in records[: query.limit]]
     return runs, (runs[-1].run_id if more and runs else None)
+
+
+def runs_of_assets(slug: str, keys: Sequence[str], limit: int, cursor: str | None) -> tuple[list[RunInfo], str | None]:
+    """A page of the organization's runs that selected one of the assets (keys relative to it), newest
+    first, and the cursor of the next page (or None): a connection's syncs, whoever launched them."""
+    from dagster import RunsFilter
+
+    if cursor and run_for_org(slug, cursor) is None:
+        return [], None
+    query = RunQuery(limit=limit, cursor=cursor)
+    filters = RunsFilter(tags={LOCATION_TAG: location_name(slug)})
+    records = _runs_touching(instance(), filters, [absolute_path(slug, k) for k in keys], query)
+    more = len(records) > limit
+    runs = [_run_info(r) for r in records[:limit]]
+    return runs, (runs[-1].run_id if more and runs else None)
+
+
+def materializations(slug: str, run: RunInfo) -> dict[str, dict[str, Any]]:
+    """The metadata of each asset a run of the organization materialized, by key relative to it. A
+    finished run's are kept in the cache (they no longer change)."""
+    from dagster import DagsterEventType
+
+    if run.org != slug:
+        raise ApiError(404, f"run '{run.run_id}' not found in organization '{slug}'")
+    cache, key = runs_cache(), f"materializations:{run.run_id}"
+    found = cache.get(key) if run.finished else None
+    if found is None:
+        conn = storage_call(
+            instance().get_records_for_run, run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=1000
+        )
+        found = {}
+        for record in conn.records:
+            event = record.event_log_entry.dagster_event
+            materialization = event.event_specific_data.materialization if event else None
+            asset = relative_key(slug, materialization.asset_key.path) if materialization else None
+            if asset is not None:
+                found[asset] = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+        if run.finished:
+            cache.set(key, found, FINISHED_RUN_TTL_SECONDS)
+    return found
 
 
 def _records_page(inst: Any, filters: Any, limit: int, cursor: str | None) -> list[Any]:
@@ -338,12 +378,12 @@ def _records_page(inst: Any, filters: Any, limit: int, cursor: str | None) -> li
     return [by_id[run_id] for run_id in ids if run_id in by_id]
 
 
-def _runs_touching(inst: Any, filters: Any, path: list[str], query: RunQuery) -> list[Any]:
-    """Runs that selected or materialized an asset. Dagster's run storage cannot filter on assets, so
-    this scans the organization's recent runs (at most ``ASSET_SCAN_LIMIT``)."""
+def _runs_touching(inst: Any, filters: Any, paths: list[list[str]], query: RunQuery) -> list[Any]:
+    """Runs that selected or materialized one of some assets. Dagster's run storage cannot filter on
+    assets, so this scans the organization's recent runs (at most ``ASSET_SCAN_LIMIT``)."""
     from dagster import AssetKey
 
-    key = AssetKey(path)
+    keys = {AssetKey(path) for path in paths}
     found, cursor, scanned = [], query.cursor, 0
     while len(found) <= query.limit and scanned < ASSET_SCAN_LIMIT:
         page = _records_page(inst, filters, 500, cursor)
@@ -352,8 +392,8 @@ def _runs_touching(inst: Any, filters: Any, path: list[str], query: RunQuery) ->
         scanned += len(page)
         for record in page:
             run = record.dagster_run
-            if (run.asset_selection and key in run.asset_selection) or (
-                run.asset_selection is None and key in (planned_assets(inst, run.execution_plan_snapshot_id) or ())
+            if (run.asset_selection and keys & run.asset_selection) or (
+                run.asset_selection is None and keys & (planned_assets(inst, run.execution_plan_snapshot_id) or set())
             ):
                 found.append(record)
         cursor = page[-1].dagster_run.run_id

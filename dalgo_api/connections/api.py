@@ -1,28 +1,39 @@
 """The organization's ingestion connections (``/api/connections/``): each writes the spec's
-``connections`` entry and reloads the code location, where every stream becomes an asset
-``<connection>/<stream>``. Secret config fields are stored encrypted (``dalgo_core.secret_store``)
-and referenced from the spec; they are never returned. A reset of a connection, or of some of its
-streams, runs the connection's reset job in the code location (``dalgo_core.names.reset_job_name``):
-their tables and connector state dropped, the next sync a full one."""
+``connections`` entry and reloads the code location, where every chosen stream becomes an asset
+``<connection>/<stream>``. A connection reads a source of ``/api/sources/`` (``source_name``) or a source
+of its own; secret config fields are stored encrypted (``dalgo_core.secret_store``) and referenced from
+the spec; they are never returned.
+
+A sync is a run of the connection's assets; its history lists those runs with the records each stream
+loaded (Dagster's run storage, through the bridge). Schema changes of the source are found at every sync
+and on demand (a task), listed, and applied as the connection's policy says or when a user approves
+them. A reset of a connection, or of some of its streams, runs the connection's reset job in the code
+location (``dalgo_core.names.reset_job_name``): their tables and connector state dropped, the next sync
+a full one. With an Airbyte server, a change of a connection is applied to the server by a task."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Query, Router, Schema
+from pydantic import Field
 
 from dalgo_api import bridge
-from dalgo_api.accounts.auth import has_permission
+from dalgo_api.accounts.auth import RequestContext, has_permission
 from dalgo_api.audit import services as audit
 from dalgo_api.common_responses import errors
-from dalgo_api.connections.schemas import ConnectionIn, ConnectionOut, ResetIn
+from dalgo_api.connections import selectors, services
+from dalgo_api.connections.schemas import ConnectionIn, ConnectionOut, ResetIn, SchemaChangesOut, SyncPage
 from dalgo_api.errors import ApiError
 from dalgo_api.runs import services as runs
 from dalgo_api.runs.schemas import RunOut
+from dalgo_api.sources.services import catalog_connector
 from dalgo_api.specs import store as specs
 from dalgo_api.specs.changes import SpecSection
+from dalgo_api.tasks.schemas import TaskOut, task_out
 from dalgo_core import secret_store
+from dalgo_core.connectors import changes
 from dalgo_core.names import CONNECTION_TAG, reset_job_name, reset_run_config
-from dalgo_core.spec import ConnectionSpec, SecretRef, SourceSpec
+from dalgo_core.spec import ConnectionSpec, OrgSpec, SecretRef, SourceSpec
 
 connections = Router(tags=["connections"])
 
@@ -31,9 +42,12 @@ def secret_name(connection: str, field: str) -> str:
     return f"connection_{connection}_{field}"
 
 
-def _out(spec_conn: ConnectionSpec) -> dict:
+def _out(spec_conn: ConnectionSpec, task: object = None) -> dict:
     return {
         "name": spec_conn.name,
+        "source_name": spec_conn.source_name,
+        "schema_change_policy": spec_conn.schema_change_policy,
+        "task": task,
         "source": {
             "connector": spec_conn.source.connector,
             "version": spec_conn.source.version,
@@ -51,25 +65,52 @@ SECTION = SpecSection("connections", "connection")
 _connection = SECTION.lookup
 
 
-def _to_spec(slug: str, payload: ConnectionIn, current: ConnectionSpec | None) -> ConnectionSpec:
-    """The spec entry for an input; given secrets are stored now, omitted ones keep their reference."""
-    refs = dict(current.source.secrets) if current is not None else {}
-    for field, value in payload.source.secrets.items():
-        name = secret_name(payload.name, field)
-        secret_store.write_secret(slug, name, value.get_secret_value())
-        refs[field] = SecretRef(file=name)
-    source = SourceSpec(
-        connector=payload.source.connector,
-        version=payload.source.version,
-        config=payload.source.config,
-        secrets=refs,
-    )
+def _named_source(spec: OrgSpec, name: str) -> SourceSpec:
+    found = next((s for s in spec.sources if s.name == name), None)
+    if found is None:
+        raise ApiError(
+            422,
+            f"source_name: organization '{spec.slug}' has no source '{name}' (GET /api/sources/)",
+            [{"field": "source_name", "message": f"no source '{name}'"}],
+        )
+    return found.source()
+
+
+def _to_spec(ctx: RequestContext, payload: ConnectionIn, current: ConnectionSpec | None) -> ConnectionSpec:
+    """The spec entry for an input; given secrets are stored now, omitted ones keep their reference. A
+    source of its own uses a connector of the organization's catalog (a tenant names no other package)."""
+    slug = ctx.org.slug
+    if payload.source_name is not None:
+        source = _named_source(specs.load_spec(slug), payload.source_name)
+    else:
+        assert payload.source is not None
+        try:
+            definition = catalog_connector(ctx.org, payload.source.connector)
+        except ApiError as exc:
+            raise ApiError(
+                422, f"source.{exc.detail}", [{"field": "source.connector", "message": exc.errors[0]["message"]}]
+            ) from None
+        kept = current is not None and current.source_name is None
+        refs = dict(current.source.secrets) if kept and current is not None else {}
+        for field, value in payload.source.secrets.items():
+            name = secret_name(payload.name, field)
+            secret_store.write_secret(slug, name, value.get_secret_value())
+            refs[field] = SecretRef(file=name)
+        source = SourceSpec(
+            connector=payload.source.connector,
+            version=payload.source.version,
+            config=payload.source.config,
+            secrets=refs,
+            package=definition.package or None,
+        )
     return ConnectionSpec(
         name=payload.name,
         source=source,
+        source_name=payload.source_name,
         streams=payload.streams,
         destination_schema=payload.destination_schema,
         airbyte_connection_id=payload.airbyte_connection_id,
+        schema_change_policy=payload.schema_change_policy,
     )
 
 
@@ -88,9 +129,9 @@ def create_connection(request: HttpRequest, payload: ConnectionIn) -> tuple[int,
     """Add a connection: its streams become assets once the code location reloads (done here)."""
     slug = request.auth.org.slug
     SECTION.ensure_free(slug, payload.name)  # before its secrets are stored
-    entry = _to_spec(slug, payload, None)
+    entry = _to_spec(request.auth, payload, None)
     SECTION.add(slug, entry)
-    return 201, _out(entry)
+    return 201, _out(entry, services.apply_to_server(request.auth))
 
 
 @connections.put("/{name}", response=ConnectionOut, auth=has_permission(["can_edit_connection"], lookup=_connection))
@@ -98,9 +139,9 @@ def update_connection(request: HttpRequest, name: str, payload: ConnectionIn) ->
     """Replace a connection (renaming it changes its assets' keys)."""
     slug = request.auth.org.slug
     SECTION.ensure_free(slug, payload.name, current=name)
-    entry = _to_spec(slug, payload, request.auth.obj)
+    entry = _to_spec(request.auth, payload, request.auth.obj)
     SECTION.replace(slug, name, entry)
-    return _out(entry)
+    return _out(entry, services.apply_to_server(request.auth))
 
 
 @connections.delete("/{name}", response={204: None}, auth=has_permission(["can_delete_connection"], lookup=_connection))
@@ -108,9 +149,12 @@ def delete_connection(request: HttpRequest, name: str) -> tuple[int, None]:
     """Remove a connection and its stored secrets (its tables stay in the warehouse)."""
     slug = request.auth.org.slug
     SECTION.remove(slug, name)
-    for ref in request.auth.obj.source.secrets.values():
-        if ref.file:
-            secret_store.delete_secret(slug, ref.file)
+    connection = request.auth.obj
+    if connection.source_name is None:  # a named source keeps its secrets
+        for ref in connection.source.secrets.values():
+            if ref.file:
+                secret_store.delete_secret(slug, ref.file)
+    changes.forget(slug, name)
     return 204, None
 
 
@@ -151,3 +195,72 @@ def reset_connection(request: HttpRequest, name: str, payload: ResetIn | None = 
     )
     audit.note(target=f"run {run_id}", after={"run_id": run_id, "connection": connection.name, "streams": streams})
     return 201, runs.launched_answer(slug, run_id, tags=tags, job=job)
+
+
+# --- syncs and their history -----------------------------------------------------------------------
+
+
+@connections.post(
+    "/{name}/sync",
+    response={201: RunOut},
+    auth=has_permission(["can_sync_connection"], lookup=_connection),
+)
+def sync_connection(request: HttpRequest, name: str) -> tuple[int, RunOut]:
+    """Sync the connection now: a run of all its streams' assets (201 with the run, as ``POST
+    /api/runs/``). It waits in Dagster's queue while another sync of the connection runs."""
+    ctx = request.auth
+    slug, connection = ctx.org.slug, ctx.obj
+    keys = [f"{connection.name}/{s.name}" for s in connection.streams]
+    tags = runs.run_tags(ctx.user.email, "manual", **{CONNECTION_TAG: connection.name})
+    run_id = bridge.launch_run(slug, asset_keys=keys, tags=tags)
+    return 201, runs.launched_answer(slug, run_id, assets=keys, tags=tags)
+
+
+class HistoryQuery(Schema):
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=64, description="The next_cursor of the previous page")
+
+
+@connections.get("/{name}/syncs", response=SyncPage, auth=has_permission(["can_view_connection"], lookup=_connection))
+def sync_history(request: HttpRequest, name: str, params: Query[HistoryQuery]) -> dict:
+    """The connection's syncs, newest first, a page at a time: every run that synced its streams (from
+    this API, a pipeline, the automation or Dagit), with its status, duration, the records each stream
+    loaded and its log."""
+    return selectors.history(request.auth.org.slug, request.auth.obj, params.limit, params.cursor)
+
+
+# --- schema changes --------------------------------------------------------------------------------
+
+
+@connections.get(
+    "/{name}/schema-changes",
+    response=SchemaChangesOut,
+    auth=has_permission(["can_view_connection"], lookup=_connection),
+)
+def schema_changes(request: HttpRequest, name: str) -> dict:
+    """The source's changes not applied to the connection (streams added or removed, columns added,
+    removed or retyped), found by its last sync or refresh; ``held`` when its policy is pause."""
+    return selectors.schema_changes(request.auth.org.slug, request.auth.obj)
+
+
+@connections.post(
+    "/{name}/schema-changes/refresh",
+    response={202: TaskOut},
+    auth=has_permission(["can_edit_connection"], lookup=_connection),
+)
+def refresh_schema(request: HttpRequest, name: str) -> tuple[int, TaskOut]:
+    """Discover the source's catalog now and compare it with the connection's, in a task: its result
+    lists the changes (then also listed by ``GET .../schema-changes``)."""
+    return 202, task_out(services.schema_task(request.auth, request.auth.obj, "refresh_schema"))
+
+
+@connections.post(
+    "/{name}/schema-changes/approve",
+    response={202: TaskOut},
+    auth=has_permission(["can_edit_connection"], lookup=_connection),
+)
+def approve_schema(request: HttpRequest, name: str) -> tuple[int, TaskOut]:
+    """Apply the source's last discovered catalog to the connection, in a task: new and retyped columns
+    load from the next sync, a paused connection syncs again. A stream added to the source is then known,
+    not chosen: add it to the connection's streams to sync it."""
+    return 202, task_out(services.schema_task(request.auth, request.auth.obj, "approve_schema"))

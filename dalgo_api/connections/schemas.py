@@ -3,12 +3,15 @@ YAML validate the same way), with secrets given as values and stored apart."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 
-from dalgo_core.spec import FIELD_PATH_PATTERN, NAME_PATTERN, VERSION_PATTERN, StreamSpec
+from dalgo_api.runs.schemas import RunStatus
+from dalgo_api.tasks.schemas import TaskOut
+from dalgo_core.spec import FIELD_PATH_PATTERN, NAME_PATTERN, VERSION_PATTERN, SchemaChangePolicy, StreamSpec
 
 
 class SourceIn(Schema):
@@ -24,10 +27,20 @@ class SourceIn(Schema):
 
 class ConnectionIn(Schema):
     name: str = Field(pattern=NAME_PATTERN)
-    source: SourceIn
-    streams: list[StreamSpec] = Field(min_length=1)
+    source: SourceIn | None = Field(None, description="A source of its own; or name one of /api/sources/")
+    source_name: str | None = Field(None, pattern=NAME_PATTERN, description="A source of /api/sources/")
+    streams: list[StreamSpec] = Field(min_length=1, description="The streams chosen, each with its sync mode")
     destination_schema: str = Field("raw", pattern=NAME_PATTERN)
     airbyte_connection_id: str | None = None
+    schema_change_policy: SchemaChangePolicy = Field(
+        "propagate_columns", description="What a sync does when the source's schema changed (as Airbyte)"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ConnectionIn:
+        if (self.source is None) == (self.source_name is None):
+            raise ValueError("give either 'source' or 'source_name'")
+        return self
 
 
 class SourceOut(Schema):
@@ -40,10 +53,13 @@ class SourceOut(Schema):
 class ConnectionOut(Schema):
     name: str
     source: SourceOut
+    source_name: str | None
+    schema_change_policy: SchemaChangePolicy
     streams: list[StreamSpec]
     destination_schema: str
     airbyte_connection_id: str | None
     assets: list[str] = Field(description="The asset key of each stream")
+    task: TaskOut | None = Field(None, description="With an Airbyte server: the task applying the change to it")
 
 
 class ResetIn(Schema):
@@ -52,3 +68,45 @@ class ResetIn(Schema):
         max_length=1000,
         description="The streams to reset (their tables and state dropped); none or empty: every stream",
     )
+
+
+class SchemaChangeOut(BaseModel):
+    kind: Literal["stream_added", "stream_removed", "column_added", "column_removed", "column_retyped"]
+    stream: str
+    column: str | None = None
+    old_type: str | None = None
+    new_type: str | None = None
+    description: str
+
+
+class SchemaChangesOut(BaseModel):
+    policy: SchemaChangePolicy
+    discovered_at: datetime | None = Field(None, description="When the source's catalog was last discovered")
+    held: bool = Field(description="The policy is pause and changes wait: the connection does not sync")
+    changes: list[SchemaChangeOut] = Field(description="Changes not applied yet: approve them to apply them")
+
+
+class StreamCountOut(BaseModel):
+    stream: str
+    records: int | None = Field(None, description="Records loaded into the warehouse")
+    records_read: int | None = Field(None, description="Records the connector read")
+
+
+class SyncOut(BaseModel):
+    run_id: str
+    status: RunStatus
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    trigger: str | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_seconds: float | None
+    records: int | None = Field(None, description="Records loaded, every stream together")
+    streams: list[StreamCountOut]
+    logs: str = Field(description="The run's log: GET this path")
+    dagit_url: str
+
+
+class SyncPage(BaseModel):
+    syncs: list[SyncOut]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next (older) page")

@@ -89,6 +89,53 @@ CASES: dict[tuple[str, str], Case] = {
         200,
     ),
     ("GET", "/api/audit/"): (lambda w: ("/api/audit/", None), 200),
+    ("POST", "/api/connections/{name}/sync"): (lambda w: (_faker(w) + "/sync", None), 503),  # launched
+    ("GET", "/api/connections/{name}/syncs"): (lambda w: (_faker(w) + "/syncs", None), 200),  # no run yet
+    ("GET", "/api/connections/{name}/schema-changes"): (lambda w: (_faker(w) + "/schema-changes", None), 200),
+    ("POST", "/api/connections/{name}/schema-changes/refresh"): (
+        lambda w: (_faker(w) + "/schema-changes/refresh", None),
+        202,
+    ),
+    ("POST", "/api/connections/{name}/schema-changes/approve"): (
+        lambda w: (_faker(w) + "/schema-changes/approve", None),
+        202,
+    ),
+    ("GET", "/api/sources/connectors"): (lambda w: ("/api/sources/connectors", None), 200),
+    ("POST", "/api/sources/connectors"): (
+        lambda w: (
+            "/api/sources/connectors",
+            {"connector": "source-own", "package": "own", "version": "1.0", "title": "Own"},
+        ),
+        201,
+    ),
+    ("GET", "/api/sources/connectors/{connector}/spec"): (
+        lambda w: (_no_specs() or "/api/sources/connectors/source-file/spec", None),
+        202,  # not read yet: the task reading it
+    ),
+    ("POST", "/api/sources/check"): (
+        lambda w: (_no_specs() or "/api/sources/check", {"connector": "source-file", "config": {"url": "x"}}),
+        202,
+    ),
+    ("GET", "/api/sources/"): (lambda w: ("/api/sources/", None), 200),
+    ("POST", "/api/sources/"): (
+        lambda w: (
+            cache_faker_spec() or "/api/sources/",
+            {"name": "demo", "connector": "source-faker", "config": {"count": 3}},
+        ),
+        201,
+    ),
+    ("GET", "/api/sources/{name}"): (lambda w: (f"/api/sources/{add_named_source(w.slug)}", None), 200),
+    ("PUT", "/api/sources/{name}"): (
+        lambda w: (f"/api/sources/{add_named_source(w.slug)}", {"config": {"count": 2}}),
+        200,
+    ),
+    ("DELETE", "/api/sources/{name}"): (lambda w: (f"/api/sources/{add_named_source(w.slug)}", None), 204),
+    ("POST", "/api/sources/{name}/check"): (lambda w: (f"/api/sources/{add_named_source(w.slug)}/check", None), 202),
+    ("POST", "/api/sources/{name}/discover"): (
+        lambda w: (f"/api/sources/{add_named_source(w.slug)}/discover", None),
+        202,
+    ),
+    ("GET", "/api/tasks/{task_id}"): (lambda w: (a_task(w), None), 200),
 }
 # Operations without authentication, exercised in test_accounts.py / test_bad_input.py.
 PUBLIC = {
@@ -102,6 +149,19 @@ PUBLIC = {
 
 from tests.api.conftest import PASSWORD  # noqa: E402
 from tests.api.test_connection_reset import add_faker_connection  # noqa: E402
+from tests.api.test_sources import a_task, add_named_source, cache_faker_spec  # noqa: E402
+
+
+def _faker(world: OrgWorld) -> str:
+    add_faker_connection(world.slug)
+    return "/api/connections/faker"
+
+
+def _no_specs() -> None:
+    """No spec read yet in this API process."""
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 def add_rule(slug: str) -> str:
@@ -134,6 +194,10 @@ OWNED_PREFIXES = (
     "/api/alerts",
     "/api/notifications",
     "/api/audit",
+    "/api/connections/{name}/sync",
+    "/api/connections/{name}/schema-changes",
+    "/api/sources",
+    "/api/tasks",
 )
 
 

@@ -316,6 +316,22 @@ CASES: dict[tuple[str, str], tuple[str, Any, int, bool]] = {
     ("PUT", "/api/connections/{name}"): ("/api/connections/faker", CONNECTION, 503, True),
     ("DELETE", "/api/connections/{name}"): ("/api/connections/faker", None, 503, True),
     ("POST", "/api/connections/{name}/reset"): ("/api/connections/faker/reset", {"streams": ["users"]}, 503, True),
+    ("POST", "/api/connections/{name}/sync"): ("/api/connections/faker/sync", None, 503, True),
+    ("GET", "/api/connections/{name}/syncs"): ("/api/connections/faker/syncs", None, 200, False),
+    ("GET", "/api/connections/{name}/schema-changes"): ("/api/connections/faker/schema-changes", None, 200, False),
+    # tasks: saved, their worker started when the transaction commits (never, in this module's transaction)
+    ("POST", "/api/connections/{name}/schema-changes/refresh"): (
+        "/api/connections/faker/schema-changes/refresh",
+        None,
+        202,
+        False,
+    ),
+    ("POST", "/api/connections/{name}/schema-changes/approve"): (
+        "/api/connections/faker/schema-changes/approve",
+        None,
+        202,
+        False,
+    ),
     ("GET", "/api/dbt/projects/"): ("/api/dbt/projects/", None, 200, False),
     ("POST", "/api/dbt/projects/"): ("/api/dbt/projects/", {"name": "other", "path": "/nonexistent"}, 422, True),
     ("GET", "/api/dbt/projects/{name}"): ("/api/dbt/projects/people", None, 200, False),

@@ -25,7 +25,8 @@ from dalgo_assets.ingestion.embedded.schema import (
     columns_from_schema,
 )
 from dalgo_assets.ingestion.embedded.state import GLOBAL_KEY, StateTracker, state_input
-from dalgo_assets.ingestion.embedded.sync import plan_stream, source_config
+from dalgo_assets.ingestion.embedded.sync import plan_stream
+from dalgo_core.connectors.config import resolved
 from dalgo_core.names import connection_pool
 from dalgo_core.spec import StreamSpec
 from tests.ingestion.embedded_support import faker_connection, write_org
@@ -162,7 +163,7 @@ def test_secrets_fill_dotted_config_paths(monkeypatch: pytest.MonkeyPatch, dalgo
     connection = faker_connection(config={"credentials": {"kind": "token"}})
     connection["source"]["secrets"] = {"credentials.token": {"env": "ACME_TOKEN"}}
     spec = write_org(dalgo_env / "orgs", "acme", connection)
-    config = source_config("acme", spec.connections[0])
+    config = resolved("acme", spec.connections[0].source)
     assert config == {"credentials": {"kind": "token", "token": "t0k3n"}}
     assert "token" not in spec.connections[0].source.config["credentials"]  # the spec is not modified
 

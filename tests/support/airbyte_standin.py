@@ -9,8 +9,20 @@ unchanged against it:
   ``GET|POST sources``, ``GET|PATCH sources/{id}``, the same for ``destinations`` and ``connections``
   (lists paginated with ``limit``/``offset`` and a ``next`` URL), ``GET|POST jobs``, ``GET|DELETE jobs/{id}``;
 - configuration API ``/api/v1``: ``POST connections/get`` (the connection with its ``syncCatalog``),
-  ``POST connections/reset/stream`` (a reset job of some streams) and ``POST jobs/get`` (attempts with
-  stream stats and the failure summary).
+  ``POST connections/update`` (its catalog and status), ``POST connections/reset/stream`` (a reset job of
+  some streams), ``POST jobs/get`` (attempts with stream stats and the failure summary), and, with a
+  ``ConnectorRunner``, the connectors' own calls: ``source_definitions/list_for_workspace``,
+  ``source_definition_specifications/get``, ``scheduler/sources/check_connection``,
+  ``sources/check_connection`` and ``sources/discover_schema``.
+
+With a runner, the stand-in runs the real Python connectors (from PyPI, as ``dalgo_core.connectors``
+installs them) for ``spec``, ``check`` and ``discover``, as Airbyte runs its connector images: a connection
+gets the source's discovered catalog when it is created, and at the start of each sync the source is
+discovered again and its schema changes handled as the connection's ``nonBreakingSchemaUpdatesBehavior``
+says (``ignore``; ``propagate_columns``: the selected streams' columns; ``propagate_fully``: streams too;
+``disable_connection``: the connection becomes ``inactive`` and the sync fails until
+``connections/update`` makes it active again). Without a runner those endpoints answer 400 and
+connections keep empty schemas. Sync jobs still move no data.
 
 A sync job moves ``pending -> running -> succeeded`` one step per ``GET jobs/{id}`` (deterministic, no
 clock), reporting ``records_per_stream`` rows per selected stream; for a connection marked with
@@ -53,6 +65,60 @@ SYNC_MODES = {
     "incremental_deduped_history": ("incremental", "append_dedup"),
 }
 NEXT_STATUS = {"pending": "running", "running": "succeeded"}
+DEFINITIONS_NAMESPACE = uuid.UUID("8f2a1f04-2c6e-4f4e-9a57-0d6b7c1e5a10")
+# the connectors the stand-in's workspace offers (Docker repository airbyte/<connector>): PyPI versions
+DEFAULT_CONNECTORS = {"source-faker": "7.2.1", "source-file": "0.5.39"}
+BEHAVIORS = ("ignore", "disable_connection", "propagate_columns", "propagate_fully")
+HELD = "Schema changes were detected and the connection's policy is to disable it: review them, then enable it"
+
+
+class ConnectorRunner:
+    """Runs a source connector's ``spec``, ``check`` or ``discover`` as Airbyte runs its image: here the
+    Python package from PyPI in its own venv (``connectors_dir``), in a sandbox whose only writable
+    folder is ``root`` (where the files a ``source-file`` reads are)."""
+
+    def __init__(self, root: str, connectors_dir: str | None = None):
+        self.root = root
+        self.connectors_dir = connectors_dir
+
+    def _process(self, connector: str, version: str, config: dict) -> Any:
+        from dalgo_core.connectors.install import ensure_connector
+        from dalgo_core.connectors.protocol import ConnectorProcess
+        from dalgo_core.sandbox import Policy
+
+        executable = ensure_connector(connector, version, self.connectors_dir)
+        return ConnectorProcess(executable, config, Policy(org="airbyte", root=self.root))
+
+    def spec(self, connector: str, version: str) -> dict:
+        with self._process(connector, version, {}) as proc:
+            return proc.spec()
+
+    def check(self, connector: str, version: str, config: dict) -> tuple[bool, str]:
+        from dalgo_core.connectors.protocol import ConnectorError
+
+        with self._process(connector, version, config) as proc:
+            try:
+                proc.check()
+            except ConnectorError as exc:
+                return False, str(exc)
+        return True, "succeeded"
+
+    def discover(self, connector: str, version: str, config: dict) -> dict[str, dict]:
+        """The streams, as the configuration API shows them (camelCase)."""
+        with self._process(connector, version, config) as proc:
+            found = proc.discover()
+        return {
+            name: {
+                "name": name,
+                "jsonSchema": s.get("json_schema") or {},
+                "supportedSyncModes": s.get("supported_sync_modes") or ["full_refresh"],
+                "sourceDefinedCursor": bool(s.get("source_defined_cursor")),
+                "defaultCursorField": s.get("default_cursor_field") or [],
+                "sourceDefinedPrimaryKey": s.get("source_defined_primary_key") or [],
+                "namespace": None,
+            }
+            for name, s in found.items()
+        }
 
 
 class ApiError(Exception):
@@ -94,6 +160,8 @@ class StandinAirbyte:
         client_secret: str | None = None,
         records_per_stream: int = 100,
         page_size: int = 100,
+        runner: ConnectorRunner | None = None,
+        connectors: dict[str, str] | None = None,
     ):
         self.port = port
         self.workspace_id = workspace_id
@@ -107,10 +175,24 @@ class StandinAirbyte:
         self.connections: dict[str, dict] = {}
         self.jobs: dict[int, dict] = {}
         self.failing: dict[str, str] = {}
+        self.runner = runner
+        self.definitions = {
+            str(uuid.uuid5(DEFINITIONS_NAMESPACE, name)): {
+                "sourceDefinitionId": str(uuid.uuid5(DEFINITIONS_NAMESPACE, name)),
+                "name": name.removeprefix("source-").replace("-", " ").title(),
+                "dockerRepository": f"airbyte/{name}",
+                "dockerImageTag": version,
+                "documentationUrl": f"https://docs.airbyte.com/integrations/sources/{name.removeprefix('source-')}",
+                "sourceType": name.removeprefix("source-"),
+            }
+            for name, version in (connectors or DEFAULT_CONNECTORS).items()
+        }
         self._tokens: set[str] = set()
         self._job_ids = itertools.count(1)
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
+        # routes that run a connector take the lock themselves, around what they change (not while it runs)
+        self._slow = {self._create, self._patch, self._check_new, self._check_source, self._discover}
         self._routes: list[tuple[str, re.Pattern, Callable[..., Any]]] = [
             (m, re.compile(p + "$"), f)
             for m, p, f in [
@@ -125,8 +207,14 @@ class StandinAirbyte:
                 ("GET", PUBLIC + "/jobs/(?P<id>\\d+)", self._poll_job),
                 ("DELETE", PUBLIC + "/jobs/(?P<id>\\d+)", self._cancel_job),
                 ("POST", CONFIG + "/connections/get", self._config_connection),
+                ("POST", CONFIG + "/connections/update", self._config_update),
                 ("POST", CONFIG + "/connections/reset/stream", self._reset_streams),
                 ("POST", CONFIG + "/jobs/get", self._config_job),
+                ("POST", CONFIG + "/source_definitions/list_for_workspace", self._definitions),
+                ("POST", CONFIG + "/source_definition_specifications/get", self._definition_spec),
+                ("POST", CONFIG + "/scheduler/sources/check_connection", self._check_new),
+                ("POST", CONFIG + "/sources/check_connection", self._check_source),
+                ("POST", CONFIG + "/sources/discover_schema", self._discover),
                 ("POST", "/_control/fail", self._control_fail),
             ]
         ]
@@ -185,18 +273,21 @@ class StandinAirbyte:
             return 400, {"status": 400, "title": "error", "detail": "the body is not JSON"}
         if method == "GET" and parts.path == "/_calls":
             return 200, list(self.calls)
-        with self._lock:
-            self.calls.append({"method": method, "path": parts.path, "query": query, "body": body})
-            try:
+        try:
+            with self._lock:
+                self.calls.append({"method": method, "path": parts.path, "query": query, "body": body})
                 if not parts.path.startswith("/_control") and not parts.path.endswith("/applications/token"):
                     self._authenticate(headers.get("Authorization") or "")
-                for route_method, pattern, func in self._routes:
-                    match = pattern.match(parts.path)
-                    if match and route_method == method:
+            for route_method, pattern, func in self._routes:
+                match = pattern.match(parts.path)
+                if match and route_method == method:
+                    if func in self._slow:
                         return 200, func(body=body, query=query, **match.groupdict())
-                raise ApiError(404, f"no route {method} {parts.path}")
-            except ApiError as exc:
-                return exc.status, {"status": exc.status, "title": "error", "detail": exc.detail}
+                    with self._lock:
+                        return 200, func(body=body, query=query, **match.groupdict())
+            raise ApiError(404, f"no route {method} {parts.path}")
+        except ApiError as exc:
+            return exc.status, {"status": exc.status, "title": "error", "detail": exc.detail}
 
     def _authenticate(self, header: str) -> None:
         if self.basic is None and self.client is None:
@@ -229,7 +320,8 @@ class StandinAirbyte:
         return {"sources": self.sources, "destinations": self.destinations, "connections": self.connections}[kind]
 
     def _view(self, kind: str, item: dict) -> dict:
-        return {**item, "configuration": _masked(item["configuration"])} if kind != "connections" else item
+        shown = {k: v for k, v in item.items() if not k.startswith("_")}
+        return {**shown, "configuration": _masked(item["configuration"])} if kind != "connections" else shown
 
     def _page(self, kind: str, items: list[dict], query: dict) -> dict:
         limit = min(int(query.get("limit", 20)), self.page_size)
@@ -245,11 +337,23 @@ class StandinAirbyte:
         return self._page(kind, items, query)
 
     def _get(self, kind: str, id: str, **_: Any) -> dict:
+        return self._view(kind, self._item(kind, id))
+
+    def _item(self, kind: str, id: str) -> dict:
+        """The stored item itself (secrets and private keys included), or 404."""
         if id not in self._table(kind):
             raise ApiError(404, f"{kind[:-1]} {id} not found")
-        return self._view(kind, self._table(kind)[id])
+        return self._table(kind)[id]
 
     def _create(self, kind: str, body: dict, **_: Any) -> dict:
+        catalog = self._catalog_or_failure(body.get("sourceId"))[0] if kind == "connections" else None
+        with self._lock:
+            created = self._insert(kind, body)
+            if catalog is not None:
+                self.connections[created["connectionId"]]["_streams"] = catalog
+            return created
+
+    def _insert(self, kind: str, body: dict) -> dict:
         new_id = str(uuid.uuid4())
         if kind == "connections":
             _require(body, "sourceId", "destinationId")
@@ -269,6 +373,7 @@ class StandinAirbyte:
                 "prefix": "",
                 "nonBreakingSchemaUpdatesBehavior": "ignore",
                 "configurations": {"streams": []},
+                "_streams": {},  # the connection's catalog: every stream of its source as last applied
             }
             self._update_connection(item, body)
         else:
@@ -288,13 +393,13 @@ class StandinAirbyte:
         return self._view(kind, item)
 
     def _patch(self, kind: str, id: str, body: dict, **_: Any) -> dict:
-        self._get(kind, id)
-        item = self._table(kind)[id]
-        if kind == "connections":
-            self._update_connection(item, body)
-        else:
-            item.update({k: body[k] for k in ("name", "configuration") if k in body})
-        return self._view(kind, item)
+        with self._lock:
+            item = self._item(kind, id)
+            if kind == "connections":
+                self._update_connection(item, body)
+            else:
+                item.update({k: body[k] for k in ("name", "configuration") if k in body})
+            return self._view(kind, item)
 
     @staticmethod
     def _update_connection(item: dict, body: dict) -> None:
@@ -304,6 +409,11 @@ class StandinAirbyte:
                 raise ApiError(400, f"stream {stream['name']}: unknown syncMode {stream['syncMode']}")
         for key in ("name", "configurations", "namespaceDefinition", "namespaceFormat", "prefix", "schedule"):
             if key in body:
+                item[key] = body[key]
+        for key, allowed in (("nonBreakingSchemaUpdatesBehavior", BEHAVIORS), ("status", ("active", "inactive"))):
+            if key in body:
+                if body[key] not in allowed:
+                    raise ApiError(400, f"{key}: '{body[key]}' is not one of {', '.join(allowed)}")
                 item[key] = body[key]
 
     # -- public API: jobs ---------------------------------------------------------------------------
@@ -321,10 +431,55 @@ class StandinAirbyte:
         return self._page("jobs", jobs, query)
 
     def _start_job(self, body: dict, **_: Any) -> dict:
+        """A job, answered at once; a sync first refreshes the source's schema in the background (as
+        Airbyte's sync workflow does before it reads), and stays pending until that is done."""
         _require(body, "connectionId", "jobType")
-        connection = self._get("connections", body["connectionId"])
+        connection = self._item("connections", body["connectionId"])
         streams = [s["name"] for s in connection["configurations"]["streams"]]
-        return self._job_view(self._new_job(connection, body["jobType"], streams))
+        job = self._new_job(connection, body["jobType"], streams)
+        if body["jobType"] == "sync":
+            job["_detecting"] = True
+            threading.Thread(target=self._detect, args=(connection, job), daemon=True).start()
+        return self._job_view(job)
+
+    def _detect(self, connection: dict, job: dict) -> None:
+        discovered, failure = self._catalog_or_failure(connection["sourceId"])
+        with self._lock:
+            if discovered is not None:
+                failure = self._schema_changes(connection, discovered)
+            if connection["status"] == "inactive":
+                failure = failure or f"connection {connection['connectionId']} is inactive: enable it to sync"
+            job["_failure"] = job["_failure"] or failure
+            job["_detecting"] = False
+
+    def _schema_changes(self, connection: dict, discovered: dict[str, dict]) -> str | None:
+        """Airbyte's schema change detection at the start of a sync, as the connection's behavior says;
+        the failure of the sync when the connection is disabled for it."""
+        applied, selected = connection["_streams"], [s["name"] for s in connection["configurations"]["streams"]]
+        if not applied:
+            connection["_streams"] = discovered
+            return None
+        columns = [
+            s
+            for s in selected
+            if s in discovered and s in applied and discovered[s]["jsonSchema"] != applied[s]["jsonSchema"]
+        ]
+        streams_changed = set(discovered) != set(applied)
+        if not columns and not streams_changed:
+            return None
+        behavior = connection["nonBreakingSchemaUpdatesBehavior"]
+        if behavior == "disable_connection":
+            connection["status"] = "inactive"
+            return HELD
+        if behavior in ("propagate_columns", "propagate_fully"):
+            for name in columns:
+                applied[name] = discovered[name]
+        if behavior == "propagate_fully":
+            connection["_streams"] = discovered
+            kept = [s for s in connection["configurations"]["streams"] if s["name"] in discovered]
+            added = [{"name": n, "syncMode": "full_refresh_overwrite"} for n in discovered if n not in applied]
+            connection["configurations"]["streams"] = kept + added
+        return None
 
     def _new_job(self, connection: dict, job_type: str, streams: list[str]) -> dict:
         job_id = next(self._job_ids)
@@ -351,7 +506,7 @@ class StandinAirbyte:
 
     def _poll_job(self, id: str, **_: Any) -> dict:
         job = self._job(id)
-        if job["status"] in NEXT_STATUS:
+        if job["status"] in NEXT_STATUS and not job.get("_detecting"):
             job["status"] = NEXT_STATUS[job["status"]]
             job["lastUpdatedAt"] = _now()
             job["duration"] = f"PT{time.monotonic() - job['_started']:.1f}S"
@@ -372,25 +527,29 @@ class StandinAirbyte:
 
     def _config_connection(self, body: dict, **_: Any) -> dict:
         _require(body, "connectionId")
-        conn = self._get("connections", body["connectionId"])
+        conn = self._item("connections", body["connectionId"])
+        chosen = {s["name"]: s for s in conn["configurations"]["streams"]}
+        known = conn.get("_streams") or {}
         streams = []
-        for s in conn["configurations"]["streams"]:
+        for name in [*chosen, *(n for n in known if n not in chosen)]:
+            s = chosen.get(name) or {"name": name}
             sync_mode, destination_sync_mode = SYNC_MODES[s.get("syncMode", "full_refresh_overwrite")]
+            stream = known.get(name) or {
+                "name": name,
+                "jsonSchema": {"type": "object", "properties": {}},
+                "supportedSyncModes": ["full_refresh", "incremental"],
+                "namespace": None,
+            }
             streams.append(
                 {
-                    "stream": {
-                        "name": s["name"],
-                        "jsonSchema": {"type": "object", "properties": {}},
-                        "supportedSyncModes": ["full_refresh", "incremental"],
-                        "namespace": None,
-                    },
+                    "stream": stream,
                     "config": {
                         "syncMode": sync_mode,
                         "destinationSyncMode": destination_sync_mode,
                         "cursorField": s.get("cursorField") or [],
                         "primaryKey": s.get("primaryKey") or [],
-                        "aliasName": s["name"],
-                        "selected": True,
+                        "aliasName": name,
+                        "selected": name in chosen,
                     },
                 }
             )
@@ -404,8 +563,112 @@ class StandinAirbyte:
             "prefix": conn["prefix"],
             "status": conn["status"],
             "scheduleType": "manual",
+            "nonBreakingChangesPreference": conn["nonBreakingSchemaUpdatesBehavior"].replace("_connection", ""),
             "syncCatalog": {"streams": streams},
         }
+
+    def _config_update(self, body: dict, **_: Any) -> dict:
+        """The connection's catalog (every stream, ``config.selected`` choosing them) and status."""
+        _require(body, "connectionId")
+        conn = self._item("connections", body["connectionId"])
+        if "syncCatalog" in body:
+            entries = (body["syncCatalog"] or {}).get("streams") or []
+            modes = {v: k for k, v in SYNC_MODES.items()}
+            conn["_streams"] = {e["stream"]["name"]: e["stream"] for e in entries}
+            conn["configurations"]["streams"] = [
+                {
+                    "name": e["stream"]["name"],
+                    "syncMode": modes.get(
+                        (e["config"].get("syncMode"), e["config"].get("destinationSyncMode")), "full_refresh_overwrite"
+                    ),
+                    **({"cursorField": e["config"]["cursorField"]} if e["config"].get("cursorField") else {}),
+                    **({"primaryKey": e["config"]["primaryKey"]} if e["config"].get("primaryKey") else {}),
+                }
+                for e in entries
+                if (e.get("config") or {}).get("selected")
+            ]
+        self._update_connection(conn, {k: body[k] for k in ("status",) if k in body})
+        return self._config_connection(body={"connectionId": conn["connectionId"]})
+
+    # -- configuration API: connectors (run by the runner) -------------------------------------------
+
+    def _definitions(self, body: dict, **_: Any) -> dict:
+        return {
+            "sourceDefinitions": [{k: v for k, v in d.items() if k != "sourceType"} for d in self.definitions.values()]
+        }
+
+    def _definition(self, definition_id: str | None = None, source_type: str | None = None) -> dict:
+        for definition in self.definitions.values():
+            if definition["sourceDefinitionId"] == definition_id or definition["sourceType"] == source_type:
+                return definition
+        raise ApiError(404, f"source definition {definition_id or source_type} not found")
+
+    def _runs(self) -> ConnectorRunner:
+        if self.runner is None:
+            raise ApiError(400, "this stand-in runs no connectors (start it with a ConnectorRunner)")
+        return self.runner
+
+    def _definition_spec(self, body: dict, **_: Any) -> dict:
+        _require(body, "sourceDefinitionId")
+        definition = self._definition(body["sourceDefinitionId"])
+        found = self._runs().spec("source-" + definition["sourceType"], definition["dockerImageTag"])
+        return {
+            "sourceDefinitionId": definition["sourceDefinitionId"],
+            "documentationUrl": found.get("documentationUrl"),
+            "connectionSpecification": found.get("connectionSpecification") or {},
+            "jobInfo": {"succeeded": True},
+        }
+
+    def _check(self, definition: dict, config: dict) -> dict:
+        config = {k: v for k, v in config.items() if k != "sourceType"}
+        ok, message = self._runs().check("source-" + definition["sourceType"], definition["dockerImageTag"], config)
+        return {"status": "succeeded" if ok else "failed", "message": message, "jobInfo": {"succeeded": True}}
+
+    def _check_new(self, body: dict, **_: Any) -> dict:
+        _require(body, "sourceDefinitionId", "connectionConfiguration")
+        return self._check(self._definition(body["sourceDefinitionId"]), body["connectionConfiguration"])
+
+    def _check_source(self, body: dict, **_: Any) -> dict:
+        _require(body, "sourceId")
+        with self._lock:
+            source = dict(self._item("sources", body["sourceId"]))
+        return self._check(self._definition(source_type=source["sourceType"]), source["configuration"])
+
+    def _source_catalog(self, source_id: str | None) -> dict[str, dict] | None:
+        """The source's streams by name, discovered by its connector (None without a runner)."""
+        if self.runner is None or source_id is None:
+            return None
+        with self._lock:
+            source = dict(self._item("sources", source_id))
+        definition = self._definition(source_type=source["sourceType"])
+        config = {k: v for k, v in source["configuration"].items() if k != "sourceType"}
+        return self.runner.discover("source-" + definition["sourceType"], definition["dockerImageTag"], config)
+
+    def _catalog_or_failure(self, source_id: str | None) -> tuple[dict[str, dict] | None, str | None]:
+        """(the source's catalog, None), or (None, the connector's message) when its discover fails."""
+        from dalgo_core.connectors.protocol import ConnectorError
+
+        try:
+            return self._source_catalog(source_id), None
+        except ConnectorError as exc:
+            return None, str(exc)
+
+    def _discover(self, body: dict, **_: Any) -> dict:
+        _require(body, "sourceId")
+        self._runs()
+        found, error = self._catalog_or_failure(body["sourceId"])
+        if error is not None:
+            failure = {"failureOrigin": "source", "externalMessage": error}
+            return {"catalog": None, "jobInfo": {"succeeded": False, "failureReason": failure}}
+        found = found or {}
+        streams = [
+            {
+                "stream": stream,
+                "config": {"syncMode": "full_refresh", "destinationSyncMode": "overwrite", "selected": False},
+            }
+            for stream in found.values()
+        ]
+        return {"catalog": {"streams": streams}, "jobInfo": {"succeeded": True}, "catalogId": str(uuid.uuid4())}
 
     def _reset_streams(self, body: dict, **_: Any) -> dict:
         """A reset job of the streams named (``[{streamName, streamNamespace}]``), as JobInfoRead."""
@@ -423,7 +686,8 @@ class StandinAirbyte:
     def _config_job(self, body: dict, **_: Any) -> dict:
         job = self._job(body.get("id", 0))
         ok = job["status"] == "succeeded"
-        stats = {"recordsEmitted": self.records_per_stream if ok else 0}
+        count = self.records_per_stream if ok else 0
+        stats = {"recordsEmitted": count, "recordsCommitted": count}
         attempt = {
             "id": 0,
             "status": job["status"],

@@ -1,4 +1,5 @@
-"""Seed the alert, notification and audit log permission slugs added to ``roles.csv``."""
+"""Seed the permission slugs added to ``roles.csv`` with alerts, notifications and the audit log, and with
+sources and connections as a product (``can_sync_connection``, ``can_add_connector``)."""
 
 from django.db import migrations
 

@@ -1,10 +1,12 @@
 """Embedded ingestion: Airbyte's Python source connectors run on this host, no Airbyte server.
 
-Each connector is installed from PyPI into its own venv (``connectors.py``) and run as an
-Airbyte-protocol CLI (``protocol.py``); its records are typed from the discovered JSON schemas
-(``schema.py``) and loaded into the organization's warehouse (``loaders.py``, ``bigquery.py``,
-``sql.py``) with the connector state in the same transaction (``state.py``), one sync per connection
-(``sync.py``), each connection a multi-asset (``assets.py``) and a reset job (``reset.py``).
+Each connector is installed from PyPI into its own venv and run as an Airbyte-protocol CLI in the
+organization's sandbox (``dalgo_core.connectors``, shared with the API's tasks); its records are typed
+from the discovered JSON schemas (``schema.py``) and loaded into the organization's warehouse
+(``loaders.py``, ``bigquery.py``, ``sql.py``) with the connector state in the same transaction
+(``state.py``), one sync per connection (``sync.py``: schema changes handled as the connection's policy
+says, ``dalgo_core.connectors.changes``), each connection a multi-asset (``assets.py``) and a reset job
+(``reset.py``).
 """
 
 from __future__ import annotations

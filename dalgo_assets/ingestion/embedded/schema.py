@@ -17,9 +17,18 @@ from typing import Any
 
 import orjson
 
-# Column kinds, mapped to a warehouse type by each loader's dialect.
-INTEGER, NUMBER, BOOLEAN, STRING = "integer", "number", "boolean", "string"
-TIMESTAMP_TZ, TIMESTAMP, DATE, JSON = "timestamp_tz", "timestamp", "date", "json"
+# Column kinds (shared with the schema-change comparison), mapped to a warehouse type by each loader's dialect.
+from dalgo_core.connectors.types import (
+    BOOLEAN,
+    DATE,
+    INTEGER,
+    JSON,
+    NUMBER,
+    STRING,
+    TIMESTAMP,
+    TIMESTAMP_TZ,
+    column_kind,
+)
 
 RAW_ID, EXTRACTED_AT, META = "_airbyte_raw_id", "_airbyte_extracted_at", "_airbyte_meta"
 EMPTY_META = '{"changes":[]}'
@@ -53,33 +62,6 @@ class StreamTable:
     @property
     def kinds(self) -> list[str]:
         return [c.kind for c in self.columns] + [STRING, TIMESTAMP_TZ, JSON]
-
-
-def column_kind(prop: Mapping[str, Any]) -> str:
-    """The column kind of one JSON-schema property (unions and untyped values become JSON)."""
-    if not isinstance(prop, Mapping) or "oneOf" in prop or "anyOf" in prop:
-        return JSON
-    raw = prop.get("type")
-    types = {raw} if isinstance(raw, str) else set(raw or [])
-    types.discard("null")
-    if types == {"integer", "number"}:
-        types = {"number"}
-    if len(types) != 1:
-        return JSON
-    (kind,) = types
-    airbyte_type = prop.get("airbyte_type")
-    if kind == "integer" or (kind == "number" and airbyte_type == "integer"):
-        return INTEGER
-    if kind in (NUMBER, BOOLEAN):
-        return kind
-    if kind == "string":
-        fmt = prop.get("format")
-        if fmt == "date-time":
-            return TIMESTAMP if airbyte_type == "timestamp_without_timezone" else TIMESTAMP_TZ
-        if fmt == "date":
-            return DATE
-        return STRING
-    return JSON
 
 
 def columns_from_schema(json_schema: Mapping[str, Any]) -> tuple[Column, ...]:

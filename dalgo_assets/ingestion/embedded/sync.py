@@ -12,7 +12,6 @@ full, in this sync).
 from __future__ import annotations
 
 import contextlib
-import copy
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -20,14 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dalgo_assets.ingestion.embedded.connectors import ConnectorInstallError, ensure_connector
 from dalgo_assets.ingestion.embedded.loaders import Loader, Reconciled, open_loader
-from dalgo_assets.ingestion.embedded.protocol import ConnectorError, ConnectorProcess, LogFn
 from dalgo_assets.ingestion.embedded.schema import StreamTable, columns_from_schema
 from dalgo_assets.ingestion.embedded.state import GLOBAL_KEY, StateTracker, state_input
 from dalgo_assets.warehouse import WarehouseResource
-from dalgo_core import layout
-from dalgo_core.sandbox import Policy
+from dalgo_core.connectors import changes
+from dalgo_core.connectors.calls import connector_policy
+from dalgo_core.connectors.config import resolved
+from dalgo_core.connectors.install import ConnectorInstallError, ensure_connector
+from dalgo_core.connectors.protocol import ConnectorError, ConnectorProcess, LogFn
 from dalgo_core.spec import ConnectionSpec, StreamSpec
 
 
@@ -45,20 +45,6 @@ class StreamResult:
     table: str  # schema.table
     sync_mode: str
     rows_loaded: int
-
-
-def source_config(org: str, connection: ConnectionSpec) -> dict[str, Any]:
-    """The connector's config with every ``source.secrets`` dotted path filled from its secret."""
-    config = copy.deepcopy(connection.source.config)
-    for dotted, ref in connection.source.secrets.items():
-        node = config
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise LookupError(f"source.secrets.{dotted}: '{part}' is not an object in source.config")
-        node[leaf] = ref.resolve(org)
-    return config
 
 
 def _column_path(path: list[str] | None, columns: set[str]) -> str | None:
@@ -132,7 +118,7 @@ class ConnectionSync:
     def run(self, streams: list[str]) -> list[StreamResult]:
         conn, connector = self.connection, self.connection.source.connector
         try:
-            config = source_config(self.org, conn)
+            config = resolved(self.org, conn.source)
         except LookupError as exc:
             raise self.error(f"secret for {connector}: {exc}") from None
         workdir = Path(tempfile.mkdtemp(prefix="dalgo-sync-"))
@@ -149,11 +135,10 @@ class ConnectionSync:
     def _sync(self, loader: Loader, config: dict[str, Any], streams: list[str]) -> list[StreamResult]:
         conn, connector = self.connection, self.connection.source.connector
         try:
-            executable = ensure_connector(connector, conn.source.version, self.connectors_root)
+            executable = ensure_connector(connector, conn.source.version, self.connectors_root, conn.source.package)
         except ConnectorInstallError as exc:
             raise self.error(f"cannot install connector {connector}: {exc}") from None
-        policy = Policy(org=self.org, root=str(layout.org_root(self.org)))
-        with ConnectorProcess(executable, config, policy, self.log) as proc:
+        with ConnectorProcess(executable, config, connector_policy(self.org), self.log) as proc:
             proc.start_discover()
             try:
                 proc.check()
@@ -163,6 +148,7 @@ class ConnectionSync:
                 catalog = proc.discover()
             except ConnectorError as exc:
                 raise self.error(f"{connector} discover failed: {exc}") from None
+            catalog, streams = self._schema_changes(catalog, streams)
             tables, entries = self._plan(catalog, streams)
             try:
                 saved = loader.load_state(conn.destination_schema, self.org, conn.name)
@@ -172,6 +158,37 @@ class ConnectionSync:
             incremental = [t.stream for t in tables if t.sync_mode == "incremental"]
             counts = self._read(proc, loader, tables, entries, state_input(saved, incremental) or None)
             return self._commit(loader, tables, counts, incremental)
+
+    def _schema_changes(self, catalog: dict[str, Any], streams: list[str]) -> tuple[dict[str, Any], list[str]]:
+        """Compare the discovered catalog with the applied one and follow the connection's policy
+        (``dalgo_core.connectors.changes``): the catalog to load with, and the streams to sync."""
+        conn = self.connection
+        chosen = [s.name for s in conn.streams]
+        changes.save_discovered(self.org, conn.name, catalog)
+        applied = changes.load_applied(self.org, conn.name)
+        if applied is None:  # the first sync (or a connection written by hand): today's catalog is the baseline
+            changes.save_applied(self.org, conn.name, changes.AppliedCatalog.from_discovered(catalog, chosen))
+            return catalog, streams
+        outcome = changes.apply_policy(conn.schema_change_policy, applied, catalog, chosen)
+        if outcome.held:
+            raise self.error(
+                "the source's schema changed and the connection's policy is to pause: "
+                f"{changes.describe(outcome.pending)}; review and approve the changes "
+                f"(POST /api/connections/{conn.name}/schema-changes/approve) to sync again"
+            )
+        if outcome.propagated:
+            applied = changes.describe(outcome.propagated)
+            self.note("warning", f"schema changes applied ({conn.schema_change_policy}): {applied}")
+            changes.save_applied(self.org, conn.name, outcome.applied)
+        if outcome.pending:
+            self.note("warning", f"schema changes waiting for approval: {changes.describe(outcome.pending)}")
+        for stream in outcome.skipped:
+            self.note("warning", f"stream '{stream}' is no longer in the source: not synced (its table stays)")
+        loading = {
+            name: {**stream, "json_schema": outcome.applied.streams.get(name, stream.get("json_schema") or {})}
+            for name, stream in catalog.items()
+        }
+        return loading, [s for s in streams if s not in outcome.skipped]
 
     def _plan(self, catalog: dict[str, Any], streams: list[str]) -> tuple[list[StreamTable], list[dict[str, Any]]]:
         missing = [s for s in streams if s not in catalog]

@@ -110,16 +110,19 @@ class DalgoAirbyteClient(AirbyteClient):
             tail = "\n".join(lines[-LOG_TAIL_LINES:])
             self._log.error(f"Airbyte job {job_id}, last {min(len(lines), LOG_TAIL_LINES)} log lines:\n{tail}")
 
-    def stream_records(self, job_id: int) -> dict[str, int]:
-        """Records synced per stream by a job's last attempt (empty if Airbyte does not say)."""
+    def stream_records(self, job_id: int) -> dict[str, dict[str, int]]:
+        """Per stream, the records a job's last attempt read (``emitted``) and loaded (``committed``);
+        empty if Airbyte does not say."""
         attempts = self._attempts(job_id)
         if not attempts:
             return {}
-        return {
-            s["streamName"]: int(s["stats"].get("recordsCommitted", s["stats"].get("recordsEmitted", 0)))
-            for s in attempts[-1].get("streamStats") or []
-            if s.get("stats")
-        }
+        found = {}
+        for s in attempts[-1].get("streamStats") or []:
+            stats = s.get("stats") or {}
+            if stats:
+                emitted = int(stats.get("recordsEmitted", 0))
+                found[s["streamName"]] = {"emitted": emitted, "committed": int(stats.get("recordsCommitted", emitted))}
+        return found
 
     # -- resets ------------------------------------------------------------------------------------
 
@@ -165,6 +168,11 @@ class DalgoAirbyteClient(AirbyteClient):
         return self._paginated_request(
             "GET", f"{self.rest_api_base_url}/{kind}", params={"workspaceIds": self.workspace_id}
         )
+
+    def config_call(self, path: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """One call of the configuration API (``POST /api/v1/<path>``): sources' specs, checks and
+        discovers, a connection's catalog."""
+        return self._single_request("POST", f"{self.configuration_api_base_url}/{path}", data=body)
 
     def create_item(self, kind: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
         assert kind in KINDS

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from dalgo_core.connectors.config import set_path
 from dalgo_core.spec import (
     BigQueryWarehouse,
     ConnectionSpec,
@@ -21,6 +22,7 @@ from dalgo_core.spec import (
     OrgSpec,
     PostgresWarehouse,
     SecretRef,
+    SourceSpec,
     StreamSpec,
 )
 from dalgo_core.warehouse.profiles import duckdb_path
@@ -61,14 +63,6 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _set(config: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    node = config
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = value
-
-
 def _with_secrets(
     org: str, where: str, config: dict[str, Any], secrets: dict[str, SecretRef]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -76,10 +70,10 @@ def _with_secrets(
     real, shown = copy.deepcopy(config), copy.deepcopy(config)
     for dotted, ref in secrets.items():
         try:
-            _set(real, dotted, ref.resolve(org))
+            set_path(real, dotted, ref.resolve(org))
         except LookupError as exc:
             raise DeclarationError(f"{where}, secret '{dotted}': {exc}") from None
-        _set(shown, dotted, f"<secret {ref.describe()}>")
+        set_path(shown, dotted, f"<secret {ref.describe()}>")
     return real, shown
 
 
@@ -87,20 +81,30 @@ def _declared(kind: str, name: str, summary: str, body: dict, shown: dict, secre
     return Declared(kind, name, summary, body, shown, {f"configuration.{p}" for p in secrets})
 
 
-def declared_source(spec: OrgSpec, conn: ConnectionSpec) -> Declared:
-    source = conn.source
+def declared_source_of(spec: OrgSpec, name: str, source: SourceSpec, where: str = "") -> Declared:
+    """The Airbyte source ``name`` with a source's connector and configuration (``where``: how errors name
+    it)."""
     config = {"sourceType": source.connector.removeprefix("source-"), **source.config}
-    where = f"organization '{spec.slug}', connection '{conn.name}'"
+    where = where or f"organization '{spec.slug}', source '{name}'"
     real, shown = _with_secrets(spec.slug, where, config, source.secrets)
     workspace = {"workspaceId": spec.ingestion.server.workspace_id} if spec.ingestion.server else {}
     return _declared(
         "sources",
-        conn.name,
+        name,
         source.connector,
-        {"name": conn.name, **workspace, "configuration": real},
-        {"name": conn.name, **workspace, "configuration": shown},
+        {"name": name, **workspace, "configuration": real},
+        {"name": name, **workspace, "configuration": shown},
         source.secrets,
     )
+
+
+def declared_source(spec: OrgSpec, conn: ConnectionSpec) -> Declared:
+    """A connection's source: its named source (shared by the connections that read it), or its own,
+    named after the connection."""
+    where = f"organization '{spec.slug}', connection '{conn.name}'"
+    if conn.source_name:
+        where += f", source '{conn.source_name}'"
+    return declared_source_of(spec, conn.source_name or conn.name, conn.source, where)
 
 
 def destination_name(spec: OrgSpec) -> str:
@@ -148,6 +152,15 @@ def declared_destination(spec: OrgSpec) -> Declared:
     )
 
 
+# the connection's schema_change_policy as the public API's nonBreakingSchemaUpdatesBehavior
+SCHEMA_POLICIES = {
+    "ignore": "ignore",
+    "propagate_columns": "propagate_columns",
+    "propagate_fully": "propagate_fully",
+    "pause": "disable_connection",
+}
+
+
 def sync_mode(stream: StreamSpec) -> str:
     """The public API's sync mode: incremental streams with a primary key are deduplicated."""
     if stream.sync_mode == "full_refresh":
@@ -175,6 +188,7 @@ def declared_connection(spec: OrgSpec, conn: ConnectionSpec, source_id: str, des
         "namespaceFormat": conn.destination_schema,
         "prefix": "",
         "schedule": {"scheduleType": "manual"},
+        "nonBreakingSchemaUpdatesBehavior": SCHEMA_POLICIES[conn.schema_change_policy],
     }
     summary = f"{len(conn.streams)} stream(s) into schema {conn.destination_schema}"
     return Declared("connections", conn.name, summary, body, body)

@@ -129,7 +129,8 @@ def _render_change(change: Change) -> list[str]:
 
 
 def _connection_view(body: Mapping[str, Any], declared_streams: Mapping[str, Mapping[str, Any]]) -> dict:
-    view = {k: body.get(k) or None for k in ("name", "namespaceDefinition", "namespaceFormat", "prefix")}
+    keys = ("name", "namespaceDefinition", "namespaceFormat", "prefix", "nonBreakingSchemaUpdatesBehavior")
+    view = {k: body.get(k) or None for k in keys}
     view["schedule.scheduleType"] = (body.get("schedule") or {}).get("scheduleType")
     for stream in (body.get("configurations") or {}).get("streams") or []:
         name = stream["name"]
@@ -219,8 +220,10 @@ def make_plan(spec: OrgSpec, client: DalgoAirbyteClient) -> Plan:
         src_decl = declared_source(spec, conn)
         if found:  # an existing connection keeps its source: find that one, never another by name
             src = _find(existing["sources"], "sources", found["sourceId"], None, where)
-        else:
-            src = _find(existing["sources"], "sources", recorded.get("source_id"), conn.name, where)
+        else:  # a named source may exist already (a discover created it, or another connection reads it)
+            named = (state.get("sources") or {}).get(conn.source_name or "") or {}
+            src_id = recorded.get("source_id") or named.get("source_id")
+            src = _find(existing["sources"], "sources", src_id, src_decl.name, where)
         _check_pairing(where, found, src, src_decl, dest_id)
         source = _change(
             src_decl,
@@ -281,8 +284,13 @@ def apply(spec: OrgSpec, client: DalgoAirbyteClient, plan: Plan | None = None) -
     dest_id = _apply_change(client, plan.destination)
     state["destination"] = {"id": dest_id, "secrets_digest": plan.destination.declared.secrets_digest}
     write_state(spec, state)
+    applied: dict[str, str] = {}  # Airbyte source ids by name: a named source is applied once
     for cp in plan.connections:
-        source_id = _apply_change(client, cp.source)
+        name = cp.source.declared.name
+        source_id = applied.get(name) or _apply_change(client, cp.source)
+        applied[name] = source_id
+        if cp.conn.source_name:
+            state.setdefault("sources", {})[name] = {"source_id": source_id}
         declared = declared_connection(spec, cp.conn, source_id, dest_id)
         connection_id = _apply_change(client, replace(cp.connection, declared=declared))
         state["connections"][cp.conn.name] = {

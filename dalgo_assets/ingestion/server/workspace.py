@@ -5,7 +5,7 @@
 - secrets: a ``{env: NAME}`` reference becomes ``dg.EnvVar(NAME)`` (Dagit shows the variable, never the
   value); a ``{file: NAME}`` reference is kept as its file name and read when a run first needs the client;
 - what a sync reported: every stream's materialization carries the job's id, status, rows, bytes and
-  duration, and the records Airbyte counted for that stream.
+  duration, and the records Airbyte counted for that stream (read: emitted; loaded: committed).
 """
 
 from __future__ import annotations
@@ -49,7 +49,12 @@ class DalgoAirbyteWorkspace(AirbyteWorkspace):
         records = self.get_client().stream_records(job["jobId"]) if "jobId" in job else {}
         for event in super()._generate_materialization(airbyte_output, dagster_airbyte_translator):
             stream = event.asset_key.path[-1]
-            extra = {"airbyte/records_synced": records[stream]} if stream in records else {}
+            extra = {}
+            if stream in records:
+                extra = {
+                    "airbyte/records_synced": records[stream]["committed"],
+                    "airbyte/records_emitted": records[stream]["emitted"],
+                }
             yield dg.AssetMaterialization(
                 asset_key=event.asset_key,
                 description=event.description,

@@ -1,6 +1,7 @@
-"""Running a connector as an Airbyte-protocol CLI: ``check``, ``discover``, ``read``.
+"""Running a connector as an Airbyte-protocol CLI: ``spec``, ``check``, ``discover``, ``read``.
 
-(``spec`` is not run: ``check`` validates the config against the connector's spec itself.)
+(A sync does not run ``spec``: ``check`` validates the config against the connector's spec itself; the
+API reads the spec once per connector version to render its form and validate configurations.)
 
 Each call runs ``<connector> <command> --config ...`` in the organization's sandbox
 (``dalgo_core.sandbox``: its root writable, the connector's environment read-only, the internet through
@@ -85,6 +86,13 @@ class ConnectorProcess:
         return path
 
     # -- commands ----------------------------------------------------------------------------------
+
+    def spec(self) -> dict[str, Any]:
+        """The connector's specification (``connectionSpecification``, ``documentationUrl``, ...)."""
+        for msg in self.messages("spec"):
+            if msg.get("type") == "SPEC":
+                return dict(msg.get("spec") or {})
+        raise ConnectorError("the connector's spec returned no specification")
 
     def check(self) -> None:
         """Raise ConnectorError with the connector's message unless the connection check succeeds."""

@@ -1,11 +1,12 @@
 """Installing Airbyte's Python source connectors from PyPI, each into its own virtual environment.
 
 A connector pins its own airbyte-cdk, pydantic, requests... which conflict with the platform's pins,
-so each ``airbyte-<connector>`` package gets a venv of its own under
+so each ``airbyte-<connector>`` package (or an operator's own package) gets a venv of its own under
 ``$DALGO_CONNECTORS_DIR`` (default ``$DALGO_HOME/platform/connectors``), named ``<connector>-<version>``
-(``latest`` when the spec gives no version: installed once, then kept until the folder is removed).
-Installs happen at run time, on first use, never while definitions load; a file lock makes concurrent
-runs wait for one install instead of racing.
+(``latest`` when the spec gives no version: installed once, then kept until the folder is removed;
+``<package>-<version>`` for an operator's package). Installs happen at run time, on first use, never while
+definitions load; a file lock makes concurrent runs (and the API's tasks) wait for one install instead of
+racing.
 """
 
 from __future__ import annotations
@@ -75,9 +76,34 @@ def _run(cmd: list[str], what: str) -> None:
         raise ConnectorInstallError(f"{what} failed: {tail}")
 
 
-def ensure_connector(connector: str, version: str | None = None, root: str | None = None) -> Path:
-    """The connector's executable, installing ``airbyte-<connector>[==version]`` first if needed."""
-    venv = connectors_dir(root) / f"{connector}-{version or 'latest'}"
+def venv_dir(connector: str, version: str | None = None, package: str | None = None, root: str | None = None) -> Path:
+    """Where the connector's venv lives (whether installed or not)."""
+    own = package and package != package_name(connector)
+    return connectors_dir(root) / f"{package if own else connector}-{version or 'latest'}"
+
+
+def installed_version(
+    connector: str, version: str | None = None, package: str | None = None, root: str | None = None
+) -> str | None:
+    """The version of the connector's package installed in its venv (None if not installed)."""
+    from importlib.metadata import distributions
+
+    venv = venv_dir(connector, version, package, root)
+    if not (venv / INSTALLED_MARKER).exists():
+        return None
+    wanted = (package or package_name(connector)).lower().replace("_", "-")
+    for dist in distributions(path=[str(p) for p in venv.glob("lib/python*/site-packages")]):
+        if (dist.metadata["Name"] or "").lower().replace("_", "-") == wanted:
+            return dist.version
+    return None
+
+
+def ensure_connector(
+    connector: str, version: str | None = None, root: str | None = None, package: str | None = None
+) -> Path:
+    """The connector's executable, installing ``<package>[==version]`` (by default
+    ``airbyte-<connector>``) first if needed."""
+    venv = venv_dir(connector, version, package, root)
     executable = venv / "bin" / connector
     if (venv / INSTALLED_MARKER).exists():
         return executable
@@ -85,7 +111,7 @@ def ensure_connector(connector: str, version: str | None = None, root: str | Non
         if (venv / INSTALLED_MARKER).exists():  # another run installed it while we waited
             return executable
         shutil.rmtree(venv, ignore_errors=True)  # a half-done earlier attempt
-        requirement = package_name(connector) + (f"=={version}" if version else "")
+        requirement = (package or package_name(connector)) + (f"=={version}" if version else "")
         uv = find_uv()
         try:
             # the platform's own interpreter as the base: no Python download, a version the CDK supports

@@ -16,10 +16,10 @@ import copy
 import shutil
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dalgo_assets.ingestion import StreamResult
 from dalgo_assets.ingestion.embedded.connectors import ConnectorInstallError, ensure_connector
 from dalgo_assets.ingestion.embedded.loaders import Loader, Reconciled, open_loader
 from dalgo_assets.ingestion.embedded.protocol import ConnectorError, ConnectorProcess, LogFn
@@ -37,14 +37,6 @@ class SyncError(Exception):
     def __init__(self, org: str, connection: str, message: str):
         self.org, self.connection = org, connection
         super().__init__(f"organization '{org}', connection '{connection}': {message}")
-
-
-@dataclass(frozen=True)
-class StreamResult:
-    stream: str
-    table: str  # schema.table
-    sync_mode: str
-    rows_loaded: int
 
 
 def source_config(org: str, connection: ConnectionSpec) -> dict[str, Any]:

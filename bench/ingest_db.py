@@ -57,7 +57,7 @@ def best(label: str, runs: list[float]) -> float:
 
 
 def make_source(server: PostgresServer) -> str:
-    dsn = server.create_database("shop", owner="shop", password="shop")
+    dsn = server.create_database("shop", owner="shop", password="bench-shop-pw")
     with psycopg.connect(dsn) as db:
         db.execute(f"create table orders ({COLUMNS})")
         db.execute(
@@ -172,8 +172,8 @@ def embedded_file(spec: OrgSpec) -> float:
 def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="dalgo-bench-"))
     os.environ.setdefault("DALGO_HOME", str(home / "home"))
-    os.environ["BENCH_SHOP_PASSWORD"] = "shop"
-    os.environ["BENCH_WH_PASSWORD"] = "wh"
+    os.environ["BENCH_SHOP_PASSWORD"] = "bench-shop-pw"
+    os.environ["BENCH_WH_PASSWORD"] = "bench-wh-pw"
     try:
         run(home)
     finally:
@@ -184,7 +184,7 @@ def run(home: Path) -> None:
     with PostgresServer() as server:
         print(f"source: {ROWS:,} rows in PostgreSQL", flush=True)
         source = make_source(server)
-        target = server.create_database("wh", owner="wh", password="wh")
+        target = server.create_database("wh", owner="wh", password="bench-wh-pw")
         pg_wh = {
             "type": "postgres",
             "host": server.host,

@@ -273,7 +273,8 @@ class FileSource(_Model):
         return self.files.get(stream) or f"{stream}.{self.format}"
 
 
-def _source_kind(data: Any) -> str:
+def source_kind(data: Any) -> str:
+    """Which kind of source a mapping or model is: "database", "files", else "airbyte" (no type)."""
     kind = data.get("type") if isinstance(data, Mapping) else getattr(data, "type", None)
     return kind if kind in ("database", "files") else "airbyte"
 
@@ -283,7 +284,7 @@ AnySource = Annotated[
     Annotated[SourceSpec, Tag("airbyte")]
     | Annotated[DatabaseSource, Tag("database")]
     | Annotated[FileSource, Tag("files")],
-    Discriminator(_source_kind),
+    Discriminator(source_kind),
 ]
 
 
@@ -319,6 +320,15 @@ class ConnectionSpec(_Model):
                 if s.sync_mode == "incremental" and not s.cursor_field:
                     raise ValueError(f"stream '{s.name}' is incremental: give its cursor_field")
         return self
+
+    def secret_refs(self) -> list[SecretRef]:
+        """Every secret the connection's source refers to."""
+        source = self.source
+        if isinstance(source, SourceSpec):
+            return list(source.secrets.values())
+        if isinstance(source, DatabaseSource):
+            return [source.password] if source.password else []
+        return [r for r in (source.aws_access_key_id, source.aws_secret_access_key) if r is not None]
 
     @property
     def is_airbyte(self) -> bool:

@@ -1,6 +1,7 @@
 """The organization's ingestion connections (``/api/connections/``): each writes the spec's
 ``connections`` entry and reloads the code location, where every stream becomes an asset
-``<connection>/<stream>``. Secret config fields are stored encrypted (``dalgo_core.secret_store``)
+``<connection>/<stream>``. A source is an Airbyte connector, a database or files (``source.type``).
+Secret config fields are stored encrypted (``dalgo_core.secret_store``)
 and referenced from the spec; they are never returned. A reset of a connection, or of some of its
 streams, runs the connection's reset job in the code location (``dalgo_core.names.reset_job_name``):
 their tables and connector state dropped, the next sync a full one."""
@@ -9,11 +10,12 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 from ninja import Router
+from pydantic import SecretStr, ValidationError
 
 from dalgo_api import bridge
 from dalgo_api.accounts.auth import has_permission
 from dalgo_api.common_responses import errors
-from dalgo_api.connections.schemas import ConnectionIn, ConnectionOut, ResetIn
+from dalgo_api.connections.schemas import ConnectionIn, ConnectionOut, ResetIn, SourceIn
 from dalgo_api.errors import ApiError
 from dalgo_api.runs import services as runs
 from dalgo_api.runs.schemas import RunOut
@@ -21,24 +23,45 @@ from dalgo_api.specs import store as specs
 from dalgo_api.specs.changes import SpecSection
 from dalgo_core import secret_store
 from dalgo_core.names import CONNECTION_TAG, reset_job_name, reset_run_config
-from dalgo_core.spec import ConnectionSpec, SecretRef, SourceSpec
+from dalgo_core.spec import (
+    ConnectionSpec,
+    DatabaseSource,
+    FileSource,
+    SecretRef,
+    SourceSpec,
+    source_kind,
+)
 
 connections = Router(tags=["connections"])
+# the fields of a database or file source that are secrets: stored encrypted, referred to from the spec
+SOURCE_SECRETS = {"database": ("password",), "files": ("aws_access_key_id", "aws_secret_access_key")}
+Source = SourceSpec | DatabaseSource | FileSource
 
 
 def secret_name(connection: str, field: str) -> str:
     return f"connection_{connection}_{field}"
 
 
+def _source_out(source: Source) -> dict:
+    """A source as the API shows it: its settings and the names of its stored secrets, never their values."""
+    if isinstance(source, SourceSpec):
+        return {
+            "connector": source.connector,
+            "version": source.version,
+            "config": source.config,
+            "secret_fields": sorted(source.secrets),
+        }
+    shown = source.model_dump(by_alias=True, exclude=set(SOURCE_SECRETS[source.type]))
+    if isinstance(source, DatabaseSource):
+        shown["port"] = source.server_port
+    shown["secret_fields"] = [f for f in SOURCE_SECRETS[source.type] if getattr(source, f) is not None]
+    return shown
+
+
 def _out(spec_conn: ConnectionSpec) -> dict:
     return {
         "name": spec_conn.name,
-        "source": {
-            "connector": spec_conn.source.connector,
-            "version": spec_conn.source.version,
-            "config": spec_conn.source.config,
-            "secret_fields": sorted(spec_conn.source.secrets),
-        },
+        "source": _source_out(spec_conn.source),
         "streams": spec_conn.streams,
         "destination_schema": spec_conn.destination_schema,
         "airbyte_connection_id": spec_conn.airbyte_connection_id,
@@ -50,19 +73,38 @@ SECTION = SpecSection("connections", "connection")
 _connection = SECTION.lookup
 
 
+def _store(slug: str, connection: str, field: str, value: SecretStr) -> SecretRef:
+    name = secret_name(connection, field)
+    secret_store.write_secret(slug, name, value.get_secret_value())
+    return SecretRef(file=name)
+
+
+def _source(
+    slug: str, payload: ConnectionIn, current: ConnectionSpec | None
+) -> SourceSpec | DatabaseSource | FileSource:
+    """The spec's source for an input; given secrets are stored now, omitted ones keep their reference."""
+    given, old = payload.source, current.source if current is not None else None
+    if isinstance(given, SourceIn):
+        refs = dict(old.secrets) if isinstance(old, SourceSpec) else {}
+        for field, value in given.secrets.items():
+            refs[field] = _store(slug, payload.name, field, value)
+        return SourceSpec(connector=given.connector, version=given.version, config=given.config, secrets=refs)
+    fields = SOURCE_SECRETS[given.type]
+    data = given.model_dump(by_alias=True, exclude=set(fields))
+    for field in fields:
+        value = getattr(given, field)
+        kept = getattr(old, field, None) if old is not None and source_kind(old) == given.type else None
+        data[field] = _store(slug, payload.name, field, value) if value is not None else kept
+    model = DatabaseSource if given.type == "database" else FileSource
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(422, f"source: {exc.errors()[0]['msg']}") from None
+
+
 def _to_spec(slug: str, payload: ConnectionIn, current: ConnectionSpec | None) -> ConnectionSpec:
     """The spec entry for an input; given secrets are stored now, omitted ones keep their reference."""
-    refs = dict(current.source.secrets) if current is not None else {}
-    for field, value in payload.source.secrets.items():
-        name = secret_name(payload.name, field)
-        secret_store.write_secret(slug, name, value.get_secret_value())
-        refs[field] = SecretRef(file=name)
-    source = SourceSpec(
-        connector=payload.source.connector,
-        version=payload.source.version,
-        config=payload.source.config,
-        secrets=refs,
-    )
+    source = _source(slug, payload, current)
     return ConnectionSpec(
         name=payload.name,
         source=source,
@@ -72,17 +114,32 @@ def _to_spec(slug: str, payload: ConnectionIn, current: ConnectionSpec | None) -
     )
 
 
-@connections.get("/", response=list[ConnectionOut], auth=has_permission(["can_view_connections"]))
+@connections.get(
+    "/",
+    response=list[ConnectionOut],
+    auth=has_permission(["can_view_connections"]),
+    by_alias=True,  # a database source's 'schema'
+)
 def list_connections(request: HttpRequest) -> list[dict]:
     return [_out(c) for c in specs.load_spec(request.auth.org.slug).connections]
 
 
-@connections.get("/{name}", response=ConnectionOut, auth=has_permission(["can_view_connection"], lookup=_connection))
+@connections.get(
+    "/{name}",
+    response=ConnectionOut,
+    auth=has_permission(["can_view_connection"], lookup=_connection),
+    by_alias=True,  # a database source's 'schema'
+)
 def get_connection(request: HttpRequest, name: str) -> dict:
     return _out(request.auth.obj)
 
 
-@connections.post("/", response={201: ConnectionOut}, auth=has_permission(["can_create_connection"]))
+@connections.post(
+    "/",
+    response={201: ConnectionOut},
+    auth=has_permission(["can_create_connection"]),
+    by_alias=True,  # a database source's 'schema'
+)
 def create_connection(request: HttpRequest, payload: ConnectionIn) -> tuple[int, dict]:
     """Add a connection: its streams become assets once the code location reloads (done here)."""
     slug = request.auth.org.slug
@@ -92,7 +149,12 @@ def create_connection(request: HttpRequest, payload: ConnectionIn) -> tuple[int,
     return 201, _out(entry)
 
 
-@connections.put("/{name}", response=ConnectionOut, auth=has_permission(["can_edit_connection"], lookup=_connection))
+@connections.put(
+    "/{name}",
+    response=ConnectionOut,
+    auth=has_permission(["can_edit_connection"], lookup=_connection),
+    by_alias=True,  # a database source's 'schema'
+)
 def update_connection(request: HttpRequest, name: str, payload: ConnectionIn) -> dict:
     """Replace a connection (renaming it changes its assets' keys)."""
     slug = request.auth.org.slug
@@ -107,7 +169,7 @@ def delete_connection(request: HttpRequest, name: str) -> tuple[int, None]:
     """Remove a connection and its stored secrets (its tables stay in the warehouse)."""
     slug = request.auth.org.slug
     SECTION.remove(slug, name)
-    for ref in request.auth.obj.source.secrets.values():
+    for ref in request.auth.obj.secret_refs():
         if ref.file:
             secret_store.delete_secret(slug, ref.file)
     return 204, None

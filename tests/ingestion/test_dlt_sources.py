@@ -354,3 +354,67 @@ def test_file_sources_stay_in_their_folder(
     with duckdb.connect(warehouse_resources(spec)["warehouse"].duckdb_path, read_only=True) as db:
         assert db.sql("select count(*) from web.people").fetchall() == [(2,)]
         assert not db.sql("select * from information_schema.tables where table_schema = 'main'").fetchall()
+
+
+def test_bigquery_warehouse_job_and_policy(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """BigQuery down to the generated configuration: dlt's BigQuery destination with the organization's
+    project, location and service-account key (the spec's base64 reference decoded), the sandbox's egress
+    on for Google's API, and the declared database the only endpoint."""
+    import base64
+    import json
+
+    from dalgo_assets.ingestion.dlt.job import Job
+    from dalgo_core.sandbox import Endpoint
+
+    key = {"type": "service_account", "project_id": "ngo-data", "private_key": "-----BEGIN PRIVATE KEY-----x"}
+    monkeypatch.setenv("BQ_KEY", base64.b64encode(json.dumps(key).encode()).decode())
+    write_spec(
+        env / "orgs",
+        "bq",
+        {
+            "slug": "bq",
+            "name": "BQ",
+            "warehouse": {
+                "type": "bigquery",
+                "project": "ngo-data",
+                "dataset": "analytics",
+                "location": "EU",
+                "keyfile_json": {"env": "BQ_KEY"},
+            },
+            "connections": [
+                {
+                    "name": "shop",
+                    "source": {
+                        "type": "database",
+                        "dialect": "mysql",
+                        "host": "db.example.org",
+                        "database": "shop",
+                        "user": "reader",
+                        "password": {"env": "SHOP_PASSWORD"},
+                    },
+                    "streams": [{"name": "Orders", "sync_mode": "incremental", "cursor_field": ["updated"]}],
+                }
+            ],
+        },
+    )
+    spec = load_org_spec("bq")
+    job = Job(spec, spec.connections[0], warehouse_resources(spec)["warehouse"])
+    content = job.build("sync", ["Orders"])
+    assert content["destination"] == {"type": "bigquery", "project": "ngo-data", "location": "EU", "credentials": key}
+    assert content["dataset"] == "raw" and content["pipeline"] == "bq__shop"
+    assert content["streams"] == [
+        {
+            "name": "Orders",
+            "table": "orders",
+            "sync_mode": "incremental",
+            "cursor": "updated",
+            "primary_key": [],
+            "pattern": None,
+        }
+    ]
+    assert content["source"]["connectorx_url"] == "mysql://reader:r3ader%20pass@db.example.org:3306/shop"
+    assert content["source"]["sqlalchemy_url"].startswith("mysql+pymysql://reader:")
+    policy = job.policy("sync")
+    assert policy.egress and policy.endpoints == (Endpoint("db.example.org", 3306),)
+    assert "r3ader pass" in job.secrets and key["private_key"] in job.secrets
+    assert not job.policy("reset").endpoints  # a reset reaches the warehouse only

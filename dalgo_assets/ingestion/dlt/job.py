@@ -52,7 +52,9 @@ class Job:
         self.secrets: list[str] = []
 
     def _keep(self, value: str) -> str:
-        if value:
+        """Remember a secret, to redact it (and its URL-quoted form) from what the worker says; one of
+        fewer than 4 characters would redact ordinary words, and hides nothing."""
+        if len(value) >= 4:
             self.secrets += [value, quote(value, safe="")]
         return value
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -160,6 +161,8 @@ def conform(resource: Any, caps: Any) -> None:
         }
         return cast_arrow_as_columns_schema(item, columns, caps, "UTC")
 
+    # an empty batch (a reader's last) has nothing to cast, and dlt's cast refuses it
+    resource.add_filter(lambda item: not isinstance(item, (pyarrow.Table, pyarrow.RecordBatch)) or item.num_rows > 0)
     resource.add_map(cast)
 
 
@@ -289,8 +292,17 @@ def sync(job: dict[str, Any]) -> dict[str, Any]:
         caps = pipeline.destination.capabilities()
         for resource in resources:
             conform(resource, caps)
-    pipeline.run(resources, loader_file_format="parquet")
-    counts = pipeline.last_trace.last_normalize_info.row_counts if pipeline.last_trace else {}
+    started = time.perf_counter()
+    pipeline.extract(resources, loader_file_format="parquet")
+    extracted = time.perf_counter()
+    counts = pipeline.normalize().row_counts
+    normalized = time.perf_counter()
+    pipeline.load()
+    log(
+        "info",
+        f"read {extracted - started:.1f} s, normalized {normalized - extracted:.1f} s, "
+        f"loaded {time.perf_counter() - normalized:.1f} s",
+    )
     return {
         "rows": {s["name"]: int(counts.get(s["table"], 0)) for s in job["streams"]},
         "rebuilt": rebuilt,
@@ -311,7 +323,7 @@ def main() -> None:
     try:
         result = sync(job) if job["mode"] == "sync" else reset(job)
     except Exception as exc:
-        emit(error=message_of(exc), detail=traceback.format_exc(limit=8))
+        emit(error=message_of(exc), detail=traceback.format_exc())
         sys.exit(1)
     emit(result=result)
 

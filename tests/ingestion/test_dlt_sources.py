@@ -256,6 +256,15 @@ def test_database_and_files_into_duckdb_with_dbt_then_incremental_and_reset(
     assert third.success, failure_message(third)
     assert loaded(third)["orders"]["rows_loaded"] == ORDERS + 1
 
+    # the CSV's score becomes text: the stream's table is rebuilt with the new type, and said so
+    (files_root("duckorg") / "exports" / "people.csv").write_text("id,name,joined,score\n1,Asha,2023-01-05,high\n")
+    changed = materialize(spec, instance, ["exports/people"])
+    assert changed.success, failure_message(changed)
+    assert "table files.people: column 'score' changed type from DOUBLE to VARCHAR" in "\n".join(
+        run_log(instance, changed)
+    )
+    assert query("select name, score from files.people") == [("Asha", "high")]
+
 
 def test_database_and_csv_into_postgres_with_dbt_merge_and_type_change(
     env: Path, postgres: PostgresServer, shop: Callable[..., Any], monkeypatch: pytest.MonkeyPatch

@@ -102,11 +102,8 @@ def file_resource(source: dict[str, Any], stream: dict[str, Any], incremental: A
     files = filesystem(bucket_url=source["bucket_url"], file_glob=stream["pattern"], **options)
     if source["bucket_url"].startswith(("http://", "https://")):
         files.add_map(http_file_url(source["bucket_url"]))
-    if not any(
-        True
-        for page in filesystem(bucket_url=source["bucket_url"], file_glob=stream["pattern"], **options)
-        for _ in page
-    ):
+    first = next(iter(filesystem(bucket_url=source["bucket_url"], file_glob=stream["pattern"], **options)), None)
+    if not first:
         raise LookupError(f"stream '{stream['name']}': no file matches '{stream['pattern']}' at {source['url']}")
     fmt = source["format"]
     if fmt == "csv":
@@ -118,7 +115,29 @@ def file_resource(source: dict[str, Any], stream: dict[str, Any], incremental: A
     resource = files | reader
     if incremental is not None:
         resource.apply_hints(incremental=incremental)
+    columns = file_columns(fmt, first, source["bucket_url"])
+    if columns:  # the first file's types, declared: a type changed since the last sync is seen before reading
+        resource.apply_hints(columns=columns)
     return resource
+
+
+def file_columns(fmt: str, item: Any, bucket_url: str) -> dict[str, dict[str, Any]]:
+    """The columns of a CSV (DuckDB's sniffer) or Parquet file (its footer), as dlt types."""
+    import duckdb
+    import pyarrow.parquet as pq
+    from dlt.common.libs.pyarrow import get_column_type_from_py_arrow
+
+    if bucket_url.startswith(("http://", "https://")):
+        item = http_file_url(bucket_url)(item)
+    if fmt == "csv":
+        with duckdb.connect() as conn, item.open() as handle:
+            schema = conn.from_csv_auto(handle).limit(0).to_arrow_table().schema
+    elif fmt == "parquet":
+        with item.open() as handle:
+            schema = pq.read_schema(handle)
+    else:
+        return {}
+    return {f.name: {"name": f.name, **get_column_type_from_py_arrow(f.type)} for f in schema}
 
 
 def http_file_url(bucket_url: str) -> Any:

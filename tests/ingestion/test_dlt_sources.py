@@ -134,7 +134,7 @@ def write_shop_org(root: Path, postgres: PostgresServer, slug: str, database: st
             },
             {
                 "name": "exports",
-                "source": {"type": "files", "url": "exports", "format": "csv", "files": {"sales": "sales.parquet"}},
+                "source": {"type": "files", "url": "exports", "format": "csv"},
                 "destination_schema": "files",
                 "streams": [{"name": "people"}],
             },
@@ -300,10 +300,10 @@ def test_database_and_csv_into_postgres_with_dbt_merge_and_type_change(
 
 @pytest.fixture
 def web_files(tmp_path: Path) -> Iterator[str]:
-    """An HTTP server on 127.0.0.1 serving people.csv: a private address."""
+    """An HTTP server on 127.0.0.1 serving people.jsonl: a private address."""
     folder = tmp_path / "web"
     folder.mkdir()
-    (folder / "people.csv").write_text("id,name\n1,Asha\n2,Bilal\n")
+    (folder / "people.jsonl").write_text('{"id": 1, "name": "Asha"}\n{"id": 2, "name": "Bilal", "tags": ["a"]}\n')
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -339,7 +339,7 @@ def test_file_sources_stay_in_their_folder(
                 },
                 {
                     "name": "web",
-                    "source": {"type": "files", "url": web_files, "format": "csv"},
+                    "source": {"type": "files", "url": web_files, "format": "jsonl"},
                     "destination_schema": "web",
                     "streams": [{"name": "people"}],
                 },
@@ -353,9 +353,9 @@ def test_file_sources_stay_in_their_folder(
     monkeypatch.delenv("DALGO_SANDBOX_ALLOW_PRIVATE", raising=False)
     refused = materialize(spec, instance, ["web/people"])
     # the egress proxy answers 403 to a private address: the listing finds nothing, or the read is refused
-    assert any(m in failure_message(refused) for m in ("no file matches 'people.csv'", "403"))
+    assert any(m in failure_message(refused) for m in ("no file matches 'people.jsonl'", "403"))
 
-    # the same file, where the operator lets the sandbox reach private addresses (a development machine)
+    # the same file (JSON lines), where the operator lets the sandbox reach private addresses (a development machine)
     monkeypatch.setenv("DALGO_SANDBOX_ALLOW_PRIVATE", "1")
     allowed = materialize(spec, instance, ["web/people"])
     assert allowed.success, failure_message(allowed)
@@ -402,7 +402,21 @@ def test_bigquery_warehouse_job_and_policy(env: Path, monkeypatch: pytest.Monkey
                         "password": {"env": "SHOP_PASSWORD"},
                     },
                     "streams": [{"name": "Orders", "sync_mode": "incremental", "cursor_field": ["updated"]}],
-                }
+                },
+                {
+                    "name": "bucket",
+                    "source": {
+                        "type": "files",
+                        "url": "s3://ngo-exports/2024",
+                        "format": "parquet",
+                        "files": {"visits": "visits/*.parquet"},
+                        "aws_access_key_id": {"env": "S3_KEY_ID"},
+                        "aws_secret_access_key": {"env": "S3_SECRET"},
+                        "endpoint_url": "https://s3.example.org",
+                    },
+                    "destination_schema": "bucket",
+                    "streams": [{"name": "visits"}],
+                },
             ],
         },
     )
@@ -427,3 +441,18 @@ def test_bigquery_warehouse_job_and_policy(env: Path, monkeypatch: pytest.Monkey
     assert policy.egress and policy.endpoints == (Endpoint("db.example.org", 3306),)
     assert "r3ader pass" in job.secrets and key["private_key"] in job.secrets
     assert not job.policy("reset").endpoints  # a reset reaches the warehouse only
+
+    # S3: the bucket through the egress proxy, its keys from their secrets
+    monkeypatch.setenv("S3_KEY_ID", "AKIAEXAMPLEKEY")
+    monkeypatch.setenv("S3_SECRET", "s3-secret-value")
+    files = Job(spec, spec.connections[1], warehouse_resources(spec)["warehouse"])
+    source = files.build("sync", ["visits"])["source"]
+    assert source["bucket_url"] == "s3://ngo-exports/2024" and source["format"] == "parquet"
+    assert source["credentials"] == {
+        "aws_access_key_id": "AKIAEXAMPLEKEY",
+        "aws_secret_access_key": "s3-secret-value",
+        "endpoint_url": "https://s3.example.org",
+    }
+    assert files.streams(["visits"])[0]["pattern"] == "visits/*.parquet"
+    assert files.policy("sync").egress and not files.policy("sync").endpoints
+    assert "s3-secret-value" in files.secrets

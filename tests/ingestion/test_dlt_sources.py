@@ -297,6 +297,22 @@ def test_database_and_csv_into_postgres_with_dbt_merge_and_type_change(
     assert "dropped public.customer_totals" in log
     assert query("select qty from raw.orders where id = 1") == [("q1",)]
 
+    # a load that fails (the warehouse's table was changed by hand) keeps the table as it was; once the
+    # table is fixed, the next sync reads again from the last loaded state and loads
+    def alter_customers(sql: str) -> None:
+        with psycopg.connect(postgres.dsn("pgorg", "pgorg", "s3cret"), autocommit=True) as db:
+            db.execute(f"alter table raw.customers {sql}")
+
+    alter_customers("alter column name type integer using length(name)")
+    failed = materialize(spec, instance, ["shop/customers"])
+    assert "customers" in failure_message(failed)
+    assert query("select name from raw.customers order by id") == [(4,), (5,), (4,)]
+    alter_customers("alter column name type text")
+    retried = materialize(spec, instance, ["shop/customers"])
+    assert retried.success, failure_message(retried)
+    assert "the previous sync did not finish loading" in "\n".join(run_log(instance, retried))
+    assert query("select name from raw.customers order by id") == [("Asha",), ("Bilal",), ("Chen",)]
+
 
 @pytest.fixture
 def web_files(tmp_path: Path) -> Iterator[str]:

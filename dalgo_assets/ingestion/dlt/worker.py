@@ -269,6 +269,10 @@ def open_pipeline(job: dict[str, Any]) -> Any:
         destination=destination(job["destination"]),
         dataset_name=job["dataset"],
     )
+    if pipeline.has_pending_data:
+        # a sync that did not finish loading: the warehouse, which has neither its rows nor its state, decides
+        log("warning", "the previous sync did not finish loading: it is read again from the last loaded state")
+        pipeline = pipeline.drop()
     pipeline.sync_destination()  # state and schema as the warehouse has them (the folder may be gone)
     return pipeline
 

@@ -247,6 +247,7 @@ def test_database_and_files_into_duckdb_with_dbt_then_incremental_and_reset(
     # an insert and an update: the incremental sync moves those two rows only and merges the update
     insert_and_update(spec, instance, lambda sql: shop(sql, database=database), query, "amount = 999.99")
     assert query("select amount from raw.orders where id = 3") == [(Decimal("999.99"),)]
+    assert query("select count(*) from raw_staging.orders") == [(0,)]  # the staged rows do not stay
 
     # a reset drops the table and the cursor: the next sync reads every row again
     lines = reset(spec, instance, "shop", ["orders"])

@@ -54,6 +54,7 @@ def configure(workdir: str) -> None:
             "DESTINATION__REPLACE_STRATEGY": "insert-from-staging",  # readers see the old rows or the new
             "SCHEMA__NAMING": "sql_ci_v1",  # lower-case identifiers: the table is the stream's name
             "LOAD__RAISE_ON_FAILED_JOBS": "true",
+            "LOAD__TRUNCATE_STAGING_DATASET": "true",  # staged rows do not stay: a warehouse holds them once
             "LOAD__WORKERS": "2",
         }
     )

@@ -23,7 +23,9 @@ import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -218,9 +220,101 @@ class NamedSourceSpec(SourceSpec):
 SchemaChangePolicy = Literal["ignore", "propagate_columns", "propagate_fully", "pause"]
 
 
+# --- database and file sources: read by dlt on this host (dalgo_assets/ingestion/dlt), not by Airbyte ----
+
+HOST_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$"  # a name or an address
+DB_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_$.-]{0,127}$"
+# a table identifier: its warehouse table is the stream's name in lower case, as for Airbyte streams
+TABLE_STREAM_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+FILE_GLOB_PATTERN = r"^[A-Za-z0-9_*?\[\]{},-]+([./][A-Za-z0-9_*?\[\]{},-]+)*$"
+DEFAULT_DB_PORTS = {"postgres": 5432, "mysql": 3306}
+
+
+class DatabaseSource(_Model):
+    """Tables of a database the organization declares (its host and port are all the read may reach)."""
+
+    type: Literal["database"]
+    dialect: Literal["postgres", "mysql"] = "postgres"
+    host: str = Field(pattern=HOST_PATTERN, description="host name or address of the database server")
+    port: int | None = Field(None, ge=1, le=65535, description="default the dialect's (5432, 3306)")
+    database: str = Field(pattern=DB_NAME_PATTERN)
+    user: str = Field(pattern=DB_NAME_PATTERN)
+    password: SecretRef | None = None
+    schema_: str | None = Field(
+        None,
+        alias="schema",
+        pattern=DB_NAME_PATTERN,
+        description="the tables' schema (PostgreSQL default public; MySQL: the database)",
+    )
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+
+    @property
+    def server_port(self) -> int:
+        return self.port or DEFAULT_DB_PORTS[self.dialect]
+
+
+class FileSource(_Model):
+    """Files the organization exports: a folder of its own (or one the operator allows), HTTP(S) or S3."""
+
+    type: Literal["files"]
+    url: str = Field(
+        description="a folder relative to the organization's files folder ($DALGO_HOME/orgs/<slug>/files), an "
+        "absolute folder under one of $DALGO_FILE_SOURCE_DIRS, https://host/path or s3://bucket/prefix"
+    )
+    format: Literal["csv", "parquet", "jsonl"]
+    files: dict[Annotated[str, Field(pattern=STREAM_PATTERN)], Annotated[str, Field(pattern=FILE_GLOB_PATTERN)]] = (
+        Field(default_factory=dict, description="each stream's files under url (globs); default '<stream>.<format>'")
+    )
+    aws_access_key_id: SecretRef | None = None
+    aws_secret_access_key: SecretRef | None = None
+    endpoint_url: str | None = Field(None, description="an S3-compatible endpoint, https://...")
+
+    @field_validator("url")
+    @classmethod
+    def _known_location(cls, url: str) -> str:
+        from dalgo_core.file_sources import check_url
+
+        return check_url(url)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _https(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$", url):
+            raise ValueError("endpoint_url is http(s)://host[:port]")
+        return url
+
+    @model_validator(mode="after")
+    def _keys_together(self) -> FileSource:
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            raise ValueError("give both aws_access_key_id and aws_secret_access_key, or neither")
+        return self
+
+    def pattern(self, stream: str) -> str:
+        """The files of a stream, relative to ``url``."""
+        return self.files.get(stream) or f"{stream}.{self.format}"
+
+
+def source_kind(data: Any) -> str:
+    """Which kind of source a mapping or model is: "database", "files", else "airbyte" (no type)."""
+    kind = data.get("type") if isinstance(data, Mapping) else getattr(data, "type", None)
+    return kind if kind in ("database", "files") else "airbyte"
+
+
+# A connection's source: an Airbyte connector (no 'type'), or a database or files ('type' says which)
+AnySource = Annotated[
+    Annotated[SourceSpec, Tag("airbyte")]
+    | Annotated[DatabaseSource, Tag("database")]
+    | Annotated[FileSource, Tag("files")],
+    Discriminator(source_kind),
+]
+
+
 class ConnectionSpec(_Model):
     name: str = Field(pattern=NAME_PATTERN)
-    source: SourceSpec = Field(description="The source, or (with source_name) the named source, filled in on load")
+    source: AnySource = Field(
+        description="An Airbyte connector, a database or files ('type'); with source_name, the named source, "
+        "filled in on load"
+    )
     source_name: str | None = Field(
         None, pattern=NAME_PATTERN, description="An entry of the organization's sources; the spec then omits 'source'"
     )
@@ -249,6 +343,36 @@ class ConnectionSpec(_Model):
         if dupes:
             raise ValueError(f"streams name the same table (listed twice, or differ only in case): {', '.join(dupes)}")
         return streams
+
+    @model_validator(mode="after")
+    def _table_streams(self) -> ConnectionSpec:
+        """A database or file source's streams are tables: identifiers, cursor and key top-level columns."""
+        if not self.is_airbyte:
+            for s in self.streams:
+                if not re.match(TABLE_STREAM_PATTERN, s.name):
+                    raise ValueError(f"stream '{s.name}': a table name (letters, digits and '_', not first a digit)")
+                for path in [s.cursor_field or [], *(s.primary_key or [])]:
+                    if len(path) > 1:
+                        raise ValueError(f"stream '{s.name}': '{'.'.join(path)}' is not a column of the table")
+                if s.cursor_field is not None and len(s.cursor_field) != 1:
+                    raise ValueError(f"stream '{s.name}': cursor_field names one column")
+                if s.sync_mode == "incremental" and not s.cursor_field:
+                    raise ValueError(f"stream '{s.name}' is incremental: give its cursor_field")
+        return self
+
+    def secret_refs(self) -> list[SecretRef]:
+        """Every secret the connection's source refers to."""
+        source = self.source
+        if isinstance(source, SourceSpec):
+            return list(source.secrets.values())
+        if isinstance(source, DatabaseSource):
+            return [source.password] if source.password else []
+        return [r for r in (source.aws_access_key_id, source.aws_secret_access_key) if r is not None]
+
+    @property
+    def is_airbyte(self) -> bool:
+        """Run by an Airbyte connector (embedded or on a server), not by dlt."""
+        return isinstance(self.source, SourceSpec)
 
 
 class AirbyteServerSpec(_Model):
@@ -469,6 +593,11 @@ class OrgSpec(_Model):
                     )
                 tables[table] = connection.name
         return self
+
+    @property
+    def airbyte_connections(self) -> list[ConnectionSpec]:
+        """The connections an Airbyte connector runs (the others are database and file sources)."""
+        return [c for c in self.connections if c.is_airbyte]
 
     @property
     def folder(self) -> Path:

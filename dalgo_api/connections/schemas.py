@@ -1,5 +1,8 @@
 """Bodies of the connection endpoints: the spec's own models wherever they fit (so the API and the
-YAML validate the same way), with secrets given as values and stored apart."""
+YAML validate the same way), with secrets given as values and stored apart.
+
+A source is an Airbyte connector (no ``type``), or, with ``type``, a database (``database``) or files
+(``files``) that dlt reads on the platform's host."""
 
 from __future__ import annotations
 
@@ -7,11 +10,24 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Discriminator, Field, SecretStr, Tag, field_validator, model_validator
 
 from dalgo_api.runs.schemas import RunStatus
 from dalgo_api.tasks.schemas import TaskOut
-from dalgo_core.spec import FIELD_PATH_PATTERN, NAME_PATTERN, VERSION_PATTERN, SchemaChangePolicy, StreamSpec
+from dalgo_core.spec import (
+    DB_NAME_PATTERN,
+    FIELD_PATH_PATTERN,
+    FILE_GLOB_PATTERN,
+    HOST_PATTERN,
+    NAME_PATTERN,
+    STREAM_PATTERN,
+    VERSION_PATTERN,
+    SchemaChangePolicy,
+    StreamSpec,
+    source_kind,
+)
+
+_KEEP = "On update, omit it to keep the stored value."
 
 
 class SourceIn(Schema):
@@ -25,9 +41,56 @@ class SourceIn(Schema):
     )
 
 
+class DatabaseSourceIn(Schema):
+    type: Literal["database"]
+    dialect: Literal["postgres", "mysql"] = "postgres"
+    host: str = Field(pattern=HOST_PATTERN, max_length=255)
+    port: int | None = Field(None, ge=1, le=65535)
+    database: str = Field(pattern=DB_NAME_PATTERN)
+    user: str = Field(pattern=DB_NAME_PATTERN)
+    password: SecretStr | None = Field(None, max_length=1000, description=f"Stored encrypted, never returned. {_KEEP}")
+    schema_: str | None = Field(None, alias="schema", pattern=DB_NAME_PATTERN)
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+
+
+class FileSourceIn(Schema):
+    type: Literal["files"]
+    url: str = Field(
+        max_length=2000,
+        description="a folder relative to the organization's files folder, an operator-allowed absolute "
+        "folder, http(s)://host/path or s3://bucket/prefix",
+    )
+    format: Literal["csv", "parquet", "jsonl"]
+    files: dict[Annotated[str, Field(pattern=STREAM_PATTERN)], Annotated[str, Field(pattern=FILE_GLOB_PATTERN)]] = (
+        Field(default_factory=dict, max_length=1000, description="each stream's files (globs) under url")
+    )
+    aws_access_key_id: SecretStr | None = Field(None, max_length=1000, description=f"S3. {_KEEP}")
+    aws_secret_access_key: SecretStr | None = Field(None, max_length=1000, description=f"S3. {_KEEP}")
+    endpoint_url: str | None = Field(None, max_length=300, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$")
+
+    @field_validator("url")
+    @classmethod
+    def _known_location(cls, url: str) -> str:
+        from dalgo_core.file_sources import check_url
+
+        return check_url(url)
+
+
+AnySourceIn = Annotated[
+    Annotated[SourceIn, Tag("airbyte")]
+    | Annotated[DatabaseSourceIn, Tag("database")]
+    | Annotated[FileSourceIn, Tag("files")],
+    Discriminator(source_kind),
+]
+
+
 class ConnectionIn(Schema):
     name: str = Field(pattern=NAME_PATTERN)
-    source: SourceIn | None = Field(None, description="A source of its own; or name one of /api/sources/")
+    source: AnySourceIn | None = Field(
+        None,
+        description="A source of its own (an Airbyte connector, or a database or files: 'type'); "
+        "or name one of /api/sources/",
+    )
     source_name: str | None = Field(None, pattern=NAME_PATTERN, description="A source of /api/sources/")
     streams: list[StreamSpec] = Field(min_length=1, description="The streams chosen, each with its sync mode")
     destination_schema: str = Field("raw", pattern=NAME_PATTERN)
@@ -50,9 +113,30 @@ class SourceOut(Schema):
     secret_fields: list[str]
 
 
+class DatabaseSourceOut(Schema):
+    type: Literal["database"]
+    dialect: str
+    host: str
+    port: int
+    database: str
+    user: str
+    schema_: str | None = Field(alias="schema")
+    sslmode: str | None
+    secret_fields: list[str] = Field(description="the secrets stored for it (never their values)")
+
+
+class FileSourceOut(Schema):
+    type: Literal["files"]
+    url: str
+    format: str
+    files: dict[str, str]
+    endpoint_url: str | None
+    secret_fields: list[str]
+
+
 class ConnectionOut(Schema):
     name: str
-    source: SourceOut
+    source: SourceOut | DatabaseSourceOut | FileSourceOut
     source_name: str | None
     schema_change_policy: SchemaChangePolicy
     streams: list[StreamSpec]

@@ -15,10 +15,10 @@ import contextlib
 import shutil
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dalgo_assets.ingestion import StreamResult
 from dalgo_assets.ingestion.embedded.loaders import Loader, Reconciled, open_loader
 from dalgo_assets.ingestion.embedded.schema import StreamTable, columns_from_schema
 from dalgo_assets.ingestion.embedded.state import GLOBAL_KEY, StateTracker, state_input
@@ -37,14 +37,6 @@ class SyncError(Exception):
     def __init__(self, org: str, connection: str, message: str):
         self.org, self.connection = org, connection
         super().__init__(f"organization '{org}', connection '{connection}': {message}")
-
-
-@dataclass(frozen=True)
-class StreamResult:
-    stream: str
-    table: str  # schema.table
-    sync_mode: str
-    rows_loaded: int
 
 
 def _column_path(path: list[str] | None, columns: set[str]) -> str | None:

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -208,15 +208,6 @@ class SourceSpec(_Model):
     )
 
 
-class NamedSourceSpec(SourceSpec):
-    """An entry of the organization's ``sources``: a configured connector that connections read from."""
-
-    name: str = Field(pattern=NAME_PATTERN)
-
-    def source(self) -> SourceSpec:
-        return SourceSpec.model_validate(self.model_dump(exclude={"name"}))
-
-
 SchemaChangePolicy = Literal["ignore", "propagate_columns", "propagate_fully", "pause"]
 
 
@@ -227,19 +218,18 @@ DB_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_$.-]{0,127}$"
 # a table identifier: its warehouse table is the stream's name in lower case, as for Airbyte streams
 TABLE_STREAM_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 FILE_GLOB_PATTERN = r"^[A-Za-z0-9_*?\[\]{},-]+([./][A-Za-z0-9_*?\[\]{},-]+)*$"
+ENDPOINT_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$"
 DEFAULT_DB_PORTS = {"postgres": 5432, "mysql": 3306}
 
 
-class DatabaseSource(_Model):
-    """Tables of a database the organization declares (its host and port are all the read may reach)."""
+class DatabaseFields(_Model):
+    """What a database source says but its password (the spec refers to it; a configuration gives it)."""
 
-    type: Literal["database"]
-    dialect: Literal["postgres", "mysql"] = "postgres"
-    host: str = Field(pattern=HOST_PATTERN, description="host name or address of the database server")
+    dialect: Literal["postgres", "mysql"] = Field("postgres", description="PostgreSQL or MySQL")
+    host: str = Field(pattern=HOST_PATTERN, max_length=255, description="host name or address of the database server")
     port: int | None = Field(None, ge=1, le=65535, description="default the dialect's (5432, 3306)")
     database: str = Field(pattern=DB_NAME_PATTERN)
     user: str = Field(pattern=DB_NAME_PATTERN)
-    password: SecretRef | None = None
     schema_: str | None = Field(
         None,
         alias="schema",
@@ -253,21 +243,25 @@ class DatabaseSource(_Model):
         return self.port or DEFAULT_DB_PORTS[self.dialect]
 
 
-class FileSource(_Model):
-    """Files the organization exports: a folder of its own (or one the operator allows), HTTP(S) or S3."""
+class FileFields(_Model):
+    """What a file source says but its S3 keys."""
 
-    type: Literal["files"]
     url: str = Field(
+        max_length=2000,
         description="a folder relative to the organization's files folder ($DALGO_HOME/orgs/<slug>/files), an "
-        "absolute folder under one of $DALGO_FILE_SOURCE_DIRS, https://host/path or s3://bucket/prefix"
+        "absolute folder under one of $DALGO_FILE_SOURCE_DIRS, https://host/path or s3://bucket/prefix",
     )
     format: Literal["csv", "parquet", "jsonl"]
     files: dict[Annotated[str, Field(pattern=STREAM_PATTERN)], Annotated[str, Field(pattern=FILE_GLOB_PATTERN)]] = (
-        Field(default_factory=dict, description="each stream's files under url (globs); default '<stream>.<format>'")
+        Field(
+            default_factory=dict,
+            max_length=1000,
+            description="each stream's files under url (globs); default '<stream>.<format>'",
+        )
     )
-    aws_access_key_id: SecretRef | None = None
-    aws_secret_access_key: SecretRef | None = None
-    endpoint_url: str | None = Field(None, description="an S3-compatible endpoint, https://...")
+    endpoint_url: str | None = Field(
+        None, max_length=300, pattern=ENDPOINT_PATTERN, description="an S3-compatible endpoint, https://host[:port]"
+    )
 
     @field_validator("url")
     @classmethod
@@ -276,22 +270,55 @@ class FileSource(_Model):
 
         return check_url(url)
 
-    @field_validator("endpoint_url")
-    @classmethod
-    def _https(cls, url: str | None) -> str | None:
-        if url is not None and not re.match(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$", url):
-            raise ValueError("endpoint_url is http(s)://host[:port]")
-        return url
-
     @model_validator(mode="after")
-    def _keys_together(self) -> FileSource:
-        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+    def _keys_together(self) -> FileFields:
+        key, secret = getattr(self, "aws_access_key_id", None), getattr(self, "aws_secret_access_key", None)
+        if (key is None) != (secret is None):
             raise ValueError("give both aws_access_key_id and aws_secret_access_key, or neither")
         return self
 
     def pattern(self, stream: str) -> str:
         """The files of a stream, relative to ``url``."""
         return self.files.get(stream) or f"{stream}.{self.format}"
+
+
+class _PlatformSource:
+    """What a database or files source answers as an Airbyte source does: its connector (its type), its
+    settings (``config``) and the references of its secret fields (``secrets``), no version or package."""
+
+    SECRET_FIELDS: ClassVar[tuple[str, ...]]
+    version: ClassVar[None] = None
+    package: ClassVar[None] = None
+
+    @property
+    def connector(self) -> str:
+        return self.type  # type: ignore[attr-defined]
+
+    @property
+    def secrets(self) -> dict[str, SecretRef]:
+        return {f: ref for f in self.SECRET_FIELDS if (ref := getattr(self, f)) is not None}
+
+    @property
+    def config(self) -> dict[str, Any]:
+        exclude = {"type", "name", *self.SECRET_FIELDS}
+        return self.model_dump(mode="json", by_alias=True, exclude=exclude, exclude_none=True)  # type: ignore[attr-defined]
+
+
+class DatabaseSource(_PlatformSource, DatabaseFields):
+    """Tables of a database the organization declares (its host and port are all the read may reach)."""
+
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("password",)
+    type: Literal["database"]
+    password: SecretRef | None = None
+
+
+class FileSource(_PlatformSource, FileFields):
+    """Files the organization exports: a folder of its own (or one the operator allows), HTTP(S) or S3."""
+
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("aws_access_key_id", "aws_secret_access_key")
+    type: Literal["files"]
+    aws_access_key_id: SecretRef | None = None
+    aws_secret_access_key: SecretRef | None = None
 
 
 def source_kind(data: Any) -> str:
@@ -305,6 +332,44 @@ AnySource = Annotated[
     Annotated[SourceSpec, Tag("airbyte")]
     | Annotated[DatabaseSource, Tag("database")]
     | Annotated[FileSource, Tag("files")],
+    Discriminator(source_kind),
+]
+
+
+# --- the organization's named sources: an Airbyte connector, a database or files, that connections read ---
+
+
+def _unnamed(entry: BaseModel, model: type[BaseModel]) -> Any:
+    return model.model_validate(entry.model_dump(by_alias=True, exclude={"name"}))
+
+
+class NamedSourceSpec(SourceSpec):
+    """An entry of the organization's ``sources``: a configured connector that connections read from."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+
+    def source(self) -> SourceSpec:
+        return _unnamed(self, SourceSpec)
+
+
+class NamedDatabaseSource(DatabaseSource):
+    name: str = Field(pattern=NAME_PATTERN)
+
+    def source(self) -> DatabaseSource:
+        return _unnamed(self, DatabaseSource)
+
+
+class NamedFileSource(FileSource):
+    name: str = Field(pattern=NAME_PATTERN)
+
+    def source(self) -> FileSource:
+        return _unnamed(self, FileSource)
+
+
+AnyNamedSource = Annotated[
+    Annotated[NamedSourceSpec, Tag("airbyte")]
+    | Annotated[NamedDatabaseSource, Tag("database")]
+    | Annotated[NamedFileSource, Tag("files")],
     Discriminator(source_kind),
 ]
 
@@ -362,12 +427,7 @@ class ConnectionSpec(_Model):
 
     def secret_refs(self) -> list[SecretRef]:
         """Every secret the connection's source refers to."""
-        source = self.source
-        if isinstance(source, SourceSpec):
-            return list(source.secrets.values())
-        if isinstance(source, DatabaseSource):
-            return [source.password] if source.password else []
-        return [r for r in (source.aws_access_key_id, source.aws_secret_access_key) if r is not None]
+        return list(self.source.secrets.values())
 
     @property
     def is_airbyte(self) -> bool:
@@ -540,7 +600,7 @@ class OrgSpec(_Model):
     warehouse: Warehouse = Field(default_factory=DuckDBWarehouse)
     dbt_projects: list[DbtProjectSpec] = Field(default_factory=list)
     ingestion: IngestionSpec = Field(default_factory=IngestionSpec)
-    sources: list[NamedSourceSpec] = Field(default_factory=list)
+    sources: list[AnyNamedSource] = Field(default_factory=list)
     connections: list[ConnectionSpec] = Field(default_factory=list)
     pipelines: list[PipelineSpec] = Field(default_factory=list)
     alerts: list[AlertRuleSpec] = Field(default_factory=list)

@@ -44,8 +44,6 @@ from dalgo_core.spec import (
 )
 
 connections = Router(tags=["connections"])
-# the fields of a database or file source that are secrets: stored encrypted, referred to from the spec
-SOURCE_SECRETS = {"database": ("password",), "files": ("aws_access_key_id", "aws_secret_access_key")}
 Source = SourceSpec | DatabaseSource | FileSource
 
 
@@ -62,10 +60,10 @@ def _source_out(source: Source) -> dict:
             "config": source.config,
             "secret_fields": sorted(source.secrets),
         }
-    shown = source.model_dump(by_alias=True, exclude=set(SOURCE_SECRETS[source.type]))
+    shown = source.model_dump(by_alias=True, exclude=set(source.SECRET_FIELDS))
     if isinstance(source, DatabaseSource):
         shown["port"] = source.server_port
-    shown["secret_fields"] = [f for f in SOURCE_SECRETS[source.type] if getattr(source, f) is not None]
+    shown["secret_fields"] = sorted(source.secrets)
     return shown
 
 
@@ -130,13 +128,13 @@ def _dlt_source(slug: str, payload: ConnectionIn, old: Source | None) -> Databas
     """A database or files source of its own."""
     given = payload.source
     assert given is not None and not isinstance(given, SourceIn)
-    fields = SOURCE_SECRETS[given.type]
+    model = DatabaseSource if given.type == "database" else FileSource
+    fields = model.SECRET_FIELDS
     data = given.model_dump(by_alias=True, exclude=set(fields))
     for field in fields:
         value = getattr(given, field)
         kept = getattr(old, field, None) if old is not None and source_kind(old) == given.type else None
         data[field] = _store(slug, payload.name, field, value) if value is not None else kept
-    model = DatabaseSource if given.type == "database" else FileSource
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -10,24 +10,19 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import BaseModel, Discriminator, Field, SecretStr, Tag, field_validator, model_validator
+from pydantic import BaseModel, Discriminator, Field, SecretStr, Tag, model_validator
 
 from dalgo_api.runs.schemas import RunStatus
 from dalgo_api.tasks.schemas import TaskOut
+from dalgo_core.connectors.builtin import DatabaseConfig, FilesConfig
 from dalgo_core.spec import (
-    DB_NAME_PATTERN,
     FIELD_PATH_PATTERN,
-    FILE_GLOB_PATTERN,
-    HOST_PATTERN,
     NAME_PATTERN,
-    STREAM_PATTERN,
     VERSION_PATTERN,
     SchemaChangePolicy,
     StreamSpec,
     source_kind,
 )
-
-_KEEP = "On update, omit it to keep the stored value."
 
 
 class SourceIn(Schema):
@@ -41,39 +36,16 @@ class SourceIn(Schema):
     )
 
 
-class DatabaseSourceIn(Schema):
+class DatabaseSourceIn(DatabaseConfig):
+    """A database of the connection's own (the form of ``GET /api/sources/connectors/database/spec``)."""
+
     type: Literal["database"]
-    dialect: Literal["postgres", "mysql"] = "postgres"
-    host: str = Field(pattern=HOST_PATTERN, max_length=255)
-    port: int | None = Field(None, ge=1, le=65535)
-    database: str = Field(pattern=DB_NAME_PATTERN)
-    user: str = Field(pattern=DB_NAME_PATTERN)
-    password: SecretStr | None = Field(None, max_length=1000, description=f"Stored encrypted, never returned. {_KEEP}")
-    schema_: str | None = Field(None, alias="schema", pattern=DB_NAME_PATTERN)
-    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
 
 
-class FileSourceIn(Schema):
+class FileSourceIn(FilesConfig):
+    """Files of the connection's own (the form of ``GET /api/sources/connectors/files/spec``)."""
+
     type: Literal["files"]
-    url: str = Field(
-        max_length=2000,
-        description="a folder relative to the organization's files folder, an operator-allowed absolute "
-        "folder, http(s)://host/path or s3://bucket/prefix",
-    )
-    format: Literal["csv", "parquet", "jsonl"]
-    files: dict[Annotated[str, Field(pattern=STREAM_PATTERN)], Annotated[str, Field(pattern=FILE_GLOB_PATTERN)]] = (
-        Field(default_factory=dict, max_length=1000, description="each stream's files (globs) under url")
-    )
-    aws_access_key_id: SecretStr | None = Field(None, max_length=1000, description=f"S3. {_KEEP}")
-    aws_secret_access_key: SecretStr | None = Field(None, max_length=1000, description=f"S3. {_KEEP}")
-    endpoint_url: str | None = Field(None, max_length=300, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$")
-
-    @field_validator("url")
-    @classmethod
-    def _known_location(cls, url: str) -> str:
-        from dalgo_core.file_sources import check_url
-
-        return check_url(url)
 
 
 AnySourceIn = Annotated[

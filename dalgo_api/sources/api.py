@@ -1,8 +1,9 @@
 """The connector catalog and the organization's sources (``/api/sources/``).
 
-The catalog lists the connectors an organization may use, each with its version and documentation; its
-spec (the configuration form) is read once per version by a task and answered at once afterwards. A
-source is a configured connector, written in the organization's spec under ``sources``: its
+The catalog lists the connectors an organization may use, each with its version and documentation: the
+platform's own database and files sources (run by dlt, their form known at once), then Airbyte's
+connectors, whose spec (the configuration form) is read once per version by a task and answered at once
+afterwards. A source is a configured connector, written in the organization's spec under ``sources``: its
 configuration is validated against the connector's spec; the fields the spec marks secret are stored
 encrypted and never returned. Checking a configuration and discovering a source's streams run the
 connector (in the organization's sandbox, or on its Airbyte server) in a task: the answer is 202 with
@@ -50,6 +51,7 @@ def _connector_out(definition: ConnectorDef, spec_cached: bool) -> dict:
         "package": definition.pypi_package,
         "documentation_url": definition.docs,
         "custom": definition.custom,
+        "engine": definition.engine,
         "spec_cached": spec_cached,
     }
 
@@ -108,7 +110,7 @@ def check_config(request: HttpRequest, payload: ConfigIn) -> tuple[int, object]:
     ctx = request.auth
     definition = services.catalog_connector(ctx.org, payload.connector)
     found = selectors.cached_spec(selectors.spec_key(selectors.org_server_url(ctx.org.slug), definition))
-    full = services.checked_config(found, payload.config) if found is not None else payload.config
+    full = services.checked_config(definition, found, payload.config) if found is not None else payload.config
     return 202, task_out(services.check_task(ctx, definition, full, f"{definition.connector} (not saved)"))
 
 
@@ -162,7 +164,7 @@ def check_source(request: HttpRequest, name: str, payload: SourceCheckIn | None 
     definition = services.catalog_connector(ctx.org, source.connector)
     spec_doc = services.known_spec(ctx.org.slug, definition)
     config = payload.config if payload is not None and payload.config is not None else source.config
-    full = services.checked_config(spec_doc, config, services.stored_secrets(ctx.org.slug, source))
+    full = services.checked_config(definition, spec_doc, config, services.stored_secrets(ctx.org.slug, source))
     return 202, task_out(services.check_task(ctx, definition, full, name))
 
 

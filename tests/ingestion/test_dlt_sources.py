@@ -1,7 +1,9 @@
 """Database and file sources run by dlt, through the real sandbox: a throwaway PostgreSQL source database,
 a CSV and a Parquet file, into a DuckDB and a PostgreSQL warehouse, with dbt models reading the results in
 the same Dagster run; then an insert and an update moved by an incremental sync and merged, a type change
-rebuilt, a reset, and what a hostile tenant's file source cannot read."""
+rebuilt, a change held by a paused connection until approved, a new column an ignoring one leaves out,
+failed loads that keep the old rows (the fast path's and dlt's), a reset, the files discovered, and what a
+hostile tenant's file source cannot read."""
 
 from __future__ import annotations
 
@@ -22,7 +24,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from dalgo_assets.definitions import build_org_definitions
+from dalgo_assets.ingestion.dlt import inspect
 from dalgo_assets.warehouse import warehouse_resources
+from dalgo_core.connectors import changes
 from dalgo_core.dbt_projects import prepare_projects
 from dalgo_core.file_sources import files_root
 from dalgo_core.names import reset_job_name, reset_run_config
@@ -105,7 +109,10 @@ def write_files(slug: str) -> None:
     pq.write_table(table, folder / "sales.parquet")
 
 
-def write_shop_org(root: Path, postgres: PostgresServer, slug: str, database: str, warehouse: dict | None) -> OrgSpec:
+def write_shop_org(
+    root: Path, postgres: PostgresServer, slug: str, database: str, warehouse: dict | None, policies: dict[str, str]
+) -> OrgSpec:
+    """The organization: the shop database and the exports, each connection with its schema change policy."""
     project = write_dbt_project(root / "dbt", f"{slug}_reports", MODELS)
     spec: dict[str, Any] = {
         "slug": slug,
@@ -114,6 +121,7 @@ def write_shop_org(root: Path, postgres: PostgresServer, slug: str, database: st
         "connections": [
             {
                 "name": "shop",
+                "schema_change_policy": policies.get("shop", "propagate_columns"),
                 "source": {
                     "type": "database",
                     "host": postgres.host,
@@ -134,6 +142,7 @@ def write_shop_org(root: Path, postgres: PostgresServer, slug: str, database: st
             },
             {
                 "name": "exports",
+                "schema_change_policy": policies.get("exports", "propagate_columns"),
                 "source": {"type": "files", "url": "exports", "format": "csv"},
                 "destination_schema": "files",
                 "streams": [{"name": "people"}],
@@ -214,7 +223,7 @@ def test_database_and_files_into_duckdb_with_dbt_then_incremental_and_reset(
     env: Path, postgres: PostgresServer, shop: Callable[..., Any]
 ) -> None:
     database = shop_for(postgres, shop, "shop_duck")
-    spec = write_shop_org(env, postgres, "duckorg", database, None)
+    spec = write_shop_org(env, postgres, "duckorg", database, None, {"exports": "pause"})
     instance = dg.DagsterInstance.ephemeral()
 
     # ingestion and the dbt models reading its tables, in one run
@@ -257,8 +266,29 @@ def test_database_and_files_into_duckdb_with_dbt_then_incremental_and_reset(
     assert third.success, failure_message(third)
     assert loaded(third)["orders"]["rows_loaded"] == ORDERS + 1
 
-    # the CSV's score becomes text: the stream's table is rebuilt with the new type, and said so
+    # the files as streams, found by the worker: each file's columns and types
+    csv = inspect.discover(spec, spec.connections[1].source, lambda message: None)
+    assert list(csv) == ["people"] and csv["people"]["files"] == "people.csv"
+    assert csv["people"]["json_schema"]["properties"]["joined"] == {"type": ["null", "string"], "format": "date"}
+    assert csv["people"]["cursor_candidates"] == ["joined", "id"]
+    parquet = inspect.discover(spec, spec.connections[2].source, lambda message: None)
+    assert {c["name"]: c["type"] for c in parquet["sales"]["columns"]} == {
+        "id": "int64",
+        "person_id": "int32",
+        "amount": "decimal128(8, 2)",
+    }
+
+    # the CSV's score becomes text: the connection's policy (pause) holds the sync before it loads anything;
+    # once the change is approved, the stream's table is rebuilt with the new type, and said so
     (files_root("duckorg") / "exports" / "people.csv").write_text("id,name,joined,score\n1,Asha,2023-01-05,high\n")
+    held = materialize(spec, instance, ["exports/people"])
+    assert "policy is to pause: stream 'people': column 'score' changed type from number to string" in (
+        failure_message(held)
+    )
+    assert query("select count(*) from files.people") == [(2,)]
+    discovered = changes.load_discovered("duckorg", "exports")
+    assert discovered is not None  # approved as the API's approval does
+    changes.save_applied("duckorg", "exports", changes.AppliedCatalog.from_discovered(discovered.streams, ["people"]))
     changed = materialize(spec, instance, ["exports/people"])
     assert changed.success, failure_message(changed)
     assert "table files.people: column 'score' changed type from DOUBLE to VARCHAR" in "\n".join(
@@ -272,7 +302,7 @@ def test_database_and_csv_into_postgres_with_dbt_merge_and_type_change(
 ) -> None:
     database = shop_for(postgres, shop, "shop_pg")
     warehouse = postgres_warehouse(postgres, "pgorg", monkeypatch)
-    spec = write_shop_org(env, postgres, "pgorg", database, warehouse)
+    spec = write_shop_org(env, postgres, "pgorg", database, warehouse, {"shop": "ignore"})
     instance = dg.DagsterInstance.ephemeral()
     first = materialize(spec, instance)
     assert first.success, failure_message(first)
@@ -288,31 +318,50 @@ def test_database_and_csv_into_postgres_with_dbt_merge_and_type_change(
     insert_and_update(spec, instance, lambda sql: shop(sql, database=database), query, "note = 'changed'")
     assert query("select note from raw.orders where id = 3") == [("changed",)]
 
-    # a column's type changes at the source: the stream's table is rebuilt (with dbt's view on it), in full
+    # a column's type changes at the source: the stream's table is rebuilt (with dbt's view on it), in full;
+    # a column added at the source is not loaded (the policy ignores it), and waits for approval
     shop("alter table orders alter column qty type text using 'q' || qty", database=database)
+    shop("alter table orders add column discount numeric(4, 2) default 0.5", database=database)
     third = materialize(spec, instance, ["shop/orders"])
     assert third.success, failure_message(third)
     assert loaded(third)["orders"]["rows_loaded"] == ORDERS + 1
     log = "\n".join(run_log(instance, third))
     assert "table raw.orders: column 'qty' changed type from integer to varchar" in log
     assert "dropped public.customer_totals" in log
+    assert "schema changes waiting for approval: stream 'orders': column 'discount' added" in log
     assert query("select qty from raw.orders where id = 1") == [("q1",)]
+    assert not query(
+        "select 1 from information_schema.columns where table_name = 'orders' and column_name = 'discount'"
+    )
 
-    # a load that fails (the warehouse's table was changed by hand) keeps the table as it was; once the
-    # table is fixed, the next sync reads again from the last loaded state and loads
-    def alter_customers(sql: str) -> None:
+    def warehouse_sql(sql: str) -> None:
         with psycopg.connect(postgres.dsn("pgorg", "pgorg", "s3cret"), autocommit=True) as db:
-            db.execute(f"alter table raw.customers {sql}")
+            db.execute(sql)
 
-    alter_customers("alter column name type integer using length(name)")
+    # a full refresh that fails (a check added to the warehouse's table by hand refuses a row) keeps the old
+    # rows: TRUNCATE and binary COPY in one transaction; without the check, the next sync loads
+    shop("update customers set name = 'Chen Li' where id = 3", database=database)
+    warehouse_sql("alter table raw.customers add constraint short_names check (length(name) < 6)")
     failed = materialize(spec, instance, ["shop/customers"])
-    assert "customers" in failure_message(failed)
-    assert query("select name from raw.customers order by id") == [(4,), (5,), (4,)]
-    alter_customers("alter column name type text")
-    retried = materialize(spec, instance, ["shop/customers"])
+    assert "short_names" in failure_message(failed)
+    assert query("select name from raw.customers order by id") == [("Asha",), ("Bilal",), ("Chen",)]
+    warehouse_sql("alter table raw.customers drop constraint short_names")
+    loaded_now = materialize(spec, instance, ["shop/customers"])
+    assert loaded_now.success, failure_message(loaded_now)
+    assert query("select name from raw.customers order by id") == [("Asha",), ("Bilal",), ("Chen Li",)]
+
+    # an incremental load that fails (a column's type changed by hand) keeps the table as it was; once the
+    # table is fixed, the next sync reads again from the last loaded state and loads
+    warehouse_sql("alter table raw.orders alter column note type integer using length(note)")
+    shop("update orders set note = 'again', updated_at = now() where id = 5", database=database)
+    failed = materialize(spec, instance, ["shop/orders"])
+    assert "note" in failure_message(failed)
+    assert query("select note from raw.orders where id = 5") == [(7,)]
+    warehouse_sql("alter table raw.orders alter column note type text")
+    retried = materialize(spec, instance, ["shop/orders"])
     assert retried.success, failure_message(retried)
     assert "the previous sync did not finish loading" in "\n".join(run_log(instance, retried))
-    assert query("select name from raw.customers order by id") == [("Asha",), ("Bilal",), ("Chen",)]
+    assert query("select note from raw.orders where id = 5") == [("again",)]
 
 
 @pytest.fixture

@@ -1,9 +1,12 @@
-"""Running the dlt worker for one connection in the organization's sandbox, and reading what it says.
+"""Running the dlt worker (``worker/``) in the organization's sandbox, and reading what it says.
 
 The job goes into a private folder of the organization's root (mode 0700, the worker's TMPDIR and
 working folder too), wiped when the worker ends, so no secret outlives the run. Every line the worker or
-dlt prints reaches the run's log with the connection's secrets (and the platform's environment values)
-replaced by ``***``; a failure raises ``DltSyncError`` naming the organization and the connection.
+dlt prints reaches the caller's log with the source's secrets (and the platform's environment values)
+replaced by ``***``. A sync's worker asks one question, the source's catalog: ``DltRun`` answers it as
+the connection's schema change policy says (``dalgo_core.connectors.changes``, as for Airbyte
+connections). A failure raises ``WorkerFailed``, or for a connection ``DltSyncError`` naming the
+organization and the connection.
 """
 
 from __future__ import annotations
@@ -18,22 +21,116 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
 from dalgo_assets.ingestion import StreamResult
-from dalgo_assets.ingestion.dlt.job import Job
+from dalgo_assets.ingestion.dlt.job import Job, SourceJob
 from dalgo_assets.warehouse import WarehouseResource
 from dalgo_core import sandbox
+from dalgo_core.connectors import changes
 from dalgo_core.connectors.protocol import drain_stderr
 from dalgo_core.layout import OutsideRoot
 from dalgo_core.redact import redact
 from dalgo_core.spec import ConnectionSpec, OrgSpec
 
-WORKER = Path(__file__).with_name("worker.py")
+WORKER = Path(__file__).with_name("worker")
+START = "import sys; sys.path.insert(0, sys.argv.pop(1)); from worker.main import main; main()"
 LogFn = Callable[[str, str], None]  # (level, message)
+Answer = Callable[[dict[str, Any]], dict[str, Any]]  # a question of the worker (its catalog) -> the answer
 _LEVELS = {"debug", "info", "warning", "error"}
+
+
+class WorkerFailed(Exception):
+    """The worker could not do its job; the message (redacted) says why."""
+
+
+def run_worker(job: SourceJob, mode: str, content: dict[str, Any], log: LogFn, answer: Answer | None = None) -> Any:
+    """Run the worker on a job in its sandbox; its result."""
+    try:
+        policy = job.policy(mode)
+    except (LookupError, OutsideRoot, ValueError) as exc:
+        raise WorkerFailed(str(exc)) from None
+    tmp = Path(policy.root) / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="dlt-", dir=tmp))
+    os.chmod(workdir, 0o700)
+    try:
+        job_path = workdir / "job.json"
+        fd = os.open(job_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(orjson.dumps(content))
+        policy = replace(
+            policy,
+            read_only=(*policy.read_only, str(WORKER)),
+            setenv={**policy.setenv, "TMPDIR": str(workdir)},
+            cwd=str(workdir),
+        )
+        argv = [sys.executable, "-I", "-c", START, str(WORKER.parent), str(job_path)]
+        return _Conversation(job.secrets, log, answer).run(policy, argv)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class _Conversation:
+    """One worker's lines: logs, a question answered on its stdin, then its result or error."""
+
+    def __init__(self, secrets: list[str], log: LogFn, answer: Answer | None):
+        self.secrets, self.log, self.answer = secrets, log, answer
+        self.result: Any = None
+        self.error: str | None = None
+
+    def run(self, policy: sandbox.Policy, argv: list[str]) -> Any:
+        env = policy.environment()
+        stderr: deque[str] = deque(maxlen=40)
+        try:
+            with sandbox.sandboxed(policy, argv, env) as args:
+                proc = subprocess.Popen(
+                    args,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    stdin=subprocess.PIPE,
+                    env=env if sandbox.mode() == "off" else {"PATH": env["PATH"]},
+                    cwd=policy.cwd,
+                )
+                reader = threading.Thread(target=drain_stderr, args=(proc, stderr), daemon=True)
+                reader.start()
+                assert proc.stdout is not None and proc.stdin is not None
+                with proc.stdin:
+                    for line in proc.stdout:
+                        self._read(line, proc.stdin)
+                proc.wait()
+                reader.join(timeout=5)
+        except sandbox.SandboxUnavailable as exc:
+            raise WorkerFailed(str(exc)) from None
+        for line in stderr:
+            self.log("debug", redact(line, self.secrets))
+        if self.error is not None:
+            raise WorkerFailed(self.error)
+        if proc.returncode != 0 or self.result is None:
+            tail = redact("\n".join(list(stderr)[-15:]), self.secrets)
+            raise WorkerFailed(f"the dlt worker exited with code {proc.returncode}" + (f": {tail}" if tail else ""))
+        return self.result
+
+    def _read(self, line: bytes, stdin: IO[bytes]) -> None:
+        try:
+            message = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            self.log("debug", redact(line.decode(errors="replace").rstrip(), self.secrets))
+            return
+        if "log" in message:
+            level = message["log"] if message["log"] in _LEVELS else "info"
+            self.log(level, redact(str(message.get("message", "")), self.secrets))
+        elif "catalog" in message:
+            reply = self.answer(message["catalog"]) if self.answer is not None else {}
+            stdin.write(orjson.dumps(reply) + b"\n")
+            stdin.flush()
+        elif "result" in message:
+            self.result = message["result"]
+        elif "error" in message:
+            self.error = redact(str(message["error"]), self.secrets)
+            self.log("debug", redact(str(message.get("detail", "")), self.secrets))
 
 
 class DltSyncError(Exception):
@@ -54,8 +151,29 @@ class DltRun:
         return DltSyncError(self.spec.slug, self.connection.name, message)
 
     def sync(self, streams: list[str]) -> list[StreamResult]:
-        result = self._run("sync", streams)
-        schema = self.connection.destination_schema
+        held: list[str] = []
+
+        def answer(catalog: dict[str, Any]) -> dict[str, Any]:
+            """The connection's policy on the source's catalog: stop, or the streams and columns to load."""
+            try:
+                outcome = changes.follow_policy(self.spec.slug, self.connection, catalog, self.log)
+            except changes.SchemaChangesHeld as exc:
+                held.append(str(exc))
+                return {"stop": True}
+            columns = {}
+            if self.connection.schema_change_policy == "ignore":  # new columns are not loaded
+                columns = {s: list(schema.get("properties") or {}) for s, schema in outcome.applied.streams.items()}
+            return {"skip": outcome.skipped, "columns": columns}
+
+        result = self._run("sync", streams, answer)
+        if held:
+            raise self.error(held[0])
+        self._log_rebuilt(result)
+        rows, schema = result.get("rows", {}), self.connection.destination_schema
+        modes = {s.name: s.sync_mode for s in self.connection.streams}
+        return [StreamResult(s, f"{schema}.{s.lower()}", modes[s], int(rows[s])) for s in streams if s in rows]
+
+    def _log_rebuilt(self, result: dict[str, Any]) -> None:
         for rebuilt in result.get("rebuilt", []):
             for change in rebuilt["changes"]:
                 self.log(
@@ -66,9 +184,6 @@ class DltRun:
                 )
         for name in result.get("dropped", []):
             self.log("warning", f"dropped {name} (rebuilt from the source; dbt builds its views again)")
-        rows = result.get("rows", {})
-        modes = {s.name: s.sync_mode for s in self.connection.streams}
-        return [StreamResult(s, f"{schema}.{s.lower()}", modes[s], int(rows.get(s, 0))) for s in streams]
 
     def reset(self, streams: list[str]) -> list[str]:
         """Drop the streams' tables and state; what was done, one line each."""
@@ -82,72 +197,10 @@ class DltRun:
         )
         return lines
 
-    def _run(self, mode: str, streams: list[str]) -> dict[str, Any]:
+    def _run(self, mode: str, streams: list[str], answer: Answer | None = None) -> dict[str, Any]:
         job = Job(self.spec, self.connection, self.warehouse)
         try:
-            content, policy = job.build(mode, streams), job.policy(mode)
-        except (LookupError, OutsideRoot, ValueError) as exc:
+            content = job.build(mode, streams)
+            return run_worker(job, mode, content, self.log, answer)
+        except (LookupError, OutsideRoot, ValueError, WorkerFailed) as exc:
             raise self.error(str(exc)) from None
-        tmp = Path(policy.root) / "tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix="dlt-", dir=tmp))
-        os.chmod(workdir, 0o700)
-        try:
-            job_path = workdir / "job.json"
-            fd = os.open(job_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(orjson.dumps(content))
-            policy = replace(
-                policy,
-                read_only=(*policy.read_only, str(WORKER)),
-                setenv={**policy.setenv, "TMPDIR": str(workdir)},
-                cwd=str(workdir),
-            )
-            return self._execute(policy, [sys.executable, "-I", str(WORKER), str(job_path)], job.secrets)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-    def _execute(self, policy: sandbox.Policy, argv: list[str], secrets: list[str]) -> dict[str, Any]:
-        env = policy.environment()
-        stderr: deque[str] = deque(maxlen=40)
-        result: dict[str, Any] | None = None
-        error: str | None = None
-        try:
-            with sandbox.sandboxed(policy, argv, env) as args:
-                proc = subprocess.Popen(
-                    args,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    stdin=subprocess.DEVNULL,
-                    env=env if sandbox.mode() == "off" else {"PATH": env["PATH"]},
-                    cwd=policy.cwd,
-                )
-                reader = threading.Thread(target=drain_stderr, args=(proc, stderr), daemon=True)
-                reader.start()
-                assert proc.stdout is not None
-                for line in proc.stdout:
-                    try:
-                        message = orjson.loads(line)
-                    except orjson.JSONDecodeError:
-                        self.log("debug", redact(line.decode(errors="replace").rstrip(), secrets))
-                        continue
-                    if "log" in message:
-                        level = message["log"] if message["log"] in _LEVELS else "info"
-                        self.log(level, redact(str(message.get("message", "")), secrets))
-                    elif "result" in message:
-                        result = message["result"]
-                    elif "error" in message:
-                        error = redact(str(message["error"]), secrets)
-                        self.log("debug", redact(str(message.get("detail", "")), secrets))
-                proc.wait()
-                reader.join(timeout=5)
-        except sandbox.SandboxUnavailable as exc:
-            raise self.error(str(exc)) from None
-        for line in stderr:
-            self.log("debug", redact(line, secrets))
-        if error is not None:
-            raise self.error(error)
-        if proc.returncode != 0 or result is None:
-            tail = redact("\n".join(list(stderr)[-15:]), secrets)
-            raise self.error(f"the dlt worker exited with code {proc.returncode}" + (f": {tail}" if tail else ""))
-        return result

@@ -1,10 +1,5 @@
-"""One sync or reset of a database or file connection, run by dlt inside the organization's sandbox.
-
-Started as ``python -I worker.py <job.json>`` by ``run.py``; imports dlt and nothing of the platform (the
-sandbox binds the platform's environment, not its source tree). The job file (mode 0600, in a private
-folder of the organization's root that is wiped afterwards) holds the source's and the warehouse's
-credentials. Output on stdout, one JSON object a line: ``{"log": level, "message": ...}`` while it runs,
-then ``{"result": {...}}``, or ``{"error": message}`` and exit code 1.
+"""The streams dlt runs (those without a fast path: incremental streams, MySQL, remote files, JSON lines,
+BigQuery), and resets.
 
 The pipeline is one per connection (``<org>__<connection>``), its dataset the connection's destination
 schema; dlt keeps its state (incremental cursors) and schema in that dataset, in the same load as the
@@ -18,46 +13,21 @@ rows, and restores them from there when the pipeline's folder is gone. Streams:
 
 Loads are Parquet (DuckDB reads it natively; PostgreSQL gets it by binary COPY through ADBC). A column
 whose type changed at the source rebuilds its stream: the table is dropped (on PostgreSQL with the views
-built on it, named), its state forgotten, and the stream read in full.
+built on it, named), its state forgotten, and the stream read in full. So is a table dlt did not create
+(a fast path's full refresh, before the stream became incremental): dlt creates it with its own types.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 import time
-import traceback
 from typing import Any
+
+from . import catalog
+from .fast import DEPENDENT_VIEWS
+from .io import log
 
 BATCH_ROWS = 200_000
 TYPE_KEYS = ("data_type", "precision", "scale", "timezone")
-
-
-def emit(**message: Any) -> None:
-    sys.stdout.write(json.dumps(message, default=str) + "\n")
-    sys.stdout.flush()
-
-
-def log(level: str, message: str) -> None:
-    emit(log=level, message=message)
-
-
-def configure(workdir: str) -> None:
-    """dlt's settings, all by environment (dlt reads no file of ours)."""
-    os.environ.update(
-        {
-            "DLT_DATA_DIR": os.path.join(workdir, "dlt-data"),
-            "RUNTIME__LOG_LEVEL": "ERROR",
-            "RUNTIME__DLTHUB_TELEMETRY": "false",
-            "DATA_WRITER__DISABLE_COMPRESSION": "true",
-            "DESTINATION__REPLACE_STRATEGY": "insert-from-staging",  # readers see the old rows or the new
-            "SCHEMA__NAMING": "sql_ci_v1",  # lower-case identifiers: the table is the stream's name
-            "LOAD__RAISE_ON_FAILED_JOBS": "true",
-            "LOAD__TRUNCATE_STAGING_DATASET": "true",  # staged rows do not stay: a warehouse holds them once
-            "LOAD__WORKERS": "2",
-        }
-    )
 
 
 # --- the warehouse ------------------------------------------------------------------------------------
@@ -81,7 +51,7 @@ def destination(spec: dict[str, Any]) -> Any:
 # --- the source -------------------------------------------------------------------------------------
 
 
-def database_resource(source: dict[str, Any], stream: dict[str, Any], incremental: Any) -> Any:
+def database_resource(source: dict[str, Any], stream: dict[str, Any], incremental: Any, only: list[str] | None) -> Any:
     from dlt.sources.sql_database import sql_table
 
     return sql_table(
@@ -93,17 +63,18 @@ def database_resource(source: dict[str, Any], stream: dict[str, Any], incrementa
         reflection_level="full_with_precision",
         chunk_size=BATCH_ROWS,
         incremental=incremental,  # in the query: only rows past the cursor are read
+        included_columns=only,
     )
 
 
-def file_resource(source: dict[str, Any], stream: dict[str, Any], incremental: Any) -> Any:
+def file_resource(source: dict[str, Any], stream: dict[str, Any], incremental: Any, only: list[str] | None) -> Any:
     from dlt.sources.filesystem import filesystem, read_csv_duckdb, read_jsonl, read_parquet
 
     options = {k: source[k] for k in ("credentials", "client_kwargs") if source.get(k)}  # an explicit None is not
     files = filesystem(bucket_url=source["bucket_url"], file_glob=stream["pattern"], **options)
     if source["bucket_url"].startswith(("http://", "https://")):
         files.add_map(http_file_url(source["bucket_url"]))
-    first = next(iter(filesystem(bucket_url=source["bucket_url"], file_glob=stream["pattern"], **options)), None)
+    first = next(iter(catalog.list_files(source, stream["pattern"])), None)
     if not first:
         raise LookupError(f"stream '{stream['name']}': no file matches '{stream['pattern']}' at {source['url']}")
     fmt = source["format"]
@@ -116,29 +87,31 @@ def file_resource(source: dict[str, Any], stream: dict[str, Any], incremental: A
     resource = files | reader
     if incremental is not None:
         resource.apply_hints(incremental=incremental)
-    columns = file_columns(fmt, first, source["bucket_url"])
-    if columns:  # the first file's types, declared: a type changed since the last sync is seen before reading
-        resource.apply_hints(columns=columns)
+    if only is not None:  # the columns the connection applied
+        resource.add_map(lambda item: _only(item, only))
+    if fmt != "jsonl":  # the first file's types, declared: a type changed since the last sync is seen before reading
+        resource.apply_hints(columns=file_columns(source, first, only))
     return resource
 
 
-def file_columns(fmt: str, item: Any, bucket_url: str) -> dict[str, dict[str, Any]]:
+def _only(item: Any, columns: list[str]) -> Any:
+    from dlt.common.libs.pyarrow import pyarrow
+
+    if isinstance(item, (pyarrow.Table, pyarrow.RecordBatch)):
+        return item.select([c for c in item.schema.names if c in columns])
+    return {k: v for k, v in item.items() if k in columns} if isinstance(item, dict) else item
+
+
+def file_columns(source: dict[str, Any], relative: str, only: list[str] | None) -> dict[str, dict[str, Any]]:
     """The columns of a CSV (DuckDB's sniffer) or Parquet file (its footer), as dlt types."""
-    import duckdb
-    import pyarrow.parquet as pq
     from dlt.common.libs.pyarrow import get_column_type_from_py_arrow
 
-    if bucket_url.startswith(("http://", "https://")):
-        item = http_file_url(bucket_url)(item)
-    if fmt == "csv":
-        with duckdb.connect() as conn, item.open() as handle:
-            schema = conn.from_csv_auto(handle).limit(0).to_arrow_table().schema
-    elif fmt == "parquet":
-        with item.open() as handle:
-            schema = pq.read_schema(handle)
-    else:
-        return {}
-    return {f.name: {"name": f.name, **get_column_type_from_py_arrow(f.type)} for f in schema}
+    schema = catalog.arrow_schema(source, relative)
+    return {
+        f.name: {"name": f.name, **get_column_type_from_py_arrow(f.type)}
+        for f in schema
+        if only is None or f.name in only
+    }
 
 
 def http_file_url(bucket_url: str) -> Any:
@@ -151,13 +124,13 @@ def http_file_url(bucket_url: str) -> Any:
     return fix
 
 
-def stream_resource(source: dict[str, Any], stream: dict[str, Any]) -> Any:
+def stream_resource(source: dict[str, Any], stream: dict[str, Any], only: list[str] | None) -> Any:
     import dlt
 
     build = database_resource if source["type"] == "database" else file_resource
     incremental = stream["sync_mode"] == "incremental"
     cursor = dlt.sources.incremental(stream["cursor"]) if incremental else None
-    resource = build(source, stream, cursor).with_name(stream["name"])
+    resource = build(source, stream, cursor, only).with_name(stream["name"])
     key = stream.get("primary_key") or None
     disposition = ("merge" if key else "append") if incremental else "replace"
     resource.apply_hints(table_name=stream["table"], write_disposition=disposition, primary_key=key)
@@ -220,20 +193,29 @@ def describe(mapper: Any, col: dict[str, Any], table: str) -> str:
         return str(col.get("data_type"))
 
 
+def _exists(client: Any, warehouse: str, table: str) -> bool:
+    mark = "%s" if warehouse == "postgres" else "?"
+    query = f"select 1 from information_schema.tables where table_schema = {mark} and table_name = {mark}"
+    return bool(client.execute_sql(query, client.dataset_name, table))
+
+
+def foreign_tables(pipeline: Any, warehouse: str, tables: list[str]) -> list[str]:
+    """Tables in the warehouse that dlt's schema does not know (a fast path made them)."""
+    known = pipeline.default_schema.tables if pipeline.default_schema_name else {}
+    unknown = [t for t in tables if t not in known]
+    if not unknown or warehouse == "bigquery":
+        return []
+    with pipeline.sql_client() as client:
+        return [t for t in unknown if _exists(client, warehouse, t)]
+
+
 def drop_tables(pipeline: Any, warehouse: str, tables: list[str]) -> list[str]:
     """Drop the tables (PostgreSQL: with the views built on them); what was dropped, each table first."""
     dropped: list[str] = []
     with pipeline.sql_client() as client:
         for table in tables:
             qualified = client.make_qualified_table_name(table)
-            exists = client.execute_sql(
-                "select 1 from information_schema.tables where table_schema = %s and table_name = %s"
-                if warehouse == "postgres"
-                else "select 1 from information_schema.tables where table_schema = ? and table_name = ?",
-                client.dataset_name,
-                table,
-            )
-            if not exists:
+            if not _exists(client, warehouse, table):
                 continue
             views = dependent_views(client, qualified) if warehouse == "postgres" else []
             client.execute_sql(f"drop table if exists {qualified}" + (" cascade" if views else ""))
@@ -241,24 +223,11 @@ def drop_tables(pipeline: Any, warehouse: str, tables: list[str]) -> list[str]:
     return dropped
 
 
-DEPENDENT_VIEWS = """
-with recursive deps(oid) as (
-    select distinct r.ev_class from pg_depend d join pg_rewrite r on r.oid = d.objid
-    where d.refobjid = %s::regclass and r.ev_class <> %s::regclass
-  union
-    select distinct r.ev_class from pg_depend d join pg_rewrite r on r.oid = d.objid
-    join deps on d.refobjid = deps.oid where r.ev_class <> deps.oid
-)
-select n.nspname || '.' || c.relname from deps join pg_class c on c.oid = deps.oid
-join pg_namespace n on n.oid = c.relnamespace order by 1
-"""
-
-
 def dependent_views(client: Any, qualified: str) -> list[str]:
     return [row[0] for row in client.execute_sql(DEPENDENT_VIEWS, qualified, qualified) or []]
 
 
-# --- the two modes ------------------------------------------------------------------------------------
+# --- sync and reset -----------------------------------------------------------------------------------
 
 
 def open_pipeline(job: dict[str, Any]) -> Any:
@@ -293,29 +262,31 @@ def forget(pipeline: Any, warehouse: str, streams: list[dict[str, Any]]) -> tupl
     return dropped, states
 
 
-def sync(job: dict[str, Any]) -> dict[str, Any]:
+def sync(job: dict[str, Any], streams: list[dict[str, Any]], only: dict[str, list[str] | None]) -> dict[str, Any]:
+    """Extract, normalize and load the streams with dlt."""
     warehouse = job["destination"]["type"]
     pipeline = open_pipeline(job)
-    resources, rebuilt = [], []
-    for stream in job["streams"]:
-        resource = stream_resource(job["source"], stream)
-        changes = type_changes(pipeline, stream["table"], declared_columns(resource))
+
+    def resource(stream: dict[str, Any]) -> Any:
+        return stream_resource(job["source"], stream, only.get(stream["name"]))
+
+    resources, rebuilt = [resource(s) for s in streams], []
+    for stream, built in zip(streams, resources, strict=True):
+        changes = type_changes(pipeline, stream["table"], declared_columns(built))
         if changes:
             rebuilt.append(
                 {"stream": stream["name"], "table": f"{job['dataset']}.{stream['table']}", "changes": changes}
             )
-        resources.append(resource)
+    foreign = set(foreign_tables(pipeline, warehouse, [s["table"] for s in streams]))
+    again = [s for s in streams if s["name"] in {r["stream"] for r in rebuilt} or s["table"] in foreign]
     dropped: list[str] = []
-    if rebuilt:
-        names = {r["stream"] for r in rebuilt}
-        dropped, _ = forget(pipeline, warehouse, [s for s in job["streams"] if s["name"] in names])
-        for r in rebuilt:  # the resources again: their incremental state is gone
-            i = next(i for i, s in enumerate(job["streams"]) if s["name"] == r["stream"])
-            resources[i] = stream_resource(job["source"], job["streams"][i])
+    if again:
+        dropped, _ = forget(pipeline, warehouse, again)
+        resources = [resource(s) if s in again else r for s, r in zip(streams, resources, strict=True)]  # new state
     if warehouse == "postgres":
         caps = pipeline.destination.capabilities()
-        for resource in resources:
-            conform(resource, caps)
+        for built in resources:
+            conform(built, caps)
     started = time.perf_counter()
     pipeline.extract(resources, loader_file_format="parquet")
     extracted = time.perf_counter()
@@ -325,10 +296,10 @@ def sync(job: dict[str, Any]) -> dict[str, Any]:
     log(
         "info",
         f"read {extracted - started:.1f} s, normalized {normalized - extracted:.1f} s, "
-        f"loaded {time.perf_counter() - normalized:.1f} s",
+        f"loaded {time.perf_counter() - normalized:.1f} s (dlt: {', '.join(s['name'] for s in streams)})",
     )
     return {
-        "rows": {s["name"]: int(counts.get(s["table"], 0)) for s in job["streams"]},
+        "rows": {s["name"]: int(counts.get(s["table"], 0)) for s in streams},
         "rebuilt": rebuilt,
         "dropped": dropped,
     }
@@ -338,26 +309,3 @@ def reset(job: dict[str, Any]) -> dict[str, Any]:
     pipeline = open_pipeline(job)
     dropped, states = forget(pipeline, job["destination"]["type"], job["streams"])
     return {"dropped": dropped, "states": states}
-
-
-def main() -> None:
-    with open(sys.argv[1]) as handle:
-        job = json.load(handle)
-    configure(os.path.dirname(sys.argv[1]))
-    try:
-        result = sync(job) if job["mode"] == "sync" else reset(job)
-    except Exception as exc:
-        emit(error=message_of(exc), detail=traceback.format_exc())
-        sys.exit(1)
-    emit(result=result)
-
-
-def message_of(exc: BaseException) -> str:
-    """The innermost cause's message (dlt wraps a step's failure in PipelineStepFailed)."""
-    while exc.__cause__ is not None or getattr(exc, "exception", None) is not None:
-        exc = exc.__cause__ or exc.exception  # type: ignore[attr-defined]
-    return f"{type(exc).__name__}: {exc}".strip()
-
-
-if __name__ == "__main__":
-    main()

@@ -4,18 +4,23 @@ Starts its own PostgreSQL (tests.support.postgres) with a table of 2,000,000 ord
 text, numeric, integer, boolean, varchar, timestamptz, timestamp, text with NULLs) and a CSV of the same
 rows, then measures, best of three rounds each (every way in each round):
 
-- **pg -> duckdb**: Dalgo's whole sync (``DltRun.sync``: job, sandbox, worker, dlt read with connectorx,
-  Parquet, load) of the table into a DuckDB warehouse, against psycopg ``COPY ... TO STDOUT`` of the rows
-  as CSV plus DuckDB's own load of that CSV (``create table as select * from read_csv``);
-- **pg -> pg**: the same sync into a PostgreSQL warehouse, against psycopg ``COPY`` out of the source
-  piped into ``COPY`` into the warehouse;
-- **csv -> duckdb**: a file source of the CSV into the DuckDB warehouse, against DuckDB's own scan of it;
+- **pg -> duckdb**: Dalgo's whole sync (``DltRun.sync``: job, sandbox, worker, the source's catalog for
+  the connection's schema change policy, connectorx reading the table with PostgreSQL's binary COPY into
+  Arrow, DuckDB inserting the batches) of the table into a DuckDB warehouse, against psycopg ``COPY ...
+  TO STDOUT`` of the rows as CSV plus DuckDB's own load of that CSV (``create table as select * from
+  read_csv``);
+- **pg -> pg**: the same sync into a PostgreSQL warehouse (binary ``COPY`` out of the source piped into
+  binary ``COPY`` into the table, after ``TRUNCATE`` in the same transaction), against psycopg ``COPY``
+  out of the source piped into ``COPY`` into the warehouse;
+- **csv -> duckdb**: a file source of the CSV into the DuckDB warehouse (DuckDB's own reader creates the
+  table), against DuckDB's own scan of it;
 - **csv vs embedded**: the same file source against embedded Airbyte ``source-file`` on a 100,000-row
   head of the CSV (rows/s compared; source-file is installed from PyPI on first use).
 
-Every sync is a full refresh with the sandbox on: it includes starting the worker (Python and dlt's
-import) and the swap of the staged rows into the table in one transaction (readers never see it empty:
-a second write of the rows). The last line is the ratios. Run: ``.venv/bin/python bench/ingest_db.py`` (no arguments).
+Every sync is a full refresh with the sandbox on, in one transaction per table (readers never see it
+empty, a failed load keeps the old rows), and includes starting the worker; the worker's own line says
+how long its read and load took. The last line is the ratios. Run: ``.venv/bin/python bench/ingest_db.py``
+(no arguments).
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ def _quiet(level: str, message: str) -> None:
 
 
 def _steps(level: str, message: str) -> None:
-    """The worker's own timing line (read, normalized, loaded), and errors."""
+    """The worker's own timing line (read and loaded), and errors."""
     if level == "error" or message.startswith("read "):
         print(f"    {message}", file=sys.stderr if level == "error" else sys.stdout, flush=True)
 

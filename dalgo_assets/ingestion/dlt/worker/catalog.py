@@ -174,6 +174,12 @@ def arrow_schema(source: dict[str, Any], relative: str) -> Any:
     import pyarrow.parquet as pq
 
     fmt = source["format"]
+    path = local_path(source, relative)
+    if fmt == "csv" and path is not None:  # DuckDB reads its sample from the file itself
+        import duckdb
+
+        with duckdb.connect() as conn:
+            return conn.read_csv(str(path)).limit(0).to_arrow_table().schema
     with _open(source, relative) as handle:
         if fmt == "csv":
             import duckdb

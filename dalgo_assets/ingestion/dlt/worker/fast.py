@@ -189,6 +189,8 @@ def postgres_to_postgres(job: dict[str, Any], stream: dict[str, Any], only: list
     schema, table = job["dataset"], stream["table"]
     target = f"{_q(schema)}.{_q(table)}"
     with psycopg.connect(job["source"]["connectorx_url"]) as src, psycopg.connect(**_warehouse(job)) as dst:
+        if _same_table(src, dst, job, stream):
+            raise ValueError(f"stream '{stream['name']}' would be loaded into the table it is read from")
         old = {name: formatted for name, formatted, *_ in dst.execute(PG_COLUMNS, (target,)).fetchall()}
         changes, dropped = _changes(old, wanted), []
         if changes:  # the types changed: the table (and the views on it) are built again
@@ -215,6 +217,14 @@ def postgres_to_postgres(job: dict[str, Any], stream: dict[str, Any], only: list
             rows = in_cursor.rowcount
         dst.commit()
     return _result(stream, rows, f"{schema}.{table}", changes, [f"{schema}.{table}", *dropped] if changes else [])
+
+
+def _same_table(src: Any, dst: Any, job: dict[str, Any], stream: dict[str, Any]) -> bool:
+    """Whether the source's table is the warehouse's (one server, one database, one schema and name)."""
+    where = "select inet_server_addr()::text, current_setting('port'), current_database()"
+    same_place = src.execute(where).fetchone() == dst.execute(where).fetchone()
+    source_table = (job["source"].get("schema") or "public", stream["name"])
+    return same_place and source_table == (job["dataset"], stream["table"])
 
 
 def _warehouse(job: dict[str, Any]) -> dict[str, Any]:

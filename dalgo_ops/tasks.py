@@ -5,7 +5,7 @@ progress, then the result or the error, and exits. It sits above both halves of 
 API's models record the task; the work runs through ``dalgo_core.connectors`` in the organization's
 sandbox (embedded ingestion), through dagster-airbyte's client against the organization's Airbyte
 server (``dalgo_assets.ingestion.server.sources``), or, for the platform's own database and files
-sources whatever the mode, through the dlt worker in the sandbox (``dalgo_assets.ingestion.dlt.inspect``).
+sources whatever the mode, through the dlt worker in the sandbox (``dalgo_assets.ingestion.dlt.discovery``).
 Errors are written redacted: no secret of a configuration, no platform environment value, no traceback
 (those go to the worker's log file, under ``$DALGO_HOME/platform/run/tasks/``, for operators).
 """
@@ -128,11 +128,11 @@ def check_source(job: Job) -> dict[str, Any]:
             "errors": problems,
         }
     if definition.engine == "dlt":
-        from dalgo_assets.ingestion.dlt import inspect
+        from dalgo_assets.ingestion.dlt import discovery
         from dalgo_core.connectors import builtin
 
         found = builtin.configured(definition.connector, config)
-        succeeded, message, _ = inspect.check(job.spec, found, job.progress)
+        succeeded, message, _ = discovery.check(job.spec, found, job.progress)
     elif job.server:
         from dalgo_assets.ingestion.server import sources as server
 
@@ -154,9 +154,9 @@ def _discover(job: Job, name: str, source: Any) -> dict[str, dict[str, Any]]:
     from dalgo_core.connectors.streams import protocol_stream
 
     if is_builtin(source.connector):
-        from dalgo_assets.ingestion.dlt import inspect
+        from dalgo_assets.ingestion.dlt import discovery
 
-        return inspect.discover(job.spec, source, job.progress)
+        return discovery.discover(job.spec, source, job.progress)
     if job.server:
         from dalgo_assets.ingestion.server import sources as server
 

@@ -171,5 +171,7 @@ def check_source(request: HttpRequest, name: str, payload: SourceCheckIn | None 
 @sources.post("/{name}/discover", response={202: TaskOut}, auth=has_permission(["can_view_source"], lookup=_source))
 def discover_source(request: HttpRequest, name: str) -> tuple[int, object]:
     """The source's streams (JSON schema, supported sync modes, cursor fields, primary keys), found by the
-    connector's ``discover`` in a task: its result lists them, to choose a connection's streams from."""
+    connector's ``discover`` in a task: its result lists them, to choose a connection's streams from. A
+    database's tables and a folder's files also give each column's own type (``columns``) and the columns
+    an incremental sync could follow (``cursor_candidates``)."""
     return 202, task_out(services.discover_task(request.auth, request.auth.obj))

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dalgo_assets.definitions import build_org_definitions
-from dalgo_assets.ingestion.dlt import inspect
+from dalgo_assets.ingestion.dlt import discovery
 from dalgo_assets.warehouse import warehouse_resources
 from dalgo_core.connectors import changes
 from dalgo_core.dbt_projects import prepare_projects
@@ -267,11 +267,11 @@ def test_database_and_files_into_duckdb_with_dbt_then_incremental_and_reset(
     assert loaded(third)["orders"]["rows_loaded"] == ORDERS + 1
 
     # the files as streams, found by the worker: each file's columns and types
-    csv = inspect.discover(spec, spec.connections[1].source, lambda message: None)
+    csv = discovery.discover(spec, spec.connections[1].source, lambda message: None)
     assert list(csv) == ["people"] and csv["people"]["files"] == "people.csv"
     assert csv["people"]["json_schema"]["properties"]["joined"] == {"type": ["null", "string"], "format": "date"}
     assert csv["people"]["cursor_candidates"] == ["joined", "id"]
-    parquet = inspect.discover(spec, spec.connections[2].source, lambda message: None)
+    parquet = discovery.discover(spec, spec.connections[2].source, lambda message: None)
     assert {c["name"]: c["type"] for c in parquet["sales"]["columns"]} == {
         "id": "int64",
         "person_id": "int32",

@@ -36,7 +36,13 @@ from dalgo_core.redact import redact
 from dalgo_core.spec import ConnectionSpec, OrgSpec
 
 WORKER = Path(__file__).with_name("worker")
-START = "import sys; sys.path.insert(0, sys.argv.pop(1)); from worker.main import main; main()"
+# the worker package imported from its folder alone (nothing beside it on sys.path, with or without the sandbox)
+START = (
+    "import importlib.util as u, sys; folder = sys.argv.pop(1); "
+    "spec = u.spec_from_file_location('worker', folder + '/__init__.py', submodule_search_locations=[folder]); "
+    "sys.modules['worker'] = u.module_from_spec(spec); spec.loader.exec_module(sys.modules['worker']); "
+    "from worker.main import main; main()"
+)
 LogFn = Callable[[str, str], None]  # (level, message)
 Answer = Callable[[dict[str, Any]], dict[str, Any]]  # a question of the worker (its catalog) -> the answer
 _LEVELS = {"debug", "info", "warning", "error"}
@@ -67,7 +73,7 @@ def run_worker(job: SourceJob, mode: str, content: dict[str, Any], log: LogFn, a
             setenv={**policy.setenv, "TMPDIR": str(workdir)},
             cwd=str(workdir),
         )
-        argv = [sys.executable, "-I", "-c", START, str(WORKER.parent), str(job_path)]
+        argv = [sys.executable, "-I", "-c", START, str(WORKER), str(job_path)]
         return _Conversation(job.secrets, log, answer).run(policy, argv)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -1,5 +1,6 @@
 """The worker of one sync, reset, check or discover of a database or file source, run in the
-organization's sandbox by ``run.py`` as ``python -I -c <start> <this folder's parent> <job.json>``.
+organization's sandbox by ``run.py`` as ``python -I -c <start> <this folder> <job.json>`` (the start imports
+this package from its folder alone).
 
 It imports nothing of the platform (the sandbox binds the platform's Python environment and this folder,
 not the source tree): ``main`` reads the job and answers on stdout, one JSON object a line (``io``);

@@ -2,8 +2,8 @@
 columns, sync modes, cursor and primary key), plus each column's own type (``columns``) and the columns
 an incremental sync could follow (``cursor_candidates``); and a check that the source can be read.
 
-- A database's streams are the tables of its schema, reflected by SQLAlchemy (PostgreSQL, MySQL): types as
-  the database declares them, primary keys as its constraints say.
+- A database's streams are the tables and views of its schema, reflected by SQLAlchemy (PostgreSQL,
+  MySQL): types as the database declares them, primary keys as its constraints say.
 - A file source's streams are the files of each pattern of ``files``, then every other file of its format
   (named by the file); columns from the first file of each: DuckDB's CSV sniffer, the Parquet footer, the
   first lines of a JSON lines file.
@@ -97,15 +97,16 @@ def _type_name(sqltype: Any, dialect: Any) -> str:
 
 
 def database_streams(source: dict[str, Any], chosen: list[str] | None = None) -> dict[str, dict[str, Any]]:
-    """The tables of the source's schema as streams (only the names of those not ``chosen``)."""
+    """The tables and views of the source's schema as streams (only the names of those not ``chosen``)."""
     import sqlalchemy as sa
+    from sqlalchemy.engine.reflection import ObjectKind
 
     db, schema = engine(source), source.get("schema")
     try:
         inspector = sa.inspect(db)
-        names = sorted(inspector.get_table_names(schema=schema))
+        names = sorted([*inspector.get_table_names(schema=schema), *inspector.get_view_names(schema=schema)])
         wanted = names if chosen is None else [n for n in names if n in chosen]
-        columns = inspector.get_multi_columns(schema=schema, filter_names=wanted) if wanted else {}
+        columns = inspector.get_multi_columns(schema=schema, filter_names=wanted, kind=ObjectKind.ANY) if wanted else {}
         keys = inspector.get_multi_pk_constraint(schema=schema, filter_names=wanted) if wanted else {}
         dialect = db.dialect
     finally:
@@ -276,6 +277,7 @@ def check(job: dict[str, Any]) -> dict[str, Any]:
             return {"succeeded": False, "message": f"no {source['format']} file at {source['url']}"}
         arrow_schema(source, files[0])  # readable as its format
         listed = ", ".join(files[:20]) + (", ..." if len(files) > 20 else "")
-        return {"succeeded": True, "message": f"{len(files)} {source['format']} files at {source['url']}: {listed}"}
+        found = f"{len(files)} {source['format']} file{'' if len(files) == 1 else 's'}"
+        return {"succeeded": True, "message": f"{found} at {source['url']}: {listed}"}
     except Exception as exc:
         return {"succeeded": False, "message": message_of(exc)}

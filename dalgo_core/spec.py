@@ -17,13 +17,15 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -206,21 +208,178 @@ class SourceSpec(_Model):
     )
 
 
+SchemaChangePolicy = Literal["ignore", "propagate_columns", "propagate_fully", "pause"]
+
+
+# --- database and file sources: read by dlt on this host (dalgo_assets/ingestion/dlt), not by Airbyte ----
+
+HOST_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$"  # a name or an address
+DB_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_$.-]{0,127}$"
+# a table identifier: its warehouse table is the stream's name in lower case, as for Airbyte streams
+TABLE_STREAM_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+FILE_GLOB_PATTERN = r"^[A-Za-z0-9_*?\[\]{},-]+([./][A-Za-z0-9_*?\[\]{},-]+)*$"
+ENDPOINT_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$"
+DEFAULT_DB_PORTS = {"postgres": 5432, "mysql": 3306}
+
+
+class DatabaseFields(_Model):
+    """What a database source says but its password (the spec refers to it; a configuration gives it)."""
+
+    dialect: Literal["postgres", "mysql"] = Field("postgres", description="PostgreSQL or MySQL")
+    host: str = Field(pattern=HOST_PATTERN, max_length=255, description="host name or address of the database server")
+    port: int | None = Field(None, ge=1, le=65535, description="default the dialect's (5432, 3306)")
+    database: str = Field(pattern=DB_NAME_PATTERN)
+    user: str = Field(pattern=DB_NAME_PATTERN)
+    schema_: str | None = Field(
+        None,
+        alias="schema",
+        pattern=DB_NAME_PATTERN,
+        description="the tables' schema (PostgreSQL default public; MySQL: the database)",
+    )
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+
+    @property
+    def server_port(self) -> int:
+        return self.port or DEFAULT_DB_PORTS[self.dialect]
+
+
+class FileFields(_Model):
+    """What a file source says but its S3 keys."""
+
+    url: str = Field(
+        max_length=2000,
+        description="a folder relative to the organization's files folder ($DALGO_HOME/orgs/<slug>/files), an "
+        "absolute folder under one of $DALGO_FILE_SOURCE_DIRS, https://host/path or s3://bucket/prefix",
+    )
+    format: Literal["csv", "parquet", "jsonl"]
+    files: dict[Annotated[str, Field(pattern=STREAM_PATTERN)], Annotated[str, Field(pattern=FILE_GLOB_PATTERN)]] = (
+        Field(
+            default_factory=dict,
+            max_length=1000,
+            description="each stream's files under url (globs); default '<stream>.<format>'",
+        )
+    )
+    endpoint_url: str | None = Field(
+        None, max_length=300, pattern=ENDPOINT_PATTERN, description="an S3-compatible endpoint, https://host[:port]"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_location(cls, url: str) -> str:
+        from dalgo_core.file_sources import check_url
+
+        return check_url(url)
+
+    @model_validator(mode="after")
+    def _keys_together(self) -> FileFields:
+        key, secret = getattr(self, "aws_access_key_id", None), getattr(self, "aws_secret_access_key", None)
+        if (key is None) != (secret is None):
+            raise ValueError("give both aws_access_key_id and aws_secret_access_key, or neither")
+        return self
+
+    def pattern(self, stream: str) -> str:
+        """The files of a stream, relative to ``url``."""
+        return self.files.get(stream) or f"{stream}.{self.format}"
+
+
+class _PlatformSource:
+    """What a database or files source answers as an Airbyte source does: its connector (its type), its
+    settings (``config``) and the references of its secret fields (``secrets``), no version or package."""
+
+    SECRET_FIELDS: ClassVar[tuple[str, ...]]
+    version: ClassVar[None] = None
+    package: ClassVar[None] = None
+
+    @property
+    def connector(self) -> str:
+        return self.type  # type: ignore[attr-defined]
+
+    @property
+    def secrets(self) -> dict[str, SecretRef]:
+        return {f: ref for f in self.SECRET_FIELDS if (ref := getattr(self, f)) is not None}
+
+    @property
+    def config(self) -> dict[str, Any]:
+        exclude = {"type", "name", *self.SECRET_FIELDS}
+        return self.model_dump(mode="json", by_alias=True, exclude=exclude, exclude_none=True)  # type: ignore[attr-defined]
+
+
+class DatabaseSource(_PlatformSource, DatabaseFields):
+    """Tables of a database the organization declares (its host and port are all the read may reach)."""
+
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("password",)
+    type: Literal["database"]
+    password: SecretRef | None = None
+
+
+class FileSource(_PlatformSource, FileFields):
+    """Files the organization exports: a folder of its own (or one the operator allows), HTTP(S) or S3."""
+
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("aws_access_key_id", "aws_secret_access_key")
+    type: Literal["files"]
+    aws_access_key_id: SecretRef | None = None
+    aws_secret_access_key: SecretRef | None = None
+
+
+def source_kind(data: Any) -> str:
+    """Which kind of source a mapping or model is: "database", "files", else "airbyte" (no type)."""
+    kind = data.get("type") if isinstance(data, Mapping) else getattr(data, "type", None)
+    return kind if kind in ("database", "files") else "airbyte"
+
+
+# A connection's source: an Airbyte connector (no 'type'), or a database or files ('type' says which)
+AnySource = Annotated[
+    Annotated[SourceSpec, Tag("airbyte")]
+    | Annotated[DatabaseSource, Tag("database")]
+    | Annotated[FileSource, Tag("files")],
+    Discriminator(source_kind),
+]
+
+
+# --- the organization's named sources: an Airbyte connector, a database or files, that connections read ---
+
+
+def _unnamed(entry: BaseModel, model: type[BaseModel]) -> Any:
+    return model.model_validate(entry.model_dump(by_alias=True, exclude={"name"}))
+
+
 class NamedSourceSpec(SourceSpec):
     """An entry of the organization's ``sources``: a configured connector that connections read from."""
 
     name: str = Field(pattern=NAME_PATTERN)
 
     def source(self) -> SourceSpec:
-        return SourceSpec.model_validate(self.model_dump(exclude={"name"}))
+        return _unnamed(self, SourceSpec)
 
 
-SchemaChangePolicy = Literal["ignore", "propagate_columns", "propagate_fully", "pause"]
+class NamedDatabaseSource(DatabaseSource):
+    name: str = Field(pattern=NAME_PATTERN)
+
+    def source(self) -> DatabaseSource:
+        return _unnamed(self, DatabaseSource)
+
+
+class NamedFileSource(FileSource):
+    name: str = Field(pattern=NAME_PATTERN)
+
+    def source(self) -> FileSource:
+        return _unnamed(self, FileSource)
+
+
+AnyNamedSource = Annotated[
+    Annotated[NamedSourceSpec, Tag("airbyte")]
+    | Annotated[NamedDatabaseSource, Tag("database")]
+    | Annotated[NamedFileSource, Tag("files")],
+    Discriminator(source_kind),
+]
 
 
 class ConnectionSpec(_Model):
     name: str = Field(pattern=NAME_PATTERN)
-    source: SourceSpec = Field(description="The source, or (with source_name) the named source, filled in on load")
+    source: AnySource = Field(
+        description="An Airbyte connector, a database or files ('type'); with source_name, the named source, "
+        "filled in on load"
+    )
     source_name: str | None = Field(
         None, pattern=NAME_PATTERN, description="An entry of the organization's sources; the spec then omits 'source'"
     )
@@ -249,6 +408,31 @@ class ConnectionSpec(_Model):
         if dupes:
             raise ValueError(f"streams name the same table (listed twice, or differ only in case): {', '.join(dupes)}")
         return streams
+
+    @model_validator(mode="after")
+    def _table_streams(self) -> ConnectionSpec:
+        """A database or file source's streams are tables: identifiers, cursor and key top-level columns."""
+        if not self.is_airbyte:
+            for s in self.streams:
+                if not re.match(TABLE_STREAM_PATTERN, s.name):
+                    raise ValueError(f"stream '{s.name}': a table name (letters, digits and '_', not first a digit)")
+                for path in [s.cursor_field or [], *(s.primary_key or [])]:
+                    if len(path) > 1:
+                        raise ValueError(f"stream '{s.name}': '{'.'.join(path)}' is not a column of the table")
+                if s.cursor_field is not None and len(s.cursor_field) != 1:
+                    raise ValueError(f"stream '{s.name}': cursor_field names one column")
+                if s.sync_mode == "incremental" and not s.cursor_field:
+                    raise ValueError(f"stream '{s.name}' is incremental: give its cursor_field")
+        return self
+
+    def secret_refs(self) -> list[SecretRef]:
+        """Every secret the connection's source refers to."""
+        return list(self.source.secrets.values())
+
+    @property
+    def is_airbyte(self) -> bool:
+        """Run by an Airbyte connector (embedded or on a server), not by dlt."""
+        return isinstance(self.source, SourceSpec)
 
 
 class AirbyteServerSpec(_Model):
@@ -416,7 +600,7 @@ class OrgSpec(_Model):
     warehouse: Warehouse = Field(default_factory=DuckDBWarehouse)
     dbt_projects: list[DbtProjectSpec] = Field(default_factory=list)
     ingestion: IngestionSpec = Field(default_factory=IngestionSpec)
-    sources: list[NamedSourceSpec] = Field(default_factory=list)
+    sources: list[AnyNamedSource] = Field(default_factory=list)
     connections: list[ConnectionSpec] = Field(default_factory=list)
     pipelines: list[PipelineSpec] = Field(default_factory=list)
     alerts: list[AlertRuleSpec] = Field(default_factory=list)
@@ -469,6 +653,11 @@ class OrgSpec(_Model):
                     )
                 tables[table] = connection.name
         return self
+
+    @property
+    def airbyte_connections(self) -> list[ConnectionSpec]:
+        """The connections an Airbyte connector runs (the others are database and file sources)."""
+        return [c for c in self.connections if c.is_airbyte]
 
     @property
     def folder(self) -> Path:

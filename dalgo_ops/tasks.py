@@ -3,10 +3,11 @@
 It claims the task's row in the API's database, does the work its kind names, writes each step's
 progress, then the result or the error, and exits. It sits above both halves of the platform: the
 API's models record the task; the work runs through ``dalgo_core.connectors`` in the organization's
-sandbox (embedded ingestion) or through dagster-airbyte's client against the organization's Airbyte
-server (``dalgo_assets.ingestion.server.sources``). Errors are written redacted: no secret of a
-configuration, no platform environment value, no traceback (those go to the worker's log file, under
-``$DALGO_HOME/platform/run/tasks/``, for operators).
+sandbox (embedded ingestion), through dagster-airbyte's client against the organization's Airbyte
+server (``dalgo_assets.ingestion.server.sources``), or, for the platform's own database and files
+sources whatever the mode, through the dlt worker in the sandbox (``dalgo_assets.ingestion.dlt.discovery``).
+Errors are written redacted: no secret of a configuration, no platform environment value, no traceback
+(those go to the worker's log file, under ``$DALGO_HOME/platform/run/tasks/``, for operators).
 """
 
 from __future__ import annotations
@@ -115,6 +116,10 @@ def check_source(job: Job) -> dict[str, Any]:
     config = job.params.get("config") or {}
     job.secrets += list(configs.split_secrets(config, configs.secret_paths(spec_doc))[1].values())
     problems = configs.validate(spec_doc, config)
+    if not problems and definition.engine == "dlt":
+        from dalgo_core.connectors import builtin
+
+        problems = builtin.validate(definition.connector, config)
     if problems:
         summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
         return {
@@ -122,7 +127,13 @@ def check_source(job: Job) -> dict[str, Any]:
             "message": f"the configuration does not match the spec: {summary}",
             "errors": problems,
         }
-    if job.server:
+    if definition.engine == "dlt":
+        from dalgo_assets.ingestion.dlt import discovery
+        from dalgo_core.connectors import builtin
+
+        found = builtin.configured(definition.connector, config)
+        succeeded, message, _ = discovery.check(job.spec, found, job.progress)
+    elif job.server:
         from dalgo_assets.ingestion.server import sources as server
 
         succeeded, message = server.check(job.spec, definition.connector, config, job.progress)
@@ -137,9 +148,15 @@ def check_source(job: Job) -> dict[str, Any]:
 
 
 def _discover(job: Job, name: str, source: Any) -> dict[str, dict[str, Any]]:
-    """The streams of a source (a named source, or a connection's own), by name, in the protocol's shape."""
+    """The streams of a source (a named source, or a connection's own), by name, in the protocol's shape
+    (a platform source's with its columns' own types and cursor candidates)."""
+    from dalgo_core.connectors.builtin import is_builtin
     from dalgo_core.connectors.streams import protocol_stream
 
+    if is_builtin(source.connector):
+        from dalgo_assets.ingestion.dlt import discovery
+
+        return discovery.discover(job.spec, source, job.progress)
     if job.server:
         from dalgo_assets.ingestion.server import sources as server
 
@@ -172,7 +189,7 @@ def refresh_schema(job: Job) -> dict[str, Any]:
 
     connection = job.connection()
     chosen = [s.name for s in connection.streams]
-    if job.server:
+    if job.server and connection.is_airbyte:
         from dalgo_assets.ingestion.server import sources as server
 
         discovered, applied = server.connection_catalogs(job.spec, connection, job.progress)
@@ -198,7 +215,7 @@ def approve_schema(job: Job) -> dict[str, Any]:
     chosen = [s.name for s in connection.streams]
     applied = changes.load_applied(job.slug, connection.name) or changes.AppliedCatalog()
     approved = changes.diff(applied, discovered.streams, chosen)
-    if job.server:
+    if job.server and connection.is_airbyte:
         from dalgo_assets.ingestion.server import sources as server
 
         server.approve(job.spec, connection, discovered.streams, job.progress)
@@ -235,11 +252,13 @@ def _known_failures() -> tuple[type[BaseException], ...]:
     import dagster as dg
 
     from dalgo_api.errors import ApiError
+    from dalgo_assets.ingestion.dlt.run import WorkerFailed
     from dalgo_core.connectors.calls import ConnectorError, ConnectorInstallError
     from dalgo_core.sandbox import SandboxUnavailable
     from dalgo_core.spec import SpecError
 
-    return (TaskFailed, ConnectorError, ConnectorInstallError, SandboxUnavailable, SpecError, ApiError, dg.Failure)
+    failures = (TaskFailed, ConnectorError, ConnectorInstallError, SandboxUnavailable, SpecError, ApiError)
+    return (*failures, WorkerFailed, dg.Failure)
 
 
 def _message(exc: BaseException, secrets: list[str]) -> str:

@@ -1,8 +1,8 @@
 """The organization's ingestion connections (``/api/connections/``): each writes the spec's
 ``connections`` entry and reloads the code location, where every chosen stream becomes an asset
 ``<connection>/<stream>``. A connection reads a source of ``/api/sources/`` (``source_name``) or a source
-of its own; secret config fields are stored encrypted (``dalgo_core.secret_store``) and referenced from
-the spec; they are never returned.
+of its own: an Airbyte connector, a database or files (``source.type``, run by dlt); secret fields are
+stored encrypted (``dalgo_core.secret_store``) and referenced from the spec; they are never returned.
 
 A sync is a run of the connection's assets; its history lists those runs with the records each stream
 loaded (Dagster's run storage, through the bridge). Schema changes of the source are found at every sync
@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 from ninja import Query, Router, Schema
-from pydantic import Field
+from pydantic import Field, SecretStr, ValidationError
 
 from dalgo_api import bridge
 from dalgo_api.accounts.auth import RequestContext, has_permission
 from dalgo_api.audit import services as audit
 from dalgo_api.common_responses import errors
 from dalgo_api.connections import selectors, services
-from dalgo_api.connections.schemas import ConnectionIn, ConnectionOut, ResetIn, SchemaChangesOut, SyncPage
+from dalgo_api.connections.schemas import ConnectionIn, ConnectionOut, ResetIn, SchemaChangesOut, SourceIn, SyncPage
 from dalgo_api.errors import ApiError
 from dalgo_api.runs import services as runs
 from dalgo_api.runs.schemas import RunOut
@@ -33,13 +33,38 @@ from dalgo_api.tasks.schemas import TaskOut, task_out
 from dalgo_core import secret_store
 from dalgo_core.connectors import changes
 from dalgo_core.names import CONNECTION_TAG, reset_job_name, reset_run_config
-from dalgo_core.spec import ConnectionSpec, OrgSpec, SecretRef, SourceSpec
+from dalgo_core.spec import (
+    ConnectionSpec,
+    DatabaseSource,
+    FileSource,
+    OrgSpec,
+    SecretRef,
+    SourceSpec,
+    source_kind,
+)
 
 connections = Router(tags=["connections"])
+Source = SourceSpec | DatabaseSource | FileSource
 
 
 def secret_name(connection: str, field: str) -> str:
     return f"connection_{connection}_{field}"
+
+
+def _source_out(source: Source) -> dict:
+    """A source as the API shows it: its settings and the names of its stored secrets, never their values."""
+    if isinstance(source, SourceSpec):
+        return {
+            "connector": source.connector,
+            "version": source.version,
+            "config": source.config,
+            "secret_fields": sorted(source.secrets),
+        }
+    shown = source.model_dump(by_alias=True, exclude=set(source.SECRET_FIELDS))
+    if isinstance(source, DatabaseSource):
+        shown["port"] = source.server_port
+    shown["secret_fields"] = sorted(source.secrets)
+    return shown
 
 
 def _out(spec_conn: ConnectionSpec, task: object = None) -> dict:
@@ -48,12 +73,7 @@ def _out(spec_conn: ConnectionSpec, task: object = None) -> dict:
         "source_name": spec_conn.source_name,
         "schema_change_policy": spec_conn.schema_change_policy,
         "task": task,
-        "source": {
-            "connector": spec_conn.source.connector,
-            "version": spec_conn.source.version,
-            "config": spec_conn.source.config,
-            "secret_fields": sorted(spec_conn.source.secrets),
-        },
+        "source": _source_out(spec_conn.source),
         "streams": spec_conn.streams,
         "destination_schema": spec_conn.destination_schema,
         "airbyte_connection_id": spec_conn.airbyte_connection_id,
@@ -76,33 +96,61 @@ def _named_source(spec: OrgSpec, name: str) -> SourceSpec:
     return found.source()
 
 
+def _store(slug: str, connection: str, field: str, value: SecretStr) -> SecretRef:
+    name = secret_name(connection, field)
+    secret_store.write_secret(slug, name, value.get_secret_value())
+    return SecretRef(file=name)
+
+
+def _airbyte_source(ctx: RequestContext, payload: ConnectionIn, old: Source | None) -> SourceSpec:
+    """A source of its own uses a connector of the organization's catalog (a tenant names no other package)."""
+    given = payload.source
+    assert isinstance(given, SourceIn)
+    try:
+        definition = catalog_connector(ctx.org, given.connector)
+    except ApiError as exc:
+        raise ApiError(
+            422, f"source.{exc.detail}", [{"field": "source.connector", "message": exc.errors[0]["message"]}]
+        ) from None
+    refs = dict(old.secrets) if isinstance(old, SourceSpec) else {}
+    for field, value in given.secrets.items():
+        refs[field] = _store(ctx.org.slug, payload.name, field, value)
+    return SourceSpec(
+        connector=given.connector,
+        version=given.version,
+        config=given.config,
+        secrets=refs,
+        package=definition.package or None,
+    )
+
+
+def _dlt_source(slug: str, payload: ConnectionIn, old: Source | None) -> DatabaseSource | FileSource:
+    """A database or files source of its own."""
+    given = payload.source
+    assert given is not None and not isinstance(given, SourceIn)
+    model = DatabaseSource if given.type == "database" else FileSource
+    fields = model.SECRET_FIELDS
+    data = given.model_dump(by_alias=True, exclude=set(fields))
+    for field in fields:
+        value = getattr(given, field)
+        kept = getattr(old, field, None) if old is not None and source_kind(old) == given.type else None
+        data[field] = _store(slug, payload.name, field, value) if value is not None else kept
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(422, f"source: {exc.errors()[0]['msg']}") from None
+
+
 def _to_spec(ctx: RequestContext, payload: ConnectionIn, current: ConnectionSpec | None) -> ConnectionSpec:
-    """The spec entry for an input; given secrets are stored now, omitted ones keep their reference. A
-    source of its own uses a connector of the organization's catalog (a tenant names no other package)."""
+    """The spec entry for an input; given secrets are stored now, omitted ones keep their reference."""
     slug = ctx.org.slug
+    old = current.source if current is not None and current.source_name is None else None
     if payload.source_name is not None:
-        source = _named_source(specs.load_spec(slug), payload.source_name)
+        source: Source = _named_source(specs.load_spec(slug), payload.source_name)
+    elif isinstance(payload.source, SourceIn):
+        source = _airbyte_source(ctx, payload, old)
     else:
-        assert payload.source is not None
-        try:
-            definition = catalog_connector(ctx.org, payload.source.connector)
-        except ApiError as exc:
-            raise ApiError(
-                422, f"source.{exc.detail}", [{"field": "source.connector", "message": exc.errors[0]["message"]}]
-            ) from None
-        kept = current is not None and current.source_name is None
-        refs = dict(current.source.secrets) if kept and current is not None else {}
-        for field, value in payload.source.secrets.items():
-            name = secret_name(payload.name, field)
-            secret_store.write_secret(slug, name, value.get_secret_value())
-            refs[field] = SecretRef(file=name)
-        source = SourceSpec(
-            connector=payload.source.connector,
-            version=payload.source.version,
-            config=payload.source.config,
-            secrets=refs,
-            package=definition.package or None,
-        )
+        source = _dlt_source(slug, payload, old)
     return ConnectionSpec(
         name=payload.name,
         source=source,
@@ -114,17 +162,32 @@ def _to_spec(ctx: RequestContext, payload: ConnectionIn, current: ConnectionSpec
     )
 
 
-@connections.get("/", response=list[ConnectionOut], auth=has_permission(["can_view_connections"]))
+@connections.get(
+    "/",
+    response=list[ConnectionOut],
+    auth=has_permission(["can_view_connections"]),
+    by_alias=True,  # a database source's 'schema'
+)
 def list_connections(request: HttpRequest) -> list[dict]:
     return [_out(c) for c in specs.load_spec(request.auth.org.slug).connections]
 
 
-@connections.get("/{name}", response=ConnectionOut, auth=has_permission(["can_view_connection"], lookup=_connection))
+@connections.get(
+    "/{name}",
+    response=ConnectionOut,
+    auth=has_permission(["can_view_connection"], lookup=_connection),
+    by_alias=True,  # a database source's 'schema'
+)
 def get_connection(request: HttpRequest, name: str) -> dict:
     return _out(request.auth.obj)
 
 
-@connections.post("/", response={201: ConnectionOut}, auth=has_permission(["can_create_connection"]))
+@connections.post(
+    "/",
+    response={201: ConnectionOut},
+    auth=has_permission(["can_create_connection"]),
+    by_alias=True,  # a database source's 'schema'
+)
 def create_connection(request: HttpRequest, payload: ConnectionIn) -> tuple[int, dict]:
     """Add a connection: its streams become assets once the code location reloads (done here)."""
     slug = request.auth.org.slug
@@ -134,7 +197,12 @@ def create_connection(request: HttpRequest, payload: ConnectionIn) -> tuple[int,
     return 201, _out(entry, services.apply_to_server(request.auth))
 
 
-@connections.put("/{name}", response=ConnectionOut, auth=has_permission(["can_edit_connection"], lookup=_connection))
+@connections.put(
+    "/{name}",
+    response=ConnectionOut,
+    auth=has_permission(["can_edit_connection"], lookup=_connection),
+    by_alias=True,  # a database source's 'schema'
+)
 def update_connection(request: HttpRequest, name: str, payload: ConnectionIn) -> dict:
     """Replace a connection (renaming it changes its assets' keys)."""
     slug = request.auth.org.slug
@@ -151,7 +219,7 @@ def delete_connection(request: HttpRequest, name: str) -> tuple[int, None]:
     SECTION.remove(slug, name)
     connection = request.auth.obj
     if connection.source_name is None:  # a named source keeps its secrets
-        for ref in connection.source.secrets.values():
+        for ref in connection.secret_refs():
             if ref.file:
                 secret_store.delete_secret(slug, ref.file)
     changes.forget(slug, name)

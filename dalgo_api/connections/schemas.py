@@ -1,5 +1,8 @@
 """Bodies of the connection endpoints: the spec's own models wherever they fit (so the API and the
-YAML validate the same way), with secrets given as values and stored apart."""
+YAML validate the same way), with secrets given as values and stored apart.
+
+A source is an Airbyte connector (no ``type``), or, with ``type``, a database (``database``) or files
+(``files``) that dlt reads on the platform's host."""
 
 from __future__ import annotations
 
@@ -7,11 +10,19 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Discriminator, Field, SecretStr, Tag, model_validator
 
 from dalgo_api.runs.schemas import RunStatus
 from dalgo_api.tasks.schemas import TaskOut
-from dalgo_core.spec import FIELD_PATH_PATTERN, NAME_PATTERN, VERSION_PATTERN, SchemaChangePolicy, StreamSpec
+from dalgo_core.connectors.builtin import DatabaseConfig, FilesConfig
+from dalgo_core.spec import (
+    FIELD_PATH_PATTERN,
+    NAME_PATTERN,
+    VERSION_PATTERN,
+    SchemaChangePolicy,
+    StreamSpec,
+    source_kind,
+)
 
 
 class SourceIn(Schema):
@@ -25,9 +36,33 @@ class SourceIn(Schema):
     )
 
 
+class DatabaseSourceIn(DatabaseConfig):
+    """A database of the connection's own (the form of ``GET /api/sources/connectors/database/spec``)."""
+
+    type: Literal["database"]
+
+
+class FileSourceIn(FilesConfig):
+    """Files of the connection's own (the form of ``GET /api/sources/connectors/files/spec``)."""
+
+    type: Literal["files"]
+
+
+AnySourceIn = Annotated[
+    Annotated[SourceIn, Tag("airbyte")]
+    | Annotated[DatabaseSourceIn, Tag("database")]
+    | Annotated[FileSourceIn, Tag("files")],
+    Discriminator(source_kind),
+]
+
+
 class ConnectionIn(Schema):
     name: str = Field(pattern=NAME_PATTERN)
-    source: SourceIn | None = Field(None, description="A source of its own; or name one of /api/sources/")
+    source: AnySourceIn | None = Field(
+        None,
+        description="A source of its own (an Airbyte connector, or a database or files: 'type'); "
+        "or name one of /api/sources/",
+    )
     source_name: str | None = Field(None, pattern=NAME_PATTERN, description="A source of /api/sources/")
     streams: list[StreamSpec] = Field(min_length=1, description="The streams chosen, each with its sync mode")
     destination_schema: str = Field("raw", pattern=NAME_PATTERN)
@@ -50,9 +85,30 @@ class SourceOut(Schema):
     secret_fields: list[str]
 
 
+class DatabaseSourceOut(Schema):
+    type: Literal["database"]
+    dialect: str
+    host: str
+    port: int
+    database: str
+    user: str
+    schema_: str | None = Field(alias="schema")
+    sslmode: str | None
+    secret_fields: list[str] = Field(description="the secrets stored for it (never their values)")
+
+
+class FileSourceOut(Schema):
+    type: Literal["files"]
+    url: str
+    format: str
+    files: dict[str, str]
+    endpoint_url: str | None
+    secret_fields: list[str]
+
+
 class ConnectionOut(Schema):
     name: str
-    source: SourceOut
+    source: SourceOut | DatabaseSourceOut | FileSourceOut
     source_name: str | None
     schema_change_policy: SchemaChangePolicy
     streams: list[StreamSpec]

@@ -1,8 +1,9 @@
 """The connector catalog and the organization's sources (``/api/sources/``).
 
-The catalog lists the connectors an organization may use, each with its version and documentation; its
-spec (the configuration form) is read once per version by a task and answered at once afterwards. A
-source is a configured connector, written in the organization's spec under ``sources``: its
+The catalog lists the connectors an organization may use, each with its version and documentation: the
+platform's own database and files sources (run by dlt, their form known at once), then Airbyte's
+connectors, whose spec (the configuration form) is read once per version by a task and answered at once
+afterwards. A source is a configured connector, written in the organization's spec under ``sources``: its
 configuration is validated against the connector's spec; the fields the spec marks secret are stored
 encrypted and never returned. Checking a configuration and discovering a source's streams run the
 connector (in the organization's sandbox, or on its Airbyte server) in a task: the answer is 202 with
@@ -50,6 +51,7 @@ def _connector_out(definition: ConnectorDef, spec_cached: bool) -> dict:
         "package": definition.pypi_package,
         "documentation_url": definition.docs,
         "custom": definition.custom,
+        "engine": definition.engine,
         "spec_cached": spec_cached,
     }
 
@@ -108,7 +110,7 @@ def check_config(request: HttpRequest, payload: ConfigIn) -> tuple[int, object]:
     ctx = request.auth
     definition = services.catalog_connector(ctx.org, payload.connector)
     found = selectors.cached_spec(selectors.spec_key(selectors.org_server_url(ctx.org.slug), definition))
-    full = services.checked_config(found, payload.config) if found is not None else payload.config
+    full = services.checked_config(definition, found, payload.config) if found is not None else payload.config
     return 202, task_out(services.check_task(ctx, definition, full, f"{definition.connector} (not saved)"))
 
 
@@ -162,12 +164,14 @@ def check_source(request: HttpRequest, name: str, payload: SourceCheckIn | None 
     definition = services.catalog_connector(ctx.org, source.connector)
     spec_doc = services.known_spec(ctx.org.slug, definition)
     config = payload.config if payload is not None and payload.config is not None else source.config
-    full = services.checked_config(spec_doc, config, services.stored_secrets(ctx.org.slug, source))
+    full = services.checked_config(definition, spec_doc, config, services.stored_secrets(ctx.org.slug, source))
     return 202, task_out(services.check_task(ctx, definition, full, name))
 
 
 @sources.post("/{name}/discover", response={202: TaskOut}, auth=has_permission(["can_view_source"], lookup=_source))
 def discover_source(request: HttpRequest, name: str) -> tuple[int, object]:
     """The source's streams (JSON schema, supported sync modes, cursor fields, primary keys), found by the
-    connector's ``discover`` in a task: its result lists them, to choose a connection's streams from."""
+    connector's ``discover`` in a task: its result lists them, to choose a connection's streams from. A
+    database's tables and a folder's files also give each column's own type (``columns``) and the columns
+    an incremental sync could follow (``cursor_candidates``)."""
     return 202, task_out(services.discover_task(request.auth, request.auth.obj))

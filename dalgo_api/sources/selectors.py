@@ -10,17 +10,22 @@ from django.core.cache import cache
 from dalgo_api.errors import not_found
 from dalgo_api.sources.models import ConnectorSpec, CustomConnector
 from dalgo_api.specs import store as specs
+from dalgo_core.connectors import builtin
 from dalgo_core.connectors import config as configs
 from dalgo_core.connectors.catalog import ConnectorDef, curated
-from dalgo_core.spec import NamedSourceSpec, OrgSpec
+from dalgo_core.spec import NamedDatabaseSource, NamedFileSource, NamedSourceSpec, OrgSpec
+
+NamedSource = NamedSourceSpec | NamedDatabaseSource | NamedFileSource
+BUILTIN_KEY = "dlt:"  # the spec key of the platform's own sources: their form is known, never read
 
 SPEC_CACHE_SECONDS = 3600  # a version's spec never changes; a server's connector may be upgraded
 RECENT_SECONDS = 2.0  # what another process may change: an organization's own connectors, specs read
 
 
 def catalog(org: Any) -> list[ConnectorDef]:
-    """The connectors the organization may use: the curated set, then its operators' own (each API
-    process keeps an organization's own for ``RECENT_SECONDS``; adding one forgets them at once)."""
+    """The connectors the organization may use: the platform's database and files sources, the curated
+    Airbyte connectors, then its operators' own (each API process keeps an organization's own for
+    ``RECENT_SECONDS``; adding one forgets them at once)."""
     key = f"custom-connectors:{org.pk}"
     custom = cache.get(key)
     if custom is None:
@@ -37,7 +42,7 @@ def catalog(org: Any) -> list[ConnectorDef]:
             for c in CustomConnector.objects.filter(org=org).order_by("connector")
         ]
         cache.set(key, custom, RECENT_SECONDS)
-    return [*curated(), *custom]
+    return [*builtin.definitions(), *curated(), *custom]
 
 
 def forget_catalog(org: Any) -> None:
@@ -75,14 +80,20 @@ def org_server_url(slug: str) -> str | None:
 
 def spec_key(server: str | None, definition: ConnectorDef) -> str:
     """What a specification is cached by: the package and version installed here (embedded), or the
-    organization's Airbyte server and the connector (server mode: the server decides the version)."""
+    organization's Airbyte server and the connector (server mode: the server decides the version); the
+    platform's own sources by name, whatever the mode (dlt runs them)."""
+    if definition.engine == "dlt":
+        return BUILTIN_KEY + definition.connector
     if server is not None:
         return f"airbyte:{server}#{definition.connector}"
     return f"{definition.pypi_package}=={definition.version}"
 
 
 def cached_spec(key: str) -> dict[str, Any] | None:
-    """The specification read for ``key``, if a task read it (kept in each API process for an hour)."""
+    """The specification read for ``key``, if a task read it (kept in each API process for an hour); a
+    platform source's form, always."""
+    if key.startswith(BUILTIN_KEY):
+        return builtin.spec(key.removeprefix(BUILTIN_KEY))
     found = cache.get(f"connector-spec:{key}")
     if found is None:
         found = ConnectorSpec.objects.filter(key=key).values_list("spec", flat=True).first()
@@ -111,8 +122,10 @@ def spec_form(key: str) -> dict[str, Any] | None:
 def cached_keys(keys: list[str]) -> set[str]:
     """Which of these specifications are cached: the catalog's ``spec_cached`` (one query at most; each API
     process remembers the answer for ``RECENT_SECONDS``)."""
+    found = {k for k in keys if k.startswith(BUILTIN_KEY)}
+    keys = [k for k in keys if k not in found]
     remembered = cache.get_many([f"spec-cached:{k}" for k in keys])
-    found = {k for k in keys if remembered.get(f"spec-cached:{k}")}
+    found |= {k for k in keys if remembered.get(f"spec-cached:{k}")}
     missing = [k for k in keys if f"spec-cached:{k}" not in remembered]
     if missing:
         stored = set(ConnectorSpec.objects.filter(key__in=missing).values_list("key", flat=True))
@@ -121,7 +134,7 @@ def cached_keys(keys: list[str]) -> set[str]:
     return found
 
 
-def named_source(spec: OrgSpec, name: str) -> NamedSourceSpec | None:
+def named_source(spec: OrgSpec, name: str) -> NamedSource | None:
     return next((s for s in spec.sources if s.name == name), None)
 
 

@@ -9,12 +9,14 @@ from typing import Any
 from dalgo_api.errors import ApiError
 from dalgo_api.sources import selectors
 from dalgo_api.sources.models import ConnectorSpec, CustomConnector
+from dalgo_api.sources.selectors import NamedSource
 from dalgo_api.specs import store as specs
 from dalgo_api.specs.changes import change_spec
 from dalgo_api.tasks import selectors as task_selectors
 from dalgo_api.tasks import services as tasks
 from dalgo_api.tasks.models import Task
 from dalgo_core import secret_store
+from dalgo_core.connectors import builtin
 from dalgo_core.connectors import config as configs
 from dalgo_core.connectors.catalog import ConnectorDef, curated
 from dalgo_core.spec import NamedSourceSpec, OrgSpec, SecretRef
@@ -79,7 +81,7 @@ def catalog_connector(org: Any, connector: str) -> ConnectorDef:
 # --- configurations --------------------------------------------------------------------------------
 
 
-def stored_secrets(slug: str, source: NamedSourceSpec) -> dict[str, str]:
+def stored_secrets(slug: str, source: NamedSource) -> dict[str, str]:
     """The secret values a source keeps (those that can be read here)."""
     values = {}
     for path, ref in source.secrets.items():
@@ -90,12 +92,16 @@ def stored_secrets(slug: str, source: NamedSourceSpec) -> dict[str, str]:
     return values
 
 
-def checked_config(spec_doc: dict[str, Any], config: dict[str, Any], kept: dict[str, str] | None = None) -> dict:
-    """The whole configuration (secrets left out filled from ``kept``) if the connector's spec accepts it;
-    422 naming each field otherwise (never echoing a value)."""
+def checked_config(
+    definition: ConnectorDef, spec_doc: dict[str, Any], config: dict[str, Any], kept: dict[str, str] | None = None
+) -> dict:
+    """The whole configuration (secrets left out filled from ``kept``) if the connector's spec accepts it
+    (a platform source's own rules too); 422 naming each field otherwise (never echoing a value)."""
     given = configs.split_secrets(config, configs.secret_paths(spec_doc))[1]
     full = configs.fill(config, {k: v for k, v in (kept or {}).items() if k not in given})
     problems = configs.validate(spec_doc, full)
+    if not problems and definition.engine == "dlt":
+        problems = builtin.validate(definition.connector, full)
     if problems:
         summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
         raise ApiError(422, f"the configuration does not match the connector's specification: {summary}", problems)
@@ -107,13 +113,15 @@ def checked_config(spec_doc: dict[str, Any], config: dict[str, Any], kept: dict[
 
 def _entry(
     slug: str, name: str, definition: ConnectorDef, spec_doc: dict, full: dict, refs: dict[str, SecretRef]
-) -> NamedSourceSpec:
+) -> NamedSource:
     """The spec entry of a source; its secret values are stored now (those not given keep ``refs``)."""
     plain, secrets = configs.split_secrets(full, configs.secret_paths(spec_doc))
     refs = {k: v for k, v in refs.items() if k in configs.secret_paths(spec_doc)}
     for path, value in secrets.items():
         secret_store.write_secret(slug, secret_name(name, path), value)
         refs[path] = SecretRef(file=secret_name(name, path))
+    if definition.engine == "dlt":
+        return builtin.named_source(definition.connector, name, plain, refs)
     return NamedSourceSpec(
         name=name,
         connector=definition.connector,
@@ -124,7 +132,7 @@ def _entry(
     )
 
 
-def create_source(ctx: Any, payload: Any) -> NamedSourceSpec:
+def create_source(ctx: Any, payload: Any) -> NamedSource:
     slug = ctx.org.slug
     if payload.name in RESERVED_NAMES:
         raise ApiError(422, f"name: '{payload.name}' is reserved", [{"field": "name", "message": "reserved"}])
@@ -133,19 +141,19 @@ def create_source(ctx: Any, payload: Any) -> NamedSourceSpec:
         raise ApiError(409, f"source '{payload.name}' already exists in organization '{slug}'")
     definition = catalog_connector(ctx.org, payload.connector)
     spec_doc = known_spec(slug, definition)
-    entry = _entry(slug, payload.name, definition, spec_doc, checked_config(spec_doc, payload.config), {})
+    entry = _entry(slug, payload.name, definition, spec_doc, checked_config(definition, spec_doc, payload.config), {})
     # no connection reads a new source: Dagster need not be reachable to add one
     change_spec(slug, lambda s: s.sources.append(entry), dagster_required=False)
     return entry
 
 
-def update_source(ctx: Any, current: NamedSourceSpec, payload: Any) -> NamedSourceSpec:
+def update_source(ctx: Any, current: NamedSource, payload: Any) -> NamedSource:
     """Change a source's configuration; its connections sync with it once the code location reloads."""
     slug = ctx.org.slug
     spec = specs.load_spec(slug)
     definition = catalog_connector(ctx.org, current.connector)
     spec_doc = known_spec(slug, definition)
-    full = checked_config(spec_doc, payload.config, stored_secrets(slug, current))
+    full = checked_config(definition, spec_doc, payload.config, stored_secrets(slug, current))
     entry = _entry(slug, current.name, definition, spec_doc, full, dict(current.secrets))
 
     def edit(s: OrgSpec) -> None:  # its connections read the new entry when the spec is saved
@@ -155,7 +163,7 @@ def update_source(ctx: Any, current: NamedSourceSpec, payload: Any) -> NamedSour
     return entry
 
 
-def delete_source(ctx: Any, current: NamedSourceSpec) -> None:
+def delete_source(ctx: Any, current: NamedSource) -> None:
     slug = ctx.org.slug
     users = selectors.source_users(specs.load_spec(slug), current.name)
     if users:
@@ -171,7 +179,7 @@ def delete_source(ctx: Any, current: NamedSourceSpec) -> None:
             secret_store.delete_secret(slug, ref.file)
 
 
-def source_out(spec: OrgSpec, source: NamedSourceSpec) -> dict[str, Any]:
+def source_out(spec: OrgSpec, source: NamedSource) -> dict[str, Any]:
     return {
         "name": source.name,
         "connector": source.connector,
@@ -191,6 +199,6 @@ def check_task(ctx: Any, definition: ConnectorDef, full_config: dict[str, Any], 
     return tasks.start(ctx.org, ctx.user, "check_source", subject, params)
 
 
-def discover_task(ctx: Any, source: NamedSourceSpec) -> Task:
+def discover_task(ctx: Any, source: NamedSource) -> Task:
     running = task_selectors.unfinished(ctx.org, "discover_source", source.name)
     return running or tasks.start(ctx.org, ctx.user, "discover_source", source.name, {"source": source.name})

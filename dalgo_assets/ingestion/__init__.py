@@ -1,13 +1,15 @@
-"""Airbyte connections as assets: one asset per stream, ``<org>/<connection>/<stream>``.
+"""Ingestion connections as assets: one asset per stream, ``<org>/<connection>/<stream>``.
 
-Two ways to run a connection, chosen per organization (``ingestion.mode`` in its spec):
+Two ways to run an Airbyte connection, chosen per organization (``ingestion.mode`` in its spec):
 ``embedded`` (the default) runs Airbyte's Python source connectors on this host and loads their records
 into the organization's warehouse; ``server`` drives an Airbyte server through dagster-airbyte's
-``AirbyteWorkspace``. Either way the stream's table feeds the dbt sources that read it.
+``AirbyteWorkspace``. A connection whose source is a database or files (``source.type``) is run by dlt on
+this host whatever the mode (``dlt/``). Either way the stream's table feeds the dbt sources that read it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,29 @@ def stream_key(org: str, connection: str, stream: str) -> dg.AssetKey:
     return dg.AssetKey([org, connection, stream])
 
 
+@dataclass(frozen=True)
+class StreamResult:
+    """What a sync did to one stream."""
+
+    stream: str
+    table: str  # schema.table
+    sync_mode: str
+    rows_loaded: int
+
+
+def materializations(org: str, connection: str, results: Iterable[StreamResult]) -> Iterator[dg.MaterializeResult]:
+    """One materialization per synced stream: rows loaded, table and sync mode."""
+    for result in results:
+        yield dg.MaterializeResult(
+            asset_key=stream_key(org, connection, result.stream),
+            metadata={
+                "rows_loaded": dg.MetadataValue.int(result.rows_loaded),
+                "table": result.table,
+                "sync_mode": result.sync_mode,
+            },
+        )
+
+
 def ingestion_group(org: str) -> str:
     return f"{org}_ingestion"
 
@@ -46,15 +71,24 @@ def stream_relations(spec: OrgSpec) -> dict[Relation, tuple[str, dg.AssetKey]]:
 
 
 def build_ingestion_definitions(spec: OrgSpec) -> IngestionDefinitions:
-    if not spec.connections:
-        return IngestionDefinitions()
-    if spec.ingestion.mode == "server":
-        from dalgo_assets.ingestion.server import build_server_ingestion
+    built = IngestionDefinitions()
+    airbyte = spec.airbyte_connections
+    if airbyte:
+        only_airbyte = spec.model_copy(update={"connections": airbyte})
+        if spec.ingestion.mode == "server":
+            from dalgo_assets.ingestion.server import build_server_ingestion
 
-        built = build_server_ingestion(spec)
-    else:
-        from dalgo_assets.ingestion.embedded import build_embedded_ingestion
+            built = build_server_ingestion(only_airbyte)
+        else:
+            from dalgo_assets.ingestion.embedded import build_embedded_ingestion
 
-        built = build_embedded_ingestion(spec)
+            built = build_embedded_ingestion(only_airbyte)
+    others = [c for c in spec.connections if not c.is_airbyte]
+    if others:
+        from dalgo_assets.ingestion.dlt import build_dlt_ingestion
+
+        extra = build_dlt_ingestion(spec, others)
+        built.assets += extra.assets
+        built.jobs += extra.jobs
     built.relations = stream_relations(spec)
     return built

@@ -6,6 +6,7 @@
 - ``calls``: one ``spec``, ``check`` or ``discover`` of an organization, with progress messages (the API's
   tasks);
 - ``catalog``: the connectors an organization may use (a curated default set, operators' own);
+- ``builtin``: the platform's own database and files sources (run by dlt): their catalog entries and forms;
 - ``config``: a configuration against the connector's spec: validation and its secret fields;
 - ``streams``: a discovered stream in the protocol's shape;
 - ``types`` and ``changes``: schema changes (a discovered catalog against the applied one) and the

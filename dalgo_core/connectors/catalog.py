@@ -4,7 +4,8 @@ A curated default set (``curated.csv``: Airbyte's Python connectors that install
 NGOs, each pinned to a version that installs on the platform's Python), to which platform operators add
 their own connectors (a PyPI package and a version). Each entry names its connector (the command the
 package installs, e.g. ``source-file``), the package and version to install, and where it is documented;
-its configuration form is the connector's own ``spec``, read once per version.
+its configuration form is the connector's own ``spec``, read once per version. The platform's own
+database and files sources (``builtin``) join them, their form known at once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import csv
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from dalgo_core.connectors.install import package_name
 
@@ -29,6 +31,7 @@ class ConnectorDef:
     package: str = ""  # default airbyte-<connector>
     documentation_url: str = ""
     custom: bool = False  # added by an operator
+    engine: Literal["airbyte", "dlt"] = "airbyte"  # dlt: the platform's own database and files sources
 
     @property
     def pypi_package(self) -> str:

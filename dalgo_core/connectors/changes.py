@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,7 @@ from dalgo_core.connectors.types import column_kind
 
 Kind = Literal["stream_added", "stream_removed", "column_added", "column_removed", "column_retyped"]
 APPLIED_FILE, DISCOVERED_FILE = "applied_catalog.json", "discovered_catalog.json"
+Note = Callable[[str, str], None]  # (level, message)
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,38 @@ def apply_policy(
     pending = [c for c in changes if c not in propagated]
     skipped = [c.stream for c in removed] if policy == "propagate_fully" else []
     return Outcome(AppliedCatalog(streams, known), propagated, pending, skipped=skipped)
+
+
+class SchemaChangesHeld(Exception):
+    """The connection's policy is pause and the source changed: the sync does not run."""
+
+
+def follow_policy(org: str, connection: Any, discovered: Mapping[str, Mapping[str, Any]], note: Note) -> Outcome:
+    """What a sync does with the catalog it just discovered (any engine's): kept as the last discovered,
+    compared with the applied one (the first sync's catalog is the baseline) and followed as the
+    connection's policy says, each step said through ``note``; ``SchemaChangesHeld`` when it pauses."""
+    chosen = [s.name for s in connection.streams]
+    save_discovered(org, connection.name, discovered)
+    applied = load_applied(org, connection.name)
+    if applied is None:  # the first sync (or a connection written by hand): today's catalog is the baseline
+        baseline = AppliedCatalog.from_discovered(discovered, chosen)
+        save_applied(org, connection.name, baseline)
+        return Outcome(baseline, [], [])
+    outcome = apply_policy(connection.schema_change_policy, applied, discovered, chosen)
+    if outcome.held:
+        raise SchemaChangesHeld(
+            "the source's schema changed and the connection's policy is to pause: "
+            f"{describe(outcome.pending)}; review and approve the changes "
+            f"(POST /api/connections/{connection.name}/schema-changes/approve) to sync again"
+        )
+    if outcome.propagated:
+        note("warning", f"schema changes applied ({connection.schema_change_policy}): {describe(outcome.propagated)}")
+        save_applied(org, connection.name, outcome.applied)
+    if outcome.pending:
+        note("warning", f"schema changes waiting for approval: {describe(outcome.pending)}")
+    for stream in outcome.skipped:
+        note("warning", f"stream '{stream}' is no longer in the source: not synced (its table stays)")
+    return outcome
 
 
 # --- the two catalogs of a connection, in the organization's root ---------------------------------

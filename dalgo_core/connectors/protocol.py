@@ -161,7 +161,7 @@ class ConnectorProcess:
             scope.close()
             raise
         running = _Running(proc, deque(maxlen=200), scope=scope)
-        running.reader = threading.Thread(target=_drain_stderr, args=(proc, running.stderr_tail), daemon=True)
+        running.reader = threading.Thread(target=drain_stderr, args=(proc, running.stderr_tail), daemon=True)
         running.reader.start()
         return running
 
@@ -233,7 +233,7 @@ class _Running:
             self.scope.close()
 
 
-def _drain_stderr(proc: subprocess.Popen[bytes], tail: deque[str]) -> None:
+def drain_stderr(proc: subprocess.Popen[bytes], tail: deque[str]) -> None:
     assert proc.stderr is not None
     for raw in proc.stderr:
         line = raw.decode(errors="replace").rstrip()

@@ -151,3 +151,80 @@ def test_a_task_of_another_organization_is_404(api: Api, world: OrgWorld, other_
     assert api.get(path, token=world.tokens["guest"], org=world.slug).status_code == 200
     assert api.get(path, token=other_world.tokens["account-manager"], org=other_world.slug).status_code == 404
     assert api.get("/api/tasks/not-a-uuid", token=world.tokens["guest"], org=world.slug).status_code == 404
+
+
+# --- the platform's own sources: a database and files, run by dlt -----------------------------------
+
+SHOP = {"host": "db.field-ngo.org", "database": "shop", "user": "reader", "password": "pg-Passw0rd-never-shown"}
+
+
+def test_database_and_files_are_in_the_catalog_with_their_form_at_once(api: Api, world: OrgWorld) -> None:
+    token = world.tokens["guest"]
+    catalog = api.get("/api/sources/connectors", token=token, org=world.slug).json()
+    assert [c["connector"] for c in catalog[:2]] == ["database", "files"]
+    database = catalog[0]
+    assert database["engine"] == "dlt" and database["spec_cached"] is True and database["package"] == "dlt"
+    assert {c["engine"] for c in catalog[2:]} == {"airbyte"}
+    form = api.get("/api/sources/connectors/database/spec", token=token, org=world.slug)
+    assert form.status_code == 200, form.content  # no connector to install: the form is known
+    schema = form.json()["connection_specification"]
+    assert {"dialect", "host", "port", "database", "user", "password", "schema", "sslmode"} == set(schema["properties"])
+    assert schema["required"] == ["host", "database", "user"] and form.json()["secret_fields"] == ["password"]
+    assert schema["properties"]["dialect"]["enum"] == ["postgres", "mysql"]
+    files = api.get("/api/sources/connectors/files/spec", token=token, org=world.slug).json()
+    assert files["secret_fields"] == ["aws_access_key_id", "aws_secret_access_key"]
+    assert files["connection_specification"]["properties"]["format"]["enum"] == ["csv", "parquet", "jsonl"]
+    assert not Task.objects.filter(org=world.org).exists()
+
+
+def test_a_database_source_keeps_its_password_apart_and_connections_read_it(api: Api, world: OrgWorld) -> None:
+    token = world.tokens["pipeline-manager"]
+    body = {"name": "shop", "connector": "database", "config": SHOP}
+    # checked against the form, then the platform's own rules: fields named, nothing echoed
+    bad = api.post(
+        "/api/sources/", {**body, "config": {**SHOP, "host": "db;rm -rf", "port": "x"}}, token=token, org=world.slug
+    )
+    assert bad.status_code == 422 and [e["field"] for e in bad.json()["errors"]] == ["config.host", "config.port"]
+    assert SHOP["password"] not in bad.content.decode()
+    outside = {"name": "exports", "connector": "files", "config": {"url": "../../platform", "format": "csv"}}
+    refused = api.post("/api/sources/", outside, token=token, org=world.slug)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "config.url", refused.content
+    half = {**outside, "config": {"url": "s3://ngo-exports/2024", "format": "csv", "aws_access_key_id": "AKIA0000"}}
+    assert api.post("/api/sources/", half, token=token, org=world.slug).status_code == 422
+
+    created = api.post("/api/sources/", body, token=token, org=world.slug)
+    assert created.status_code == 201, created.content
+    shown = {k: v for k, v in SHOP.items() if k != "password"}
+    assert created.json() == {
+        "name": "shop",
+        "connector": "database",
+        "version": None,
+        "config": {"dialect": "postgres", **shown},
+        "secret_fields": ["password"],
+        "connections": [],
+    }
+    spec_text = specs.org_spec_path(world.slug).read_text()
+    assert SHOP["password"] not in spec_text and "type: database" in spec_text
+    assert secret_store.read_secret(world.slug, "source_shop_password") == SHOP["password"]
+    moved = api.put("/api/sources/shop", {"config": {**shown, "port": 6543}}, token=token, org=world.slug)
+    assert moved.status_code == 200 and moved.json()["config"]["port"] == 6543
+    assert secret_store.read_secret(world.slug, "source_shop_password") == SHOP["password"]  # left out: kept
+
+    # its check and discover are tasks, their input sealed; a connection reads it by name
+    check = api.post("/api/sources/shop/check", token=token, org=world.slug)
+    assert check.status_code == 202 and check.json()["kind"] == "check_source"
+    task = Task.objects.get(pk=check.json()["task_id"])
+    assert SHOP["password"] not in task.params and task.params.startswith("fernet:")
+    assert api.post("/api/sources/shop/discover", token=token, org=world.slug).status_code == 202
+    spec = specs.load_spec(world.slug)
+    conn = ConnectionSpec(
+        name="shop", source=spec.sources[0].source(), source_name="shop", streams=[StreamSpec(name="orders")]
+    )
+    specs.save_spec(spec.model_copy(update={"connections": [conn]}))
+    read = specs.load_spec(world.slug).connections[0]
+    assert read.source.type == "database" and read.source.port == 6543 and not read.is_airbyte
+    listed = api.get("/api/connections/", token=world.tokens["guest"], org=world.slug)
+    assert (
+        listed.json()[0]["source"]["secret_fields"] == ["password"] and SHOP["password"] not in listed.content.decode()
+    )
+    assert api.delete("/api/sources/shop", token=token, org=world.slug).status_code == 409

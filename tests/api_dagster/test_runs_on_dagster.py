@@ -588,3 +588,49 @@ def test_a_connection_reset_through_the_api_launches_the_connections_reset_job(s
     assert run_of(stack, slug, run["run_id"])["job"] == run["job"]
     cancel(stack, slug, run["run_id"])
     assert stack.call("DELETE", "/api/connections/resettable", org=slug).status_code == 204
+
+
+def test_a_database_connection_through_the_api_keeps_its_password_apart(stack: Stack):
+    """A database source's password is stored encrypted and referred to from the spec, never answered;
+    an update without it keeps it; its streams are assets live in Dagster; a file source outside the
+    organization's files is 422 naming the field; a delete removes the stored password."""
+    from dalgo_core.layout import secrets_dir
+    from dalgo_core.spec import load_org_spec
+
+    slug = org_b(stack)
+    source = {"type": "database", "host": "db.example.org", "database": "shop", "user": "reader"}
+    body = {
+        "name": "shop",
+        "source": {**source, "password": "pa55 w:rd"},
+        "streams": [{"name": "orders", "sync_mode": "incremental", "cursor_field": ["updated_at"]}],
+        "destination_schema": "shop_raw",
+    }
+    created = stack.call("POST", "/api/connections/", body, org=slug, role="pipeline-manager")
+    assert created.status_code == 201, created.content
+    assert created.json()["source"] == {
+        **source,
+        "dialect": "postgres",
+        "port": 5432,
+        "schema": None,
+        "sslmode": None,
+        "secret_fields": ["password"],
+    }
+    assert "pa55" not in created.text
+    stored = load_org_spec(slug).connections[-1].source
+    assert stored.password.file and stored.password.resolve(slug) == "pa55 w:rd"
+    secret_file = secrets_dir() / slug / stored.password.file
+    assert "pa55" not in secret_file.read_text()
+    assets = stack.call("GET", "/api/assets/", org=slug).json()
+    assert any(a["key"] == "shop/orders" for a in assets), assets
+
+    body["source"] = {**source, "port": 5433}  # no password: the stored one stays
+    updated = stack.call("PUT", "/api/connections/shop", body, org=slug, role="pipeline-manager")
+    assert updated.status_code == 200, updated.content
+    assert load_org_spec(slug).connections[-1].source.password.resolve(slug) == "pa55 w:rd"
+
+    outside = {**body, "name": "files", "source": {"type": "files", "url": "../../platform", "format": "csv"}}
+    refused = stack.call("POST", "/api/connections/", outside, org=slug, role="pipeline-manager")
+    assert refused.status_code == 422 and "url" in refused.text, refused.content
+
+    assert stack.call("DELETE", "/api/connections/shop", org=slug, role="pipeline-manager").status_code == 204
+    assert not secret_file.exists()

@@ -3,7 +3,9 @@
 Embedded (real connectors from PyPI, in the organization's sandbox): the catalog, a connector's spec
 (read by a task), configurations checked before saving, sources created and discovered, connections
 choosing streams and modes, syncs and their history with row counts, a column added to a CSV detected and
-propagated (one connection) or held for approval (a paused one), a stream reset and read in full again.
+propagated (one connection) or held for approval (a paused one), a stream reset and read in full again;
+the platform's own database and files sources through the same endpoints: checked and discovered by tasks,
+a database connection synced with its history, a new column applied as its policy says.
 
 With an Airbyte server (the stand-in, running the real connectors for spec, check and discover as Airbyte
 runs their images; its sync jobs move no data): a spec read from the server, configurations checked by
@@ -24,10 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import psycopg
 import pytest
 
 from tests.sources.conftest import Platform, start_platform
 from tests.support.airbyte_standin import DEFAULT_WORKSPACE, ConnectorRunner, StandinAirbyte
+from tests.support.postgres import PostgresServer
 
 ORG = "field_ngo"  # embedded ingestion, DuckDB
 HQ = "hq_ngo"  # an Airbyte server
@@ -112,7 +116,8 @@ def test_the_catalog_and_a_connector_spec(platform: Platform) -> None:
     spec = spec_of(platform, "source-file")
     assert {"dataset_name", "format", "url", "provider"} <= set(spec["connection_specification"]["properties"])
     assert "provider.password" in spec["secret_fields"]
-    assert platform.ok("GET", "/api/sources/connectors", org=ORG)[0]["spec_cached"] is True
+    listed = {c["connector"]: c for c in platform.ok("GET", "/api/sources/connectors", org=ORG)}
+    assert listed["source-file"]["spec_cached"] is True
 
     # an operator's own connector joins the catalog (platform staff only)
     custom = {"connector": "source-field-app", "package": "field-app-airbyte", "version": "1.2.0", "title": "Field app"}
@@ -269,6 +274,105 @@ def test_secrets_of_a_source_appear_in_no_answer_or_log(platform: Platform, csv_
     assert rows and SECRET not in json.dumps(rows)
     assert platform.ok("DELETE", "/api/sources/remote_sheet", org=ORG, status=204) is None
     assert platform.call("DELETE", "/api/sources/people_sheet", org=ORG).status_code == 409  # read by connections
+
+
+# --- the platform's own sources: a database and files (dlt), through the same API ---------------------
+
+SHOP_PASSWORD = "pg-Flow-Passw0rd-never-shown"
+
+
+@pytest.fixture(scope="module")
+def shop(postgres: PostgresServer) -> dict[str, Any]:
+    """A PostgreSQL database of the organization's own (customers; orders with a cursor and a primary key),
+    its user made to give its password; the source's configuration."""
+    dsn = postgres.create_database("flow_shop", owner="flow_reader", password=SHOP_PASSWORD)
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute("create table customers (id integer primary key, name text not null)")
+        db.execute("insert into customers values (1, 'asha'), (2, 'ravi'), (3, 'mina')")
+        db.execute("create table orders (id bigint primary key, amount numeric(8, 2), updated_at timestamptz not null)")
+        db.execute("insert into orders select g, g * 1.5, now() from generate_series(1, 5) g")
+    postgres.require_password("flow_reader")
+    return {
+        "host": postgres.host,
+        "port": postgres.port,
+        "database": "flow_shop",
+        "user": "flow_reader",
+        "password": SHOP_PASSWORD,
+    }
+
+
+def test_database_and_files_sources_are_checked_and_discovered(platform: Platform, shop: dict[str, Any]) -> None:
+    # a configuration checked by the worker in the sandbox: the database's own message, no secret in it
+    wrong = {"connector": "database", "config": {**shop, "password": "wrong-Passw0rd-x"}}
+    done = platform.task(platform.ok("POST", "/api/sources/check", wrong, org=ORG, status=202), org=ORG)
+    assert done["result"]["succeeded"] is False and "password authentication failed" in done["result"]["message"]
+    assert "wrong-Passw0rd-x" not in json.dumps(done)
+    good = {"connector": "database", "config": shop}
+    done = platform.task(platform.ok("POST", "/api/sources/check", good, org=ORG, status=202), org=ORG)
+    assert done["result"]["succeeded"] is True, done
+    assert "2 tables" in done["result"]["message"] and "orders" in done["result"]["message"]
+    files = {"connector": "files", "config": {"url": ".", "format": "csv"}}
+    assert platform.call("POST", "/api/sources/check", files, org=ORG).status_code == 422  # config.url
+    files["config"]["url"] = "exports"
+    (platform.root / "home" / "orgs" / ORG / "files" / "exports").mkdir(parents=True)
+    (platform.root / "home" / "orgs" / ORG / "files" / "exports" / "visits.csv").write_text("id,day\n1,2024-05-01\n")
+    done = platform.task(platform.ok("POST", "/api/sources/check", files, org=ORG, status=202), org=ORG)
+    assert done["result"] == {"succeeded": True, "message": "1 csv file at exports: visits.csv", "errors": []}
+
+    # saved (its password stored encrypted) and discovered: tables as streams with their columns' own types
+    body = {"name": "shop", "connector": "database", "config": shop}
+    created = platform.ok("POST", "/api/sources/", body, org=ORG, status=201)
+    assert created["secret_fields"] == ["password"] and "password" not in created["config"]
+    done = platform.task(platform.ok("POST", "/api/sources/shop/discover", org=ORG, status=202), org=ORG)
+    streams = {s["name"]: s for s in done["result"]["streams"]}
+    orders = streams["orders"]
+    assert set(streams) == {"customers", "orders"} and orders["source_defined_primary_key"] == [["id"]]
+    assert {c["name"]: c["type"] for c in orders["columns"]} == {
+        "id": "BIGINT",
+        "amount": "NUMERIC(8, 2)",
+        "updated_at": "TIMESTAMP WITH TIME ZONE",
+    }
+    assert orders["json_schema"]["properties"]["amount"] == {"type": ["null", "number"]}
+    assert orders["cursor_candidates"] == ["updated_at", "id"] and orders["default_cursor_field"] == ["updated_at"]
+    assert orders["supported_sync_modes"] == ["full_refresh", "incremental"]
+
+
+def test_a_database_connection_syncs_with_history_and_schema_changes(
+    platform: Platform, shop: dict[str, Any], postgres: PostgresServer
+) -> None:
+    streams = [
+        {"name": "orders", "sync_mode": "incremental", "cursor_field": ["updated_at"], "primary_key": [["id"]]},
+        {"name": "customers"},
+    ]
+    body = {"name": "shop", "source_name": "shop", "streams": streams, "destination_schema": "raw_shop"}
+    platform.ok("POST", "/api/connections/", body, org=ORG, status=201)
+    first = synced(platform, platform.ok("POST", "/api/connections/shop/sync", org=ORG, status=201))
+    assert first["status"] == "SUCCESS", first
+    (sync,) = platform.ok("GET", "/api/connections/shop/syncs", org=ORG)["syncs"]
+    assert {s["stream"]: s["records"] for s in sync["streams"]} == {"orders": 5, "customers": 3}
+
+    # the source changes: a new customer column is applied by the policy (propagate_columns), said in the
+    # run's log; the incremental stream moves the one row inserted
+    with psycopg.connect(postgres.dsn("flow_shop"), autocommit=True) as db:
+        db.execute("alter table customers add column city text")
+        db.execute("update customers set city = 'Pune'")
+        db.execute("insert into orders values (6, 9.99, now())")
+    second = synced(platform, platform.ok("POST", "/api/connections/shop/sync", org=ORG, status=201))
+    assert second["status"] == "SUCCESS", second
+    latest = platform.ok("GET", "/api/connections/shop/syncs", org=ORG)["syncs"][0]
+    assert {s["stream"]: s["records"] for s in latest["streams"]} == {"orders": 1, "customers": 3}
+    logs = json.dumps(platform.ok("GET", f"/api/runs/{second['run_id']}/logs?limit=500", org=ORG))
+    assert "schema changes applied (propagate_columns): stream 'customers': column 'city' added" in logs
+    changes = platform.ok("GET", "/api/connections/shop/schema-changes", org=ORG)
+    assert changes["changes"] == [] and changes["discovered_at"] is not None
+    assert query(platform, "select count(*), count(city) from raw_shop.customers") == [(3, 3)]
+    assert query(platform, "select count(*) from raw_shop.orders") == [(6,)]
+
+    answers = [platform.ok("GET", "/api/sources/", org=ORG), platform.ok("GET", "/api/connections/shop", org=ORG)]
+    assert SHOP_PASSWORD not in json.dumps(answers) and SHOP_PASSWORD not in platform.logs()
+    with platform.api_db() as db:
+        rows = db.execute("select params, coalesce(result, ''), error from tasks_task").fetchall()
+    assert SHOP_PASSWORD not in json.dumps(rows)
 
 
 # --- with an Airbyte server ----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import dagster as dg
 from pydantic import Field
 
-from dalgo_assets.ingestion import ingestion_group, stream_key
+from dalgo_assets.ingestion import ingestion_group, materializations, stream_key
 from dalgo_assets.ingestion.embedded.sync import ConnectionSync, SyncError
 from dalgo_assets.warehouse import WarehouseResource
 from dalgo_assets.warehouse.writers import writer_tags
@@ -90,14 +90,6 @@ def connection_asset(spec: OrgSpec, connection: ConnectionSpec) -> dg.AssetsDefi
             results = sync.run(selected)
         except SyncError as exc:
             raise dg.Failure(description=str(exc)) from None
-        for result in results:
-            yield dg.MaterializeResult(
-                asset_key=stream_key(org, connection.name, result.stream),
-                metadata={
-                    "rows_loaded": dg.MetadataValue.int(result.rows_loaded),
-                    "table": result.table,
-                    "sync_mode": result.sync_mode,
-                },
-            )
+        yield from materializations(org, connection.name, results)
 
     return _sync

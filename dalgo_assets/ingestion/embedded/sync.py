@@ -15,10 +15,10 @@ import contextlib
 import shutil
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dalgo_assets.ingestion import StreamResult
 from dalgo_assets.ingestion.embedded.loaders import Loader, Reconciled, open_loader
 from dalgo_assets.ingestion.embedded.schema import StreamTable, columns_from_schema
 from dalgo_assets.ingestion.embedded.state import GLOBAL_KEY, StateTracker, state_input
@@ -37,14 +37,6 @@ class SyncError(Exception):
     def __init__(self, org: str, connection: str, message: str):
         self.org, self.connection = org, connection
         super().__init__(f"organization '{org}', connection '{connection}': {message}")
-
-
-@dataclass(frozen=True)
-class StreamResult:
-    stream: str
-    table: str  # schema.table
-    sync_mode: str
-    rows_loaded: int
 
 
 def _column_path(path: list[str] | None, columns: set[str]) -> str | None:
@@ -162,28 +154,10 @@ class ConnectionSync:
     def _schema_changes(self, catalog: dict[str, Any], streams: list[str]) -> tuple[dict[str, Any], list[str]]:
         """Compare the discovered catalog with the applied one and follow the connection's policy
         (``dalgo_core.connectors.changes``): the catalog to load with, and the streams to sync."""
-        conn = self.connection
-        chosen = [s.name for s in conn.streams]
-        changes.save_discovered(self.org, conn.name, catalog)
-        applied = changes.load_applied(self.org, conn.name)
-        if applied is None:  # the first sync (or a connection written by hand): today's catalog is the baseline
-            changes.save_applied(self.org, conn.name, changes.AppliedCatalog.from_discovered(catalog, chosen))
-            return catalog, streams
-        outcome = changes.apply_policy(conn.schema_change_policy, applied, catalog, chosen)
-        if outcome.held:
-            raise self.error(
-                "the source's schema changed and the connection's policy is to pause: "
-                f"{changes.describe(outcome.pending)}; review and approve the changes "
-                f"(POST /api/connections/{conn.name}/schema-changes/approve) to sync again"
-            )
-        if outcome.propagated:
-            applied = changes.describe(outcome.propagated)
-            self.note("warning", f"schema changes applied ({conn.schema_change_policy}): {applied}")
-            changes.save_applied(self.org, conn.name, outcome.applied)
-        if outcome.pending:
-            self.note("warning", f"schema changes waiting for approval: {changes.describe(outcome.pending)}")
-        for stream in outcome.skipped:
-            self.note("warning", f"stream '{stream}' is no longer in the source: not synced (its table stays)")
+        try:
+            outcome = changes.follow_policy(self.org, self.connection, catalog, self.note)
+        except changes.SchemaChangesHeld as exc:
+            raise self.error(str(exc)) from None
         loading = {
             name: {**stream, "json_schema": outcome.applied.streams.get(name, stream.get("json_schema") or {})}
             for name, stream in catalog.items()

@@ -205,7 +205,7 @@ def make_plan(spec: OrgSpec, client: DalgoAirbyteClient) -> Plan:
     )
     dest_id = dest["destinationId"] if dest else f"(new destination {dest_decl.name})"
     plans, claimed = [], set()
-    for conn in spec.connections:
+    for conn in spec.airbyte_connections:  # database and file sources are not Airbyte's
         where = f"organization '{org}', connection '{conn.name}'"
         recorded = state["connections"].get(conn.name) or {}
         if conn.airbyte_connection_id:

@@ -10,7 +10,7 @@
   warehouse (assigned here, never chosen by a user), dbt artifacts and profile, ingestion state, the files
   its connections read.
 
-A slug is a lowercase identifier (``spec.SLUG_PATTERN``) and always lands under ``orgs/``, so it cannot name
+A slug is a lowercase identifier (``names.SLUG_PATTERN``) and always lands under ``orgs/``, so it cannot name
 a platform folder; ``RESERVED_SLUGS`` are refused anyway, for the folders and the names an operator reads.
 Every path built from a tenant value goes through ``inside``: resolved (symlinks followed), it must stay
 under its root.

@@ -6,6 +6,13 @@ finds them by the same names. Neither Dagster nor Django is imported here.
 
 from __future__ import annotations
 
+# --- organizations and the files named after them ------------------------------------------------
+
+# An organization's slug: its folder, its code location, the first part of its asset keys.
+SLUG_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+# Values that become one path component or one asset key part: no separators, no '..', no leading dot.
+FILE_NAME_PATTERN = r"^[A-Za-z0-9_]+([.-][A-Za-z0-9_]+)*$"
+
 # --- code locations --------------------------------------------------------------------------------
 
 LOCATION_PREFIX = "org_"

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 from dalgo_core import layout
-from dalgo_core.spec import FILE_NAME_PATTERN, SLUG_PATTERN
+from dalgo_core.names import FILE_NAME_PATTERN, SLUG_PATTERN
 
 PREFIX = "fernet:"
 KEY_ENV = "DALGO_SECRETS_KEY"

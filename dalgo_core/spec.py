@@ -35,14 +35,11 @@ from pydantic import (
 
 from dalgo_core import settings
 from dalgo_core.cron import cron_problem, smallest_interval, timezone_problem
-from dalgo_core.names import location_name
+from dalgo_core.names import FILE_NAME_PATTERN, SLUG_PATTERN, location_name
 
 SPEC_FILE = "org.yaml"
-SLUG_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 SECRET_ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-# Values that become one path component or one asset key part: no separators, no '..', no leading dot.
-FILE_NAME_PATTERN = r"^[A-Za-z0-9_]+([.-][A-Za-z0-9_]+)*$"
 FIELD_PATH_PATTERN = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"
 VERSION_PATTERN = r"^[0-9]+(\.[0-9]+){0,3}((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev[0-9]+)?$"
 STREAM_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$"

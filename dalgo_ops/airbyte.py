@@ -20,8 +20,8 @@ EXIT_NO_CHANGES, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 def _run(org: str, *, apply_it: bool) -> int:
     from dalgo_assets.ingestion.server.declared import DeclarationError
     from dalgo_assets.ingestion.server.reconcile import ReconcileError, apply, make_plan
+    from dalgo_assets.ingestion.server.resource import airbyte_client
     from dalgo_assets.ingestion.server.state import AirbyteStateError, state_path
-    from dalgo_assets.ingestion.server.workspace import airbyte_client
 
     try:
         spec = load_org_spec(org)

@@ -1,4 +1,12 @@
-"""Shared fixtures: a throwaway PostgreSQL server and isolated Dalgo state folders."""
+"""Shared fixtures: a throwaway PostgreSQL server and isolated Dalgo state folders; the API's Django
+settings for pytest-django.
+
+pytest-django gives the tests that ask for ``db`` (tests/api, tests/security) one test database per
+session (per xdist worker), migrated, each test in a transaction rolled back at its end, and emails in
+``mail.outbox`` (emptied before each test); every other test is refused the database. The database is
+SQLite in memory unless ``DALGO_API_DATABASE_URL`` says otherwise (tests/api/test_postgres_backend.py
+re-runs tests/api on PostgreSQL that way).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +14,30 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import django
 import pytest
+from django.conf import settings
 
 from tests.support.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The API reads its settings from the environment once, when Django starts (here, before pytest-django
+# finds them configured); the environment is restored afterwards, so the processes tests start do not
+# inherit these test values.
+_TEST_ENV = {
+    "DJANGO_SETTINGS_MODULE": "dalgo_api.settings",
+    "DALGO_API_DATABASE_URL": "sqlite:///:memory:",
+    "DALGO_API_SIGNUP_CODE": "let-me-in",
+    "DALGO_API_SECRET_KEY": "tests-only-" + "k" * 40,
+}
+_saved = {name: os.environ.get(name) for name in _TEST_ENV}
+os.environ.update({name: os.environ.get(name) or value for name, value in _TEST_ENV.items()})
+django.setup()
+for _name, _value in _saved.items():
+    if _value is None:
+        os.environ.pop(_name, None)
+settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from dalgo_api.accounts.models import User
 from dalgo_api.alerts import messages, webhooks
 from dalgo_api.alerts.incidents import Decision
 from dalgo_api.alerts.models import AlertEvent, Notification, NotificationPreference, WebhookDelivery
-from dalgo_api.bridge.signals import Signal
+from dalgo_api.bridge import Signal
 from dalgo_api.orgs.models import Org, OrgUser
 from dalgo_core.spec import AlertRuleSpec, SecretRef
 

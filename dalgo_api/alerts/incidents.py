@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from dalgo_api.alerts.models import AlertEvent, Incident
-from dalgo_api.bridge.signals import Signal
+from dalgo_api.bridge import Signal
 from dalgo_api.orgs.models import Org
 from dalgo_core.spec import AlertRuleSpec
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from dalgo_api import bridge, mail
 from dalgo_api.alerts.models import AlertEvent
-from dalgo_api.bridge.signals import Signal
+from dalgo_api.bridge import Signal
 from dalgo_core.redact import redact
 
 DETAIL_MAX = 4000

@@ -106,7 +106,7 @@ def forget_location(slug: str) -> None:
 
 
 def _code_server_answers(port: int) -> bool:
-    from dagster._grpc.client import DagsterGrpcClient
+    from dagster._grpc.client import DagsterGrpcClient  # noqa: TID251 - no public client for a code server's ping
 
     try:
         DagsterGrpcClient(port=port, host="127.0.0.1").ping("dalgo")

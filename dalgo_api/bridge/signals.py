@@ -154,7 +154,7 @@ def _recorded_in_run(org: str, run_id: str) -> list[Signal]:
 
 def _runless_log(out: Signals, since: float) -> None:
     from dagster import DagsterEventType
-    from dagster._core.instance.utils import RUNLESS_RUN_ID  # no public name for Dagster's run-less log
+    from dagster._core.instance.utils import RUNLESS_RUN_ID  # noqa: TID251 - no public name for the run-less log
 
     kinds = {
         DagsterEventType.FRESHNESS_STATE_CHANGE,

@@ -15,8 +15,8 @@ from django.conf import settings
 
 from dalgo_core import layout, secret_store
 from dalgo_core.code_locations import code_servers, grpc_base_port, write_workspace
+from dalgo_core.names import SLUG_PATTERN
 from dalgo_core.spec import (
-    SLUG_PATTERN,
     OrgSpec,
     load_org_spec,
     org_spec_path,
@@ -89,7 +89,7 @@ def delete_org_spec(slug: str) -> None:
 def save_spec(spec: OrgSpec) -> OrgSpec:
     """Validate a whole changed spec again (names unique, cross-field rules) and write it atomically;
     raises ``SpecError`` naming the organization and fields. Used by the connection, dbt project and
-    pipeline endpoints (``dalgo_api.workspace``)."""
+    pipeline endpoints."""
     from dalgo_core.spec import parse_org_spec
 
     path = org_spec_path(spec.slug)

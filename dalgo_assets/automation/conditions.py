@@ -45,7 +45,7 @@ import dagster as dg
 from dagster import AutomationContext, DagsterRunStatus, RunRecord
 
 # no public equivalent: AssetRecord.gen reads through the tick's loading context, batched and cached
-from dagster._core.storage.event_log.base import AssetRecord
+from dagster._core.storage.event_log.base import AssetRecord  # noqa: TID251
 
 from dalgo_assets.automation.targets import FreshnessTarget
 

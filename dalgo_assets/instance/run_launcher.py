@@ -22,7 +22,7 @@ import psutil
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DefaultRunLauncher
 
 # no public equivalent: the result type of the run launcher's check_run_worker_health
-from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
+from dagster._core.launcher import CheckRunHealthResult, WorkerStatus  # noqa: TID251
 
 from dalgo_core.names import GRPC_INFO_TAG
 

@@ -1,89 +1,33 @@
 """Fixtures for the Django API tests.
 
-The database is SQLite in memory by default; ``test_postgres_backend.py`` re-runs this whole folder in a
-subprocess with ``DALGO_API_DATABASE_URL`` pointing at the ``postgres`` fixture's server, so every test
-here runs on both. Each test runs in a transaction rolled back at its end, with specs written under
-``dalgo_env``'s tmp folders and emails kept in ``django.core.mail.outbox``.
+pytest-django's ``db`` gives each test the session's test database (SQLite in memory by default;
+``test_postgres_backend.py`` re-runs this whole folder on the ``postgres`` fixture's server, so every
+test here runs on both) in a transaction rolled back at its end, and empties ``mail.outbox``; specs are
+written under ``dalgo_env``'s tmp folders.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import Client
 
-# Settings are read once, at django.setup(); the environment is restored afterwards so other test
-# folders (and the processes they start) do not inherit these test values.
-_TEST_ENV = {
-    "DALGO_API_DATABASE_URL": "sqlite:///:memory:",
-    "DALGO_API_SIGNUP_CODE": "let-me-in",
-    "DALGO_API_SECRET_KEY": "tests-only-" + "k" * 40,
-}
-_saved = {name: os.environ.get(name) for name in _TEST_ENV}
-for _name, _value in _TEST_ENV.items():
-    os.environ.setdefault(_name, _value)
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dalgo_api.settings")
-
-import django  # noqa: E402
-
-django.setup()
-for _name, _value in _saved.items():
-    if _value is None:
-        os.environ.pop(_name, None)
-    else:
-        os.environ[_name] = _value
-
-from django.conf import settings  # noqa: E402
-from django.core import mail  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.test.utils import setup_test_environment, teardown_test_environment  # noqa: E402
-
-from dalgo_api.accounts.models import ApiToken, Role, User  # noqa: E402
-from dalgo_api.accounts.roles import ROLE_SLUGS  # noqa: E402
-from dalgo_api.orgs import services  # noqa: E402
-from dalgo_api.orgs.models import Invitation, Org, OrgUser  # noqa: E402
+from dalgo_api.accounts.models import ApiToken, Role, User
+from dalgo_api.accounts.roles import ROLE_SLUGS
+from dalgo_api.orgs import services
+from dalgo_api.orgs.models import Invitation, Org, OrgUser
 
 PASSWORD = "c0rrect-Horse-battery"
 
 
-_test_db_users: list[object] = []  # other folders (tests/security) re-export these fixtures: one database
-
-
-@pytest.fixture(scope="session")
-def django_db() -> Iterator[None]:
-    """A fresh test database (migrated, roles seeded by the data migration) for the session."""
-    if _test_db_users:
-        _test_db_users.append(object())
-        yield
-        return
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
-    setup_test_environment()
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-    _test_db_users.append(object())
-    try:
-        yield
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
-        teardown_test_environment()
-
-
 @pytest.fixture
-def db(django_db: None, dalgo_env: Path) -> Iterator[Path]:
-    """One test's database state, rolled back afterwards; specs go under ``dalgo_env``."""
-    mail.outbox = []
-    atomic = transaction.atomic()
-    atomic.__enter__()
-    try:
-        yield dalgo_env
-    finally:
-        transaction.set_rollback(True)
-        atomic.__exit__(None, None, None)
+def db(db: None, dalgo_env: Path) -> Path:
+    """pytest-django's ``db``, with the organizations' specs and state under ``dalgo_env``."""
+    return dalgo_env
 
 
 class Api:

@@ -102,16 +102,14 @@ def test_the_admin_login_is_throttled_too(api: Api, world: OrgWorld):
     assert _login(api, admin.email, PASSWORD).status_code == 429
 
 
-def test_behind_proxies_the_address_is_the_one_they_saw():
-    from django.test import RequestFactory, override_settings
-
+def test_behind_proxies_the_address_is_the_one_they_saw(rf, settings):
     from dalgo_api.accounts.throttling import client_ip
 
-    request = RequestFactory().post("/api/login/", REMOTE_ADDR="10.0.0.1")
+    request = rf.post("/api/login/", REMOTE_ADDR="10.0.0.1")
     request.META["HTTP_X_FORWARDED_FOR"] = "1.2.3.4, 198.51.100.9"  # the client's claim, the proxy's
     assert client_ip(request) == "10.0.0.1"  # no proxy configured: the header is not trusted
-    with override_settings(PROXY_COUNT=1):
-        assert client_ip(request) == "198.51.100.9"
+    settings.PROXY_COUNT = 1
+    assert client_ip(request) == "198.51.100.9"
 
 
 # --- invitations of existing users -----------------------------------------------------------------

@@ -3,12 +3,12 @@ Django test database, and organizations created through the API.
 
 The module's state (folders, environment, database rows) lives for the whole module: the webserver and
 daemon read the organizations folder and the Dagster instance the API writes, so the environment is
-set in ``os.environ`` before they start and restored afterwards.
+set in ``os.environ`` before they start and restored afterwards; the rows are written in one transaction
+(pytest-django's database, unblocked for the module) rolled back at its end.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import time
@@ -17,34 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from django.db import transaction
+from pytest_django import DjangoDbBlocker
 
-os.environ.setdefault("DALGO_API_DATABASE_URL", "sqlite:///:memory:")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dalgo_api.settings")
-
-import django
-
-django.setup()
-
-from django.db import connection, transaction  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
-
-from tests.api.conftest import PASSWORD, Api  # noqa: E402
-from tests.support.dagster import Daemon, Webserver, dagster_env  # noqa: E402
-from tests.support.orgs import REPO  # noqa: E402
+from tests.api.conftest import PASSWORD, Api
+from tests.support.dagster import Daemon, Webserver, dagster_env
+from tests.support.orgs import REPO
 
 ROLES = ("super-admin", "account-manager", "pipeline-manager", "analyst", "guest")
-
-
-def _test_database() -> None:
-    """The migrated test database, created once per session (``tests/api`` may have made it already)."""
-    from django.conf import settings
-
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    with contextlib.suppress(RuntimeError):  # already set up by tests/api
-        setup_test_environment()
-    name = str(connection.settings_dict["NAME"])
-    if "memorydb" not in name and not name.startswith("test_"):
-        connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
 
 
 @dataclass
@@ -92,7 +72,12 @@ def create_org_with_members(api: Api, root_token: str, name: str) -> OrgMembers:
 
 
 @pytest.fixture(scope="module")
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    django_db_setup: None,
+    django_db_blocker: DjangoDbBlocker,
+) -> Iterator[Stack]:
     """A module may set ``STACK_ENV`` (more environment for the API and Dagster's processes) and define
     ``before_dagster_starts(root, slugs)`` (to write its organizations' projects and specs first)."""
     root = tmp_path_factory.mktemp("dagster_api")
@@ -109,40 +94,38 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     for sub in ("home", "orgs", "dagster"):
         (root / sub).mkdir()
     shutil.copy(REPO / "deploy" / "dagster" / "dagster.yaml", root / "dagster" / "dagster.yaml")
-    _test_database()
-    atomic = transaction.atomic()
-    atomic.__enter__()
     webserver = daemon = None
-    try:
-        from dalgo_api.accounts.models import ApiToken, User
-        from dalgo_api.specs.store import workspace_file
+    # the module's rows: written in one transaction, rolled back after its last test
+    with django_db_blocker.unblock(), transaction.atomic():
+        try:
+            from dalgo_api.accounts.models import ApiToken, User
+            from dalgo_api.specs.store import workspace_file
 
-        root_user = User.objects.create_superuser("root@platform.example.org", PASSWORD)
-        api = Api()
-        root_token = ApiToken.issue(root_user)[1]
-        orgs = {}
-        for name in ("Org A", "Org B"):
-            members = create_org_with_members(api, root_token, name)
-            orgs[members.slug] = members
-        workspace = workspace_file()  # written by the API when it created the organizations
-        assert workspace.exists()
-        prepare = getattr(request.module, "before_dagster_starts", None)
-        if prepare is not None:
-            prepare(root, sorted(orgs))
-        env = dagster_env(root / "dagster")
-        webserver = Webserver(workspace, env, root)
-        webserver.wait_ready()
-        os.environ["DALGO_DAGSTER_URL"] = webserver.url  # the bridge reads it on every call
-        daemon = Daemon(workspace, env, root)  # after the webserver created the storage
-        yield Stack(root, webserver, daemon, api, root_token, orgs)
-    finally:
-        for process in (daemon, webserver):
-            if process is not None:
-                process.stop()
-        transaction.set_rollback(True)
-        atomic.__exit__(None, None, None)
-        os.environ.clear()
-        os.environ.update(env_before)
+            root_user = User.objects.create_superuser("root@platform.example.org", PASSWORD)
+            api = Api()
+            root_token = ApiToken.issue(root_user)[1]
+            orgs = {}
+            for name in ("Org A", "Org B"):
+                members = create_org_with_members(api, root_token, name)
+                orgs[members.slug] = members
+            workspace = workspace_file()  # written by the API when it created the organizations
+            assert workspace.exists()
+            prepare = getattr(request.module, "before_dagster_starts", None)
+            if prepare is not None:
+                prepare(root, sorted(orgs))
+            env = dagster_env(root / "dagster")
+            webserver = Webserver(workspace, env, root)
+            webserver.wait_ready()
+            os.environ["DALGO_DAGSTER_URL"] = webserver.url  # the bridge reads it on every call
+            daemon = Daemon(workspace, env, root)  # after the webserver created the storage
+            yield Stack(root, webserver, daemon, api, root_token, orgs)
+        finally:
+            for process in (daemon, webserver):
+                if process is not None:
+                    process.stop()
+            transaction.set_rollback(True)
+            os.environ.clear()
+            os.environ.update(env_before)
 
 
 def wait_for(predicate, timeout: float, interval: float = 1.0, what: str = "condition"):

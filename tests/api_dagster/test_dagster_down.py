@@ -3,32 +3,21 @@ ids it cannot find are 404. No Dagster process is started here."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.db import transaction
 
-from tests.api.conftest import Api
-from tests.api_dagster.conftest import OrgMembers, _test_database, create_org_with_members
+from dalgo_api.accounts.models import ApiToken, User
+from tests.api.conftest import PASSWORD, Api
+from tests.api_dagster.conftest import OrgMembers, create_org_with_members
 
 
 @pytest.fixture
-def down(dalgo_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Api, OrgMembers]]:
-    from dalgo_api.accounts.models import ApiToken, User
-    from tests.api.conftest import PASSWORD
-
+def down(db: None, dalgo_env: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Api, OrgMembers]:
     monkeypatch.setenv("DALGO_DAGSTER_URL", "http://127.0.0.1:9")  # the discard port: nothing listens
-    _test_database()
-    atomic = transaction.atomic()
-    atomic.__enter__()
-    try:
-        api = Api()
-        root = User.objects.create_superuser("root@down.example.org", PASSWORD)
-        yield api, create_org_with_members(api, ApiToken.issue(root)[1], "Down NGO")
-    finally:
-        transaction.set_rollback(True)
-        atomic.__exit__(None, None, None)
+    api = Api()
+    root = User.objects.create_superuser("root@down.example.org", PASSWORD)
+    return api, create_org_with_members(api, ApiToken.issue(root)[1], "Down NGO")
 
 
 def test_dagster_down_is_503_and_changes_nothing(down: tuple[Api, OrgMembers], dalgo_env: Path):

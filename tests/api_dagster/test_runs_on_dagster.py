@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,6 @@ PROJECT_FILES = {
     "models/broken.sql": "{{ config(materialized='table') }}\nselect cast('not a number' as integer) as n\n",
 }
 RUN_TIMEOUT = 300
-state: dict[str, Any] = {}  # what earlier tests created, for the later ones
 
 
 def org_a(stack: Stack) -> str:
@@ -109,19 +109,34 @@ def test_bad_run_requests_name_the_problem(stack: Stack):
     assert stack.call("GET", "/api/assets/people/nope", org=slug).status_code == 404
 
 
-def test_two_dbt_runs_on_one_project_queue_then_succeed_and_fail(stack: Stack):
+@dataclass(frozen=True)
+class PeopleRuns:
+    """The API's answers to launching runs of the people project: one that succeeds, one that fails, and
+    a chore queued behind both."""
+
+    good: dict[str, Any]
+    bad: dict[str, Any]
+    chore: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def people_runs(stack: Stack) -> PeopleRuns:
+    """Launched once for the module, after the first test added the people project."""
     slug = org_a(stack)
-    first = stack.call("POST", "/api/runs/", {"assets": GOOD}, org=slug, role="pipeline-manager")
-    second = stack.call("POST", "/api/runs/", {"assets": BAD}, org=slug, role="pipeline-manager")
-    assert first.status_code == 201 and second.status_code == 201, (first.content, second.content)
-    a, b = first.json(), second.json()
+    answers = (
+        stack.call("POST", "/api/runs/", {"assets": GOOD}, org=slug, role="pipeline-manager"),
+        stack.call("POST", "/api/runs/", {"assets": BAD}, org=slug, role="pipeline-manager"),
+        stack.call("POST", "/api/dbt/projects/people/commands/dbt_clean", org=slug, role="analyst"),
+    )
+    assert [a.status_code for a in answers] == [201, 201, 201], [a.content for a in answers]
+    return PeopleRuns(*(a.json() for a in answers))
+
+
+def test_two_dbt_runs_on_one_project_queue_then_succeed_and_fail(stack: Stack, people_runs: PeopleRuns):
+    slug = org_a(stack)
+    a, b = people_runs.good, people_runs.bad
     assert a["trigger"] == "manual" and a["user"] == f"pipeline-manager@{slug.replace('_', '-')}.example.org"
     assert a["assets"] == GOOD and a["state"] == "queued"
-    state["good"], state["bad"] = a["run_id"], b["run_id"]
-    # a chore on the same project, queued behind both (checked in a later test)
-    chore = stack.call("POST", "/api/dbt/projects/people/commands/dbt_clean", org=slug, role="analyst")
-    assert chore.status_code == 201, chore.content
-    state["chore"] = chore.json()["run_id"]
 
     # while the first run holds the project's pool, the second one waits and the API says why
     def second_waits_for_pool() -> bool:
@@ -211,10 +226,10 @@ def test_pipelines_are_validated_written_and_toggled(stack: Stack):
     assert again.status_code == 409
 
 
-def test_maintenance_chore_output_is_in_the_run_logs(stack: Stack):
+def test_maintenance_chore_output_is_in_the_run_logs(stack: Stack, people_runs: PeopleRuns):
     slug = org_a(stack)
-    events = follow_logs(stack, slug, state["chore"])
-    chore = run_of(stack, slug, state["chore"])
+    events = follow_logs(stack, slug, people_runs.chore["run_id"])
+    chore = run_of(stack, slug, people_runs.chore["run_id"])
     assert chore["state"] == "succeeded", chore
     assert chore["job"].endswith("__people__dbt_clean") and chore["trigger"] == "maintenance"
     assert any("dbt clean" in e["message"] for e in events)
@@ -257,9 +272,9 @@ def test_a_run_launched_from_dagit_is_listed_for_its_organization_only(stack: St
     assert run_of(stack, a, run_id)["state"] == "succeeded"
 
 
-def test_other_organization_sees_nothing(stack: Stack):
+def test_other_organization_sees_nothing(stack: Stack, people_runs: PeopleRuns):
     a, b = org_a(stack), org_b(stack)
-    run_id = state["good"]
+    run_id = people_runs.good["run_id"]
     for role in ROLES[1:]:
         for path in (
             f"/api/runs/{run_id}",
@@ -366,7 +381,9 @@ CASES: dict[tuple[str, str], tuple[str, Any, int, bool]] = {
 }
 
 
-def test_permission_matrix_of_every_endpoint_and_role(stack: Stack, monkeypatch: pytest.MonkeyPatch):
+def test_permission_matrix_of_every_endpoint_and_role(
+    stack: Stack, people_runs: PeopleRuns, monkeypatch: pytest.MonkeyPatch
+):
     slug = org_a(stack)
     spec_file = stack.root / "orgs" / slug / "org.yaml"
     spec = yaml.safe_load(spec_file.read_text())
@@ -378,7 +395,7 @@ def test_permission_matrix_of_every_endpoint_and_role(stack: Stack, monkeypatch:
     matrix = load_matrix()
     dead = "http://127.0.0.1:9"  # discard port: nothing listens
     for (method, template), (path, body, allowed_status, down) in CASES.items():
-        path = path.format(good=state["good"])
+        path = path.format(good=people_runs.good["run_id"])
         for role in ROLES:
             if down:
                 monkeypatch.setenv("DALGO_DAGSTER_URL", dead)

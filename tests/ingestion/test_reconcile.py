@@ -9,8 +9,8 @@ import pytest
 
 from dalgo_assets.ingestion import build_ingestion_definitions
 from dalgo_assets.ingestion.server.reconcile import ReconcileError, apply, make_plan
+from dalgo_assets.ingestion.server.resource import airbyte_client
 from dalgo_assets.ingestion.server.state import state_path
-from dalgo_assets.ingestion.server.workspace import airbyte_client
 from dalgo_core.spec import load_org_spec
 from dalgo_ops.cli import main as dalgo
 from tests.ingestion.test_server_standin import FAKER, ORG, basic_auth_env, server_spec, standin

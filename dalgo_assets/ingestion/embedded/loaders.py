@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,6 @@ import orjson
 
 from dalgo_assets.ingestion.embedded import sql
 from dalgo_assets.ingestion.embedded.schema import RowBuilder, StreamTable
-from dalgo_assets.warehouse import WarehouseResource
 
 RowSink = Callable[[list[Any]], None]
 
@@ -366,23 +365,3 @@ from dependents join pg_class c on c.oid = dependents.oid join pg_namespace n on
 group by n.nspname, c.relname, c.relkind, c.oid
 order by depth, 1
 """
-
-
-@contextlib.contextmanager
-def open_loader(warehouse: WarehouseResource, workdir: Path) -> Iterator[Loader]:
-    """A loader for the organization's warehouse, inside the sync's transaction."""
-    if warehouse.type == "bigquery":
-        from dalgo_assets.ingestion.embedded.bigquery import BigQueryLoader
-
-        with BigQueryLoader.open(warehouse, workdir) as bq:
-            yield bq
-        return
-    with warehouse.connect(workdir) as conn:
-        loader: SqlLoader = DuckDBLoader(conn, workdir) if warehouse.type == "duckdb" else PostgresLoader(conn, workdir)
-        loader.begin()
-        try:
-            yield loader
-        except BaseException:
-            with contextlib.suppress(Exception):
-                loader.abort()
-            raise

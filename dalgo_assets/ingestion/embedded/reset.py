@@ -14,7 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from dalgo_assets.ingestion.embedded.loaders import open_loader
+from dalgo_assets.ingestion.embedded.loading import open_loader
 from dalgo_assets.ingestion.embedded.state import GLOBAL_KEY
 from dalgo_assets.ingestion.reset import reset_job, reset_streams
 from dalgo_assets.warehouse import WarehouseResource

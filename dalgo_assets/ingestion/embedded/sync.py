@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from dalgo_assets.ingestion import StreamResult
-from dalgo_assets.ingestion.embedded.loaders import Loader, Reconciled, open_loader
+from dalgo_assets.ingestion.embedded.loaders import Loader, Reconciled
+from dalgo_assets.ingestion.embedded.loading import open_loader
 from dalgo_assets.ingestion.embedded.schema import StreamTable, columns_from_schema
 from dalgo_assets.ingestion.embedded.state import GLOBAL_KEY, StateTracker, state_input
 from dalgo_assets.warehouse import WarehouseResource

@@ -16,7 +16,7 @@ from dagster_airbyte import AirbyteConnectionTableProps, DagsterAirbyteTranslato
 from dagster_airbyte.utils import DAGSTER_AIRBYTE_TRANSLATOR_METADATA_KEY
 
 from dalgo_assets.ingestion import ingestion_group, stream_key
-from dalgo_assets.ingestion.server.workspace import DalgoAirbyteWorkspace
+from dalgo_assets.ingestion.server.resource import DalgoAirbyteWorkspace
 from dalgo_core.names import ORG_TAG, connection_pool
 from dalgo_core.spec import BigQueryWarehouse, ConnectionSpec, OrgSpec, PostgresWarehouse
 

@@ -24,8 +24,8 @@ import dagster as dg
 from dalgo_assets.ingestion.server.client import DalgoAirbyteClient
 from dalgo_assets.ingestion.server.declared import declared_source_of
 from dalgo_assets.ingestion.server.reconcile import apply, make_plan
+from dalgo_assets.ingestion.server.resource import airbyte_client
 from dalgo_assets.ingestion.server.state import connection_id, read_state, state_path, write_state
-from dalgo_assets.ingestion.server.workspace import airbyte_client
 from dalgo_core.connectors.changes import AppliedCatalog
 from dalgo_core.connectors.streams import protocol_stream
 from dalgo_core.spec import ConnectionSpec, OrgSpec, SourceSpec

@@ -68,7 +68,7 @@ def write_org(orgs: Path, slug: str, project: Path) -> None:
 
 def prepare_orgs(slugs: list[str], home: Path) -> None:
     """Parse the tiny project once, then give every organization a copy of the prepared state."""
-    from dalgo_ops.cli import prepare
+    from dalgo_core.dbt_projects import prepare_organizations as prepare
 
     first, rest = slugs[0], slugs[1:]
     if not (home / first).exists():

@@ -31,7 +31,7 @@ import orjson
 from dalgo_core import git, layout, sandbox, settings
 from dalgo_core.redact import tenant_error
 from dalgo_core.sandbox.tenant import org_policy
-from dalgo_core.spec import DbtProjectSpec, OrgSpec
+from dalgo_core.spec import DbtProjectSpec, OrgSpec, SpecError, load_org_spec
 from dalgo_core.warehouse.profiles import PROFILE_NAME, profiles_dir, render_profiles, write_profiles
 
 LOCAL_ROOT_ENV = "DALGO_DBT_PROJECTS_DIR"
@@ -328,3 +328,14 @@ def read_manifest(spec: OrgSpec, project: DbtProjectSpec) -> tuple[PreparedProje
             return prepared, orjson.loads(prepared.manifest_path.read_bytes())
     except FileNotFoundError:
         raise DbtProjectError(f"{where}: its manifest is not prepared; run `dalgo prepare {spec.slug}`") from None
+
+
+def prepare_organizations(slugs: list[str], *, force: bool = False) -> dict[str, str]:
+    """Prepare each organization's dbt manifests; return the problems by organization (never raises)."""
+    problems: dict[str, str] = {}
+    for slug in slugs:
+        try:
+            prepare_projects(load_org_spec(slug), force=force)
+        except (SpecError, DbtProjectError) as exc:
+            problems[slug] = str(exc)
+    return problems

@@ -9,23 +9,12 @@ from pathlib import Path
 
 from dalgo_core import layout
 from dalgo_core.code_locations import write_workspace
-from dalgo_core.dbt_projects import DbtProjectError, prepare_projects
+from dalgo_core.dbt_projects import prepare_organizations as prepare
 from dalgo_core.spec import SpecError, list_org_slugs, load_org_spec
 from dalgo_ops.airbyte import register as register_airbyte
 from dalgo_ops.deploy_commands import register as register_deploy
 
 DEFAULT_INSTANCE = Path(__file__).resolve().parent.parent / "deploy" / "dagster" / "dagster.yaml"
-
-
-def prepare(slugs: list[str], *, force: bool = False) -> dict[str, str]:
-    """Prepare each organization's dbt manifests; return the problems by organization (never raises)."""
-    problems: dict[str, str] = {}
-    for slug in slugs:
-        try:
-            prepare_projects(load_org_spec(slug), force=force)
-        except (SpecError, DbtProjectError) as exc:
-            problems[slug] = str(exc)
-    return problems
 
 
 def _report(slugs: list[str], problems: dict[str, str]) -> None:

@@ -40,6 +40,7 @@ import requests
 
 from dalgo_core import layout, sandbox, settings
 from dalgo_core.code_locations import GRPC_BASE_PORT_ENV, code_server_args, code_servers, write_workspace
+from dalgo_core.dbt_projects import prepare_organizations
 from dalgo_core.names import location_name
 from dalgo_core.spec import list_org_slugs
 from dalgo_ops.instance import REPO, pg_env_from_url, write_embedded_instance, write_postgres_instance
@@ -263,7 +264,6 @@ def process_specs(config: ServeConfig, env: dict[str, str]) -> list[ProcessSpec]
 
 def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
     """Write the instance and the workspace, prepare the API, start every process; return the org slugs."""
-    from dalgo_ops.cli import prepare  # the cli module registers this one
 
     slugs = list_org_slugs()
     supervisor.log(f"dalgo serve: {sandbox.status()}")
@@ -280,7 +280,7 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
     demo = config.demo_user if config.demo_user and config.demo_user[0] in slugs else None
     api_ready = prepare_api(env, supervisor.log_dir, demo)
     supervisor.log(f"dalgo serve: preparing {len(slugs)} organization(s)")
-    for slug, problem in prepare(slugs).items():
+    for slug, problem in prepare_organizations(slugs).items():
         supervisor.log(f"organization '{slug}' is not ready (its code location will show the error): {problem}")
     if storage is not None:
         storage.result(f"Dagster's storage in {env['DAGSTER_HOME']} cannot be created or migrated")

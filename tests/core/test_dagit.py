@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 from dalgo_core.code_locations import write_workspace
+from dalgo_core.dbt_projects import prepare_organizations as prepare
 from dalgo_core.spec import list_org_slugs
-from dalgo_ops.cli import prepare
 from tests.support.dagster import Webserver, dagster_env
 from tests.support.orgs import copy_demo_org, write_spec
 

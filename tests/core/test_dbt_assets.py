@@ -206,7 +206,7 @@ def test_broken_dbt_project_is_a_clear_error_for_that_org_only(dalgo_env: Path, 
             "broken",
             {"slug": "broken", "name": "Broken", "dbt_projects": [{"name": "bad", "path": str(project)}]},
         )
-    from dalgo_ops.cli import prepare
+    from dalgo_core.dbt_projects import prepare_organizations as prepare
 
     problems = prepare(["broken", "good"])
     assert set(problems) == {"broken"}
@@ -279,7 +279,7 @@ def test_location_entry_point_restores_the_garbage_collector(dalgo_env: Path) ->
 
     _small_org(dalgo_env, "good")
     write_spec(dalgo_env / "orgs", "broken", {"slug": "broken", "name": "Broken", "warehouse": {"type": "oracle"}})
-    from dalgo_ops.cli import prepare
+    from dalgo_core.dbt_projects import prepare_organizations as prepare
 
     prepare(["good"])
     defs = locations.good

@@ -114,8 +114,11 @@ FRESHNESS_WARNING_METADATA = "dalgo/freshness_warning"
 # A schema change of a connection's stream that waits for approval is reported as an observation of the
 # stream's asset with SCHEMA_CHANGE_METADATA "pending" (and what changed in SCHEMA_CHANGE_SUMMARY_METADATA),
 # and "resolved" once approved or no longer needed: the alert dispatcher turns them into the alerts and
-# recoveries of ``schema_change_pending`` rules.
+# recoveries of ``schema_change_pending`` rules. Under the policy propagate_fully, the streams the source
+# gained are named in SCHEMA_CHANGE_STREAMS_ADDED_METADATA (a JSON list): the dispatcher adds them to
+# the connection.
 SCHEMA_CHANGE_METADATA = "dalgo/schema_change"
 SCHEMA_CHANGE_PENDING = "pending"
 SCHEMA_CHANGE_RESOLVED = "resolved"
 SCHEMA_CHANGE_SUMMARY_METADATA = "dalgo/schema_change_summary"
+SCHEMA_CHANGE_STREAMS_ADDED_METADATA = "dalgo/schema_change_streams_added"

@@ -34,6 +34,7 @@ class Job:
     params: dict[str, Any]
     progress: Callable[[str], None]
     secrets: list[str] = field(default_factory=list)  # values no message may show
+    user: Any = None  # who started the task
 
     @property
     def slug(self) -> str:
@@ -201,11 +202,18 @@ def refresh_schema(job: Job) -> dict[str, Any]:
             applied = changes.AppliedCatalog.from_discovered(discovered, chosen)
             changes.save_applied(job.slug, connection.name, applied)
     changes.save_discovered(job.slug, connection.name, discovered)
+    outcome = changes.apply_policy(connection.schema_change_policy, applied, discovered, chosen)
+    _tell_alerts(job, connection.name, changes.observations(connection, outcome))
     return {"changes": [c.as_dict() for c in changes.diff(applied, discovered, chosen)]}
 
 
+APPROVAL = "POST /api/connections/{name}/schema-changes/approve"  # the audit log's action of an approval's streams
+
+
 def approve_schema(job: Job) -> dict[str, Any]:
-    """Take the last discovered catalog as the connection's (on the server too)."""
+    """Take the last discovered catalog as the connection's (on the server too); under the policy
+    ``propagate_fully`` the streams added to the source are chosen (full refresh)."""
+    from dalgo_api.connections.services import add_source_streams
     from dalgo_core.connectors import changes
 
     connection = job.connection()
@@ -219,8 +227,30 @@ def approve_schema(job: Job) -> dict[str, Any]:
         from dalgo_assets.ingestion.server import sources as server
 
         server.approve(job.spec, connection, discovered.streams, job.progress)
-    changes.save_applied(job.slug, connection.name, changes.AppliedCatalog.from_discovered(discovered.streams, chosen))
-    return {"approved": [c.as_dict() for c in approved]}
+    gained = [c.stream for c in approved if c.kind == "stream_added"]
+    added = add_source_streams(job.org, connection.name, gained, actor=job.user, action=APPROVAL)
+    if added:
+        job.progress(f"streams chosen, each syncing in full at the next sync: {', '.join(added)}")
+        if job.server and connection.is_airbyte:
+            from dalgo_core.spec import load_org_spec
+
+            server.apply_spec(load_org_spec(job.slug), job.progress)
+    changes.save_applied(
+        job.slug, connection.name, changes.AppliedCatalog.from_discovered(discovered.streams, chosen + added)
+    )
+    _tell_alerts(job, connection.name, changes.approved(connection))
+    return {"approved": [c.as_dict() for c in approved], "streams_added": added}
+
+
+def _tell_alerts(job: Job, connection: str, observed: dict[str, dict[str, Any]]) -> None:
+    """Record, per stream, whether a schema change waits (for the alert dispatcher); a Dagster that
+    cannot be reached is said, not fatal (the connection's next sync records it again)."""
+    from dalgo_api import bridge
+
+    try:
+        bridge.report_observations(job.slug, {f"{connection}/{stream}": meta for stream, meta in observed.items()})
+    except bridge.DagsterUnavailable as exc:
+        job.progress(f"the alerts were not told of the schema's state: {exc.detail}")
 
 
 def apply_airbyte(job: Job) -> dict[str, Any]:
@@ -286,7 +316,9 @@ def run(task_id: str) -> int:
     job = None
     try:
         org = Org.objects.get(pk=task.org_id)
-        job = Job(org, load_org_spec(org.slug), tasks.params(task), lambda m: tasks.report(task, m))
+        job = Job(
+            org, load_org_spec(org.slug), tasks.params(task), lambda m: tasks.report(task, m), user=task.created_by
+        )
         result = handler(job)
     except _known_failures() as exc:
         tasks.fail(task, _message(exc, job.secrets if job else []))

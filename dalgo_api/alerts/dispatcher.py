@@ -1,7 +1,10 @@
 """The alert dispatcher: one pass reads what Dagster recorded since the previous pass, for every
 organization at once (``dalgo_api.bridge.signals``: ended runs with their checks, the FreshnessDaemon's
 state changes, code locations), matches it to each organization's rules, and sends what the rules' windows
-allow (``incidents``, ``delivery``). ``manage.py dispatch_alerts --loop`` runs a pass every
+allow (``incidents``, ``delivery``). The syncs of connections under the policy ``propagate_fully`` name
+there the streams their sources gained: a pass adds them to the connections (``add_source_streams``:
+the spec written, the code location reloaded, an audit entry of the platform), since a run cannot change
+its own code location. ``manage.py dispatch_alerts --loop`` runs a pass every
 ``DALGO_ALERTS_INTERVAL_SECONDS`` (default 5); ``dalgo up`` and ``dalgo serve`` start it.
 
 Why a loop beside Dagster's daemon rather than a sensor in each organization's code location: it reads
@@ -25,6 +28,8 @@ from django.utils import timezone
 from dalgo_api import bridge
 from dalgo_api.alerts import delivery, incidents
 from dalgo_api.alerts.models import AlertEvent, DispatchCursor
+from dalgo_api.connections.services import add_source_streams
+from dalgo_api.errors import ApiError
 from dalgo_api.orgs.models import Org
 from dalgo_core.spec import AlertRuleSpec, SpecError, load_alert_rules, org_spec_path
 
@@ -49,6 +54,7 @@ class Report:
     recoveries: int = 0
     emails: int = 0
     delivered: int = 0
+    streams_added: int = 0
     more: bool = False  # Dagster has more recorded than one pass reads: pass again at once
 
 
@@ -88,6 +94,7 @@ def dispatch_once(now: datetime | None = None) -> Report:
         except bridge.DagsterUnavailable as exc:
             logger.info("code locations not checked: %s", exc.detail)
     report = Report(signals=len(signals), more=found.more)
+    report.streams_added = _add_streams(orgs, signals)
     for signal in signals:
         org = orgs.get(signal.org)
         if org is None:
@@ -100,6 +107,25 @@ def dispatch_once(now: datetime | None = None) -> Report:
             DispatchCursor.objects.update_or_create(name=name, defaults={"value": value})
     report.delivered = delivery.deliver_webhooks()
     return report
+
+
+def _add_streams(orgs: dict[str, Org], signals: list[bridge.Signal]) -> int:
+    """Add to each connection the streams its syncs found its source gained (``propagate_fully``)."""
+    wanted: dict[tuple[str, str], list[str]] = {}
+    for signal in signals:
+        if signal.streams_added and signal.asset and signal.org in orgs:
+            wanted.setdefault((signal.org, signal.asset.split("/")[0]), []).extend(signal.streams_added)
+    added = 0
+    for (slug, connection), streams in wanted.items():
+        try:
+            new = add_source_streams(orgs[slug], connection, streams)
+        except ApiError as exc:  # the spec refused them: said, and tried again at the connection's next sync
+            logger.warning("organization %s: streams not added to connection %s: %s", slug, connection, exc.detail)
+            continue
+        if new:
+            logger.info("organization %s: added to connection %s the streams %s", slug, connection, ", ".join(new))
+        added += len(new)
+    return added
 
 
 def _handle(report: Report, org: Org, rule: AlertRuleSpec, signal: bridge.Signal) -> None:

@@ -1,6 +1,8 @@
 """Writing the audit log. The middleware opens a scope around each request that may change something;
 services add what only they know (``note``: the target, the state before and after) and the entry is
-written when the answer is a success. Outside a request (a management command) noting does nothing."""
+written when the answer is a success. Outside a request (a management command) noting does nothing,
+unless the change is the platform's own or a task's (``outside_request``: the alert dispatcher adding
+the streams a source gained, an approval done by the task worker)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ from dalgo_api.orgs.models import Org
 from dalgo_core.spec import OrgSpec
 
 MAX_BODY_CHARS = 20_000
+SYSTEM_ACTOR = "dalgo (the platform)"  # the actor of the changes the platform makes by itself
+DONE = 200  # the status of a change made outside a request
 
 
 @dataclass
@@ -64,6 +68,25 @@ def note(
         current.org = org
     if actor is not None:
         current.actor = actor
+
+
+@contextlib.contextmanager
+def outside_request(org: Org, action: str, target: str, actor: Any = None) -> Iterator[Scope]:
+    """One entry for the change made inside the block, outside any request: by the platform itself
+    (``actor`` None, shown as ``SYSTEM_ACTOR``) or for a user by a task. Nothing is written if it raises."""
+    with scope() as current:
+        yield current
+        AuditEntry.objects.create(
+            org=org,
+            org_slug=org.slug,
+            actor=actor,
+            actor_email=actor.email if actor is not None else SYSTEM_ACTOR,
+            action=action[:160],
+            target=(current.target or target)[:300],
+            status=DONE,
+            before=mask(current.before) or None,
+            after=mask(current.after) or None,
+        )
 
 
 def spec_changed(before: OrgSpec, after: OrgSpec) -> None:

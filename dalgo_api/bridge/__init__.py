@@ -8,7 +8,9 @@
   and reading their logs;
 - ``queue``: why a queued run waits;
 - ``signals``: what the alerts watch (ended runs and their checks, freshness state changes, code
-  locations that do not load), for every organization at once, from cursors the caller keeps.
+  locations that do not load), for every organization at once, from cursors the caller keeps;
+- ``observations``: what the platform records of an organization's assets outside runs (schema changes
+  found or approved by a task).
 
 Every function takes the organization's slug and stays inside it: GraphQL queries name its code location
 ``org_<slug>``; run reads filter on Dagster's own ``dagster/code_location`` tag, which a launch cannot
@@ -25,6 +27,7 @@ from dalgo_api.bridge.locations import (
     remove_location,
     wait_for_daemon,
 )
+from dalgo_api.bridge.observations import report_observations
 from dalgo_api.bridge.queue import queue_position, waiting_reason
 from dalgo_api.bridge.runs import (
     ASSET_JOB,
@@ -78,6 +81,7 @@ __all__ = [
     "relative_key",
     "reload_location",
     "remove_location",
+    "report_observations",
     "retry_run",
     "run_error",
     "run_for_org",

@@ -29,6 +29,7 @@ from dalgo_core.names import (
     SCHEMA_CHANGE_METADATA,
     SCHEMA_CHANGE_PENDING,
     SCHEMA_CHANGE_RESOLVED,
+    SCHEMA_CHANGE_STREAMS_ADDED_METADATA,
     SCHEMA_CHANGE_SUMMARY_METADATA,
     location_org,
 )
@@ -53,6 +54,8 @@ class Signal:
     detail: str = ""  # Dagster's own words: the run's error, the check's result, the loader's message
     asset: str | None = None  # the asset concerned, relative to the organization
     run_id: str | None = None
+    # a schema change's: the streams its connection's source gained, for the platform to add (propagate_fully)
+    streams_added: tuple[str, ...] = ()
 
 
 @dataclass
@@ -233,8 +236,12 @@ def _schema_change(org: str, asset: str, observation: Any, entry: Any) -> Signal
     if status not in (SCHEMA_CHANGE_PENDING, SCHEMA_CHANGE_RESOLVED):
         return None
     summary = str(getattr(metadata.get(SCHEMA_CHANGE_SUMMARY_METADATA), "value", "") or "")
+    added = getattr(metadata.get(SCHEMA_CHANGE_STREAMS_ADDED_METADATA), "value", None)
+    streams = tuple(str(s) for s in added) if isinstance(added, list) else ()
     failing = status == SCHEMA_CHANGE_PENDING
-    return Signal("schema_change_pending", org, asset, failing, entry.timestamp, summary, asset, entry.run_id or None)
+    return Signal(
+        "schema_change_pending", org, asset, failing, entry.timestamp, summary, asset, entry.run_id or None, streams
+    )
 
 
 # --- code locations ---------------------------------------------------------------------------------------

@@ -329,6 +329,8 @@ def refresh_schema(request: HttpRequest, name: str) -> tuple[int, TaskOut]:
 )
 def approve_schema(request: HttpRequest, name: str) -> tuple[int, TaskOut]:
     """Apply the source's last discovered catalog to the connection, in a task: new and retyped columns
-    load from the next sync, a paused connection syncs again. A stream added to the source is then known,
-    not chosen: add it to the connection's streams to sync it."""
+    load from the next sync, a paused connection syncs again. A stream added to the source is chosen when
+    the connection's policy is ``propagate_fully`` (a full refresh from the next sync; the task's result
+    lists them in ``streams_added``); under other policies it is then known, not chosen: add it to the
+    connection's streams to sync it."""
     return 202, task_out(services.schema_task(request.auth, request.auth.obj, "approve_schema"))

@@ -9,14 +9,15 @@ this host whatever the mode (``dlt/``). Either way the stream's table feeds the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
 
 from dalgo_assets.transform.translator import Relation
-from dalgo_core.spec import OrgSpec
+from dalgo_core.connectors import changes
+from dalgo_core.spec import ConnectionSpec, OrgSpec
 
 
 @dataclass
@@ -53,6 +54,21 @@ def materializations(org: str, connection: str, results: Iterable[StreamResult])
                 "sync_mode": result.sync_mode,
             },
         )
+
+
+def schema_reporter(
+    context: dg.AssetExecutionContext, org: str, connection: ConnectionSpec
+) -> Callable[[changes.Outcome], None]:
+    """What a sync does with the outcome of the connection's schema change policy: one observation per
+    stream of the connection, in the run (before the run fails when the policy pauses it), saying whether
+    a change waits for approval and which streams the platform is to add (``changes.observations``)."""
+
+    def report(outcome: changes.Outcome) -> None:
+        for stream, metadata in changes.observations(connection, outcome).items():
+            key = stream_key(org, connection.name, stream)
+            context.log_event(dg.AssetObservation(asset_key=key, metadata=metadata))
+
+    return report
 
 
 def ingestion_group(org: str) -> str:

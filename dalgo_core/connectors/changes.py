@@ -11,11 +11,19 @@ discovered catalog with it gives the changes: streams added or removed, columns 
 - ``propagate_columns``: column changes of the connection's streams are applied at the sync (new columns
   load, retyped ones migrate); added and removed streams wait for approval;
 - ``propagate_fully``: column changes are applied and a removed stream is no longer synced (its table
-  stays); an added stream waits for approval, because choosing it adds an asset (a change of the spec);
+  stays); an added stream is chosen by the platform after the sync (``Outcome.adding``: choosing it adds an
+  asset, a change of the spec a run cannot make to its own code location), and syncs in full from the next
+  sync;
 - ``pause``: nothing syncs while changes are pending; a user reviews and approves them.
 
-Approving takes the discovered catalog as the applied one. The two catalogs are kept per connection in
-the organization's root (``ingestion/<connection>/``), written by syncs, the API's tasks and approvals.
+Approving takes the discovered catalog as the applied one (under ``propagate_fully`` with the added streams
+chosen). The two catalogs are kept per connection in the organization's root (``ingestion/<connection>/``),
+written by syncs, the API's tasks and approvals.
+
+Every sync that follows the policy reports, per stream of the connection, whether a change waits for
+approval (``observations``: the metadata of an observation of the stream's asset, ``dalgo_core.names``),
+which the alert dispatcher turns into ``schema_change_pending`` alerts and recoveries, and which streams
+the platform is to add.
 """
 
 from __future__ import annotations
@@ -31,10 +39,18 @@ from typing import Any, Literal
 
 from dalgo_core import layout
 from dalgo_core.connectors.types import column_kind
+from dalgo_core.names import (
+    SCHEMA_CHANGE_METADATA,
+    SCHEMA_CHANGE_PENDING,
+    SCHEMA_CHANGE_RESOLVED,
+    SCHEMA_CHANGE_STREAMS_ADDED_METADATA,
+    SCHEMA_CHANGE_SUMMARY_METADATA,
+)
 
 Kind = Literal["stream_added", "stream_removed", "column_added", "column_removed", "column_retyped"]
 APPLIED_FILE, DISCOVERED_FILE = "applied_catalog.json", "discovered_catalog.json"
 Note = Callable[[str, str], None]  # (level, message)
+FULL_PROPAGATION = "propagate_fully"
 
 
 @dataclass(frozen=True)
@@ -115,6 +131,7 @@ class Outcome:
     pending: list[SchemaChange]
     held: bool = False
     skipped: list[str] = field(default_factory=list)  # removed streams no longer synced
+    adding: list[str] = field(default_factory=list)  # streams added to the source the platform chooses next
 
 
 def apply_policy(
@@ -127,38 +144,51 @@ def apply_policy(
     changes = diff(applied, discovered, chosen)
     if not changes or policy in ("ignore", "pause"):
         return Outcome(applied, [], changes, held=bool(changes) and policy == "pause")
+    fully = policy == FULL_PROPAGATION
     columns = [c for c in changes if c.column_level]
     removed = [c for c in changes if c.kind == "stream_removed" and c.stream in chosen]
-    propagated = columns + (removed if policy == "propagate_fully" else [])
+    added = [c for c in changes if c.kind == "stream_added"] if fully else []
+    propagated = columns + (removed if fully else [])
     streams = dict(applied.streams)
     for stream in {c.stream for c in columns}:
         streams[stream] = dict(discovered[stream].get("json_schema") or {})
     known = list(applied.known)
-    if policy == "propagate_fully":
+    if fully:
         for change in removed:
             streams.pop(change.stream, None)
         known = [s for s in known if s not in {c.stream for c in removed}]
-    pending = [c for c in changes if c not in propagated]
-    skipped = [c.stream for c in removed] if policy == "propagate_fully" else []
-    return Outcome(AppliedCatalog(streams, known), propagated, pending, skipped=skipped)
+    pending = [c for c in changes if c not in propagated and c not in added]
+    skipped = [c.stream for c in removed] if fully else []
+    adding = [c.stream for c in added]
+    return Outcome(AppliedCatalog(streams, known), propagated, pending, skipped=skipped, adding=adding)
 
 
 class SchemaChangesHeld(Exception):
     """The connection's policy is pause and the source changed: the sync does not run."""
 
 
-def follow_policy(org: str, connection: Any, discovered: Mapping[str, Mapping[str, Any]], note: Note) -> Outcome:
+def follow_policy(
+    org: str,
+    connection: Any,
+    discovered: Mapping[str, Mapping[str, Any]],
+    note: Note,
+    report: Callable[[Outcome], None] | None = None,
+) -> Outcome:
     """What a sync does with the catalog it just discovered (any engine's): kept as the last discovered,
     compared with the applied one (the first sync's catalog is the baseline) and followed as the
-    connection's policy says, each step said through ``note``; ``SchemaChangesHeld`` when it pauses."""
+    connection's policy says, each step said through ``note`` and the outcome given to ``report`` (also
+    when the policy pauses the sync); ``SchemaChangesHeld`` when it pauses."""
     chosen = [s.name for s in connection.streams]
     save_discovered(org, connection.name, discovered)
     applied = load_applied(org, connection.name)
     if applied is None:  # the first sync (or a connection written by hand): today's catalog is the baseline
         baseline = AppliedCatalog.from_discovered(discovered, chosen)
         save_applied(org, connection.name, baseline)
-        return Outcome(baseline, [], [])
-    outcome = apply_policy(connection.schema_change_policy, applied, discovered, chosen)
+        outcome = Outcome(baseline, [], [])
+    else:
+        outcome = apply_policy(connection.schema_change_policy, applied, discovered, chosen)
+    if report is not None:
+        report(outcome)
     if outcome.held:
         raise SchemaChangesHeld(
             "the source's schema changed and the connection's policy is to pause: "
@@ -172,7 +202,59 @@ def follow_policy(org: str, connection: Any, discovered: Mapping[str, Mapping[st
         note("warning", f"schema changes waiting for approval: {describe(outcome.pending)}")
     for stream in outcome.skipped:
         note("warning", f"stream '{stream}' is no longer in the source: not synced (its table stays)")
+    if outcome.adding:
+        note(
+            "warning",
+            f"streams added to the source ({connection.schema_change_policy}): {', '.join(outcome.adding)}; the "
+            "platform adds them to the connection after this sync, each syncs in full at the next sync",
+        )
     return outcome
+
+
+# --- what a sync reports, per stream: a change waiting for approval, streams to add ---------------
+
+
+def waiting(connection: Any, pending: list[SchemaChange], held: bool) -> dict[str, list[SchemaChange]]:
+    """Per stream of the connection, the changes it waits on: its own (columns, its removal) and the
+    connection's streams added or removed, which only an approval of the connection applies; every change
+    when the connection is held (none of its streams syncs)."""
+    chosen = [s.name for s in connection.streams]
+    if held:
+        return {stream: list(pending) for stream in chosen}
+    shared = [c for c in pending if c.stream not in chosen]
+    return {stream: [c for c in pending if c.stream == stream] + shared for stream in chosen}
+
+
+def observations(connection: Any, outcome: Outcome) -> dict[str, dict[str, Any]]:
+    """Per stream of the connection, the metadata of the observation of its asset that reports it
+    (``dalgo_core.names``): pending with what waits, or resolved; and the streams the platform is to add."""
+    found = {}
+    for stream, waits in waiting(connection, outcome.pending, outcome.held).items():
+        metadata: dict[str, Any] = {SCHEMA_CHANGE_METADATA: SCHEMA_CHANGE_PENDING if waits else SCHEMA_CHANGE_RESOLVED}
+        if waits:
+            metadata[SCHEMA_CHANGE_SUMMARY_METADATA] = describe(waits)
+        if outcome.adding:
+            metadata[SCHEMA_CHANGE_STREAMS_ADDED_METADATA] = list(outcome.adding)
+        found[stream] = metadata
+    return found
+
+
+def approved(connection: Any) -> dict[str, dict[str, Any]]:
+    """The observations of an approval: no stream of the connection waits any more."""
+    return observations(connection, Outcome(AppliedCatalog(), [], []))
+
+
+def adopt(org: str, connection: str, streams: list[str]) -> None:
+    """Apply the schemas of streams the connection now chooses (added to the source, then to the
+    connection): they are known and load with the catalog last discovered."""
+    applied, discovered = load_applied(org, connection), load_discovered(org, connection)
+    if applied is None or discovered is None:
+        return
+    for stream in streams:
+        if stream in discovered.streams:
+            applied.streams[stream] = dict(discovered.streams[stream].get("json_schema") or {})
+    applied.known = sorted(set(applied.known) | set(streams))
+    save_applied(org, connection, applied)
 
 
 # --- the two catalogs of a connection, in the organization's root ---------------------------------

@@ -11,7 +11,12 @@ import yaml
 
 from dalgo_core.connectors import catalog, changes
 from dalgo_core.connectors import config as configs
-from dalgo_core.spec import SpecError, dump_org_spec, parse_org_spec
+from dalgo_core.names import (
+    SCHEMA_CHANGE_METADATA,
+    SCHEMA_CHANGE_STREAMS_ADDED_METADATA,
+    SCHEMA_CHANGE_SUMMARY_METADATA,
+)
+from dalgo_core.spec import ConnectionSpec, SpecError, dump_org_spec, parse_org_spec
 
 SPEC = {
     "connectionSpecification": {
@@ -94,7 +99,7 @@ def test_changes_of_a_source_are_streams_and_columns_added_removed_or_retyped() 
         ("ignore", False, False, 5),
         ("pause", True, False, 5),
         ("propagate_columns", False, True, 2),  # the added and the removed stream wait
-        ("propagate_fully", False, True, 1),  # the removed stream is dropped; the added one waits
+        ("propagate_fully", False, True, 0),  # the removed stream is dropped; the added one is the platform's to add
     ],
 )
 def test_each_policy(policy: str, held: bool, columns_applied: bool, pending: int) -> None:
@@ -103,6 +108,37 @@ def test_each_policy(policy: str, held: bool, columns_applied: bool, pending: in
     assert outcome.held is held and len(outcome.pending) == pending
     assert ("city" in outcome.applied.streams["people"]["properties"]) is columns_applied
     assert outcome.skipped == (["sites"] if policy == "propagate_fully" else [])
+    assert outcome.adding == (["visits"] if policy == "propagate_fully" else [])
+
+
+def test_what_a_sync_reports_per_stream() -> None:
+    """Per stream of the connection: its own waiting changes and the connection's added streams; every
+    change on every stream when held; under propagate_fully nothing waits and the added stream is named."""
+    connection = ConnectionSpec.model_validate(
+        {"name": "sheet", "source": {"connector": "source-file"}, "streams": [{"name": "people"}, {"name": "sites"}]}
+    )
+    applied = changes.AppliedCatalog.from_discovered(STREAMS, ["people", "sites"])
+    discovered = {**STREAMS, "people": _changed()["people"], "visits": {"name": "visits", "json_schema": {}}}
+
+    def observed(policy: str) -> dict:
+        return changes.observations(connection, changes.apply_policy(policy, applied, discovered, ["people", "sites"]))
+
+    ignoring = observed("ignore")
+    assert ignoring["people"][SCHEMA_CHANGE_METADATA] == ignoring["sites"][SCHEMA_CHANGE_METADATA] == "pending"
+    assert "column 'city' added" in ignoring["people"][SCHEMA_CHANGE_SUMMARY_METADATA]
+    assert ignoring["sites"][SCHEMA_CHANGE_SUMMARY_METADATA] == "stream 'visits' added"
+    assert observed("propagate_columns")["sites"][SCHEMA_CHANGE_SUMMARY_METADATA] == "stream 'visits' added"
+    assert "column 'city' added" in observed("pause")["sites"][SCHEMA_CHANGE_SUMMARY_METADATA]  # held: all wait
+    fully = observed("propagate_fully")
+    assert (
+        fully["people"]
+        == fully["sites"]
+        == {
+            SCHEMA_CHANGE_METADATA: "resolved",
+            SCHEMA_CHANGE_STREAMS_ADDED_METADATA: ["visits"],
+        }
+    )
+    assert changes.approved(connection)["people"] == {SCHEMA_CHANGE_METADATA: "resolved"}
 
 
 def test_the_catalogs_of_a_connection_are_kept_in_its_organizations_root(dalgo_env) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from dalgo_assets.ingestion import ingestion_group, materializations, stream_key
+from dalgo_assets.ingestion import ingestion_group, materializations, schema_reporter, stream_key
 from dalgo_assets.ingestion.dlt.run import DltRun, DltSyncError
 from dalgo_assets.ingestion.embedded.assets import table_name
 from dalgo_assets.warehouse import WarehouseResource
@@ -65,7 +65,7 @@ def connection_asset(spec: OrgSpec, connection: ConnectionSpec) -> dg.AssetsDefi
             getattr(context.log, level if level in _LOG_LEVELS else "debug")(message)
 
         try:
-            results = DltRun(spec, connection, warehouse, log).sync(selected)
+            results = DltRun(spec, connection, warehouse, log, schema_reporter(context, org, connection)).sync(selected)
         except DltSyncError as exc:
             raise dg.Failure(description=str(exc)) from None
         yield from materializations(org, connection.name, results)

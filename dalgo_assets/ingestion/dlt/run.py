@@ -149,9 +149,17 @@ class DltSyncError(Exception):
 class DltRun:
     """The worker's runs for one connection: ``sync`` of streams, ``reset`` of streams."""
 
-    def __init__(self, spec: OrgSpec, connection: ConnectionSpec, warehouse: WarehouseResource, log: LogFn):
+    def __init__(
+        self,
+        spec: OrgSpec,
+        connection: ConnectionSpec,
+        warehouse: WarehouseResource,
+        log: LogFn,
+        report: Callable[[changes.Outcome], None] | None = None,
+    ):
         self.spec, self.connection, self.warehouse = spec, connection, warehouse
         self.log = log
+        self.report = report  # the outcome of the schema change policy, per stream (changes.observations)
 
     def error(self, message: str) -> DltSyncError:
         return DltSyncError(self.spec.slug, self.connection.name, message)
@@ -162,7 +170,7 @@ class DltRun:
         def answer(catalog: dict[str, Any]) -> dict[str, Any]:
             """The connection's policy on the source's catalog: stop, or the streams and columns to load."""
             try:
-                outcome = changes.follow_policy(self.spec.slug, self.connection, catalog, self.log)
+                outcome = changes.follow_policy(self.spec.slug, self.connection, catalog, self.log, self.report)
             except changes.SchemaChangesHeld as exc:
                 held.append(str(exc))
                 return {"stop": True}

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import dagster as dg
 from pydantic import Field
 
-from dalgo_assets.ingestion import ingestion_group, materializations, stream_key
+from dalgo_assets.ingestion import ingestion_group, materializations, schema_reporter, stream_key
 from dalgo_assets.ingestion.embedded.sync import ConnectionSync, SyncError
 from dalgo_assets.warehouse import WarehouseResource
 from dalgo_assets.warehouse.writers import writer_tags
@@ -84,7 +84,13 @@ def connection_asset(spec: OrgSpec, connection: ConnectionSpec) -> dg.AssetsDefi
             note(level, f"[{connector}] {message}")
 
         sync = ConnectionSync(
-            org, connection, warehouse, connectors_root=airbyte_connectors.connectors_dir, log=log, note=note
+            org,
+            connection,
+            warehouse,
+            connectors_root=airbyte_connectors.connectors_dir,
+            log=log,
+            note=note,
+            report=schema_reporter(context, org, connection),
         )
         try:
             results = sync.run(selected)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,7 @@ class ConnectionSync:
         connectors_root: str | None = None,
         log: LogFn,
         note: LogFn | None = None,
+        report: Callable[[changes.Outcome], None] | None = None,
     ):
         self.org = org
         self.connection = connection
@@ -104,6 +105,7 @@ class ConnectionSync:
         self.connectors_root = connectors_root
         self.log = log  # the connector's messages
         self.note = note or log  # the platform's own (schema changes)
+        self.report = report  # the outcome of the schema change policy, per stream (changes.observations)
 
     def error(self, message: str) -> SyncError:
         return SyncError(self.org, self.connection.name, message)
@@ -156,7 +158,7 @@ class ConnectionSync:
         """Compare the discovered catalog with the applied one and follow the connection's policy
         (``dalgo_core.connectors.changes``): the catalog to load with, and the streams to sync."""
         try:
-            outcome = changes.follow_policy(self.org, self.connection, catalog, self.note)
+            outcome = changes.follow_policy(self.org, self.connection, catalog, self.note, self.report)
         except changes.SchemaChangesHeld as exc:
             raise self.error(str(exc)) from None
         loading = {

@@ -136,3 +136,10 @@ def test_schema_changes_of_real_syncs_reach_the_alerts_and_propagate(dalgo_env: 
         org=org, actor=world.users["account-manager"], target="connection=exports"
     ).exists()
     assert dispatch_once().streams_added == 0  # the third sync named trips: already chosen
+
+    # a file the folder lost is no longer synced under propagate_fully: the run succeeds, its table stays
+    (files_root(slug) / "exports" / "people.csv").unlink()
+    fourth = _sync(slug)
+    assert fourth.success, failure_message(fourth)
+    synced = {tuple(e.asset_key.path[1:]) for e in fourth.all_events if e.is_step_materialization}
+    assert synced == {("exports", "visits"), ("exports", "trips"), ("held", "people")}

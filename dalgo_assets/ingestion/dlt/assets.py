@@ -47,6 +47,8 @@ def connection_asset(spec: OrgSpec, connection: ConnectionSpec) -> dg.AssetsDefi
                 "dalgo/source": label,
                 "dalgo/sync_mode": s.sync_mode,
             },
+            # a stream the source no longer has is not synced under propagate_fully (its table stays)
+            skippable=connection.schema_change_policy == "propagate_fully",
         )
         for key, s in keys.items()
     ]

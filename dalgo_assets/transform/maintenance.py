@@ -78,7 +78,7 @@ def maintenance_job(spec: OrgSpec, project: DbtProjectSpec, command: str) -> dg.
     action = ACTIONS[command]
 
     @dg.op(name=f"{spec.slug}__{project.name}__{command}_op", pool=dbt_pool(spec.slug, project.name))
-    def chore(context) -> None:  # unannotated: Dagster resolves no string annotation here
+    def chore(context) -> None:  # noqa: ANN001 (unannotated: Dagster resolves no string annotation here)
         action(context, spec, project)
 
     @dg.job(

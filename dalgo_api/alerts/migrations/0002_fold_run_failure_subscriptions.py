@@ -2,12 +2,14 @@
 ``failed_runs`` rule (``run_failed``, by email) in its spec, and its members who had not subscribed get
 that rule's email turned off, so the same people are emailed as before (and everyone's inbox has it)."""
 
+from django.apps.registry import Apps
 from django.db import migrations
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
 RULE = "failed_runs"
 
 
-def fold(apps, schema_editor):
+def fold(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     from dalgo_core.spec import AlertRuleSpec, SpecError, load_org_spec, write_org_spec
 
     subscription = apps.get_model("runs", "Subscription")

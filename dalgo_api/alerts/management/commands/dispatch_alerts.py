@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
 from dalgo_api.alerts.dispatcher import dispatch_once, interval_seconds
@@ -16,7 +16,7 @@ from dalgo_api.errors import ApiError
 class Command(BaseCommand):
     help = "Send alerts (email, inbox, webhooks) for what Dagster recorded since the previous pass"
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--loop", action="store_true", help="keep passing, every --interval seconds")
         parser.add_argument("--interval", type=float, default=None, help="default $DALGO_ALERTS_INTERVAL_SECONDS or 5")
 

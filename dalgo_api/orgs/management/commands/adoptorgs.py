@@ -9,7 +9,7 @@ from dalgo_api.orgs import services
 class Command(BaseCommand):
     help = "Adopt the organizations of the organizations folder that the API's database does not know"
 
-    def handle(self, *args, **options):
+    def handle(self, *args, **options) -> None:
         adopted = services.adopt_orgs()
         for org in adopted:
             self.stdout.write(f"adopted organization {org.slug} ({org.name})")

@@ -10,7 +10,7 @@ from dalgo_api.accounts.models import User
 class Command(BaseCommand):
     help = "Create the system user (idempotent)"
 
-    def handle(self, *args, **options):
+    def handle(self, *args, **options) -> None:
         user, created = User.objects.get_or_create(
             email=settings.SYSTEM_USER_EMAIL, defaults={"first_name": "Dalgo", "last_name": "System"}
         )

@@ -7,7 +7,7 @@ the user platform staff (``is_superuser``). A new user without ``--password`` ge
 instead, whose link points at ``DALGO_API_FRONTEND_URL``.
 """
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
 
 from dalgo_api.accounts.models import Role, User
@@ -21,13 +21,13 @@ from dalgo_api.orgs.models import Org
 class Command(BaseCommand):
     help = "Create an organization and a user who belongs to it"
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("org", help="organization name (or the slug of an existing one)")
         parser.add_argument("email")
         parser.add_argument("--role", default=Role.ACCOUNT_MANAGER, choices=ROLE_SLUGS)
         parser.add_argument("--password", help="for a new user; otherwise a reset link is emailed")
 
-    def handle(self, *args, org: str, email: str, role: str, password: str | None, **options):
+    def handle(self, *args, org: str, email: str, role: str, password: str | None, **options) -> None:
         email = email.strip().lower()
         try:
             services.adopt_orgs()

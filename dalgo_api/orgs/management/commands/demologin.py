@@ -6,7 +6,7 @@ import json
 import os
 import secrets
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dalgo_api.accounts.models import Role, User
 from dalgo_api.orgs import services
@@ -17,11 +17,11 @@ from dalgo_core import layout
 class Command(BaseCommand):
     help = "Create (or show) the demo user of an organization and print its login"
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("org", help="slug of the organization")
         parser.add_argument("email")
 
-    def handle(self, *args, org: str, email: str, **options):
+    def handle(self, *args, org: str, email: str, **options) -> None:
         organization = Org.objects.filter(slug=org).first()
         if organization is None:
             raise CommandError(f"no organization '{org}' (manage.py adoptorgs adopts the organizations folder)")

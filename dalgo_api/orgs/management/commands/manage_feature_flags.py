@@ -6,7 +6,7 @@
 --list [--org-slug SLUG]            the effective values
 """
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dalgo_api.orgs.flags import FEATURE_FLAGS, UnknownFlag, flags_for, set_flag
 from dalgo_api.orgs.models import Org
@@ -15,7 +15,7 @@ from dalgo_api.orgs.models import Org
 class Command(BaseCommand):
     help = "Enable or disable feature flags, globally or per organization"
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         action = parser.add_mutually_exclusive_group(required=True)
         action.add_argument("--enable-all-global", action="store_true")
         action.add_argument("--enable", metavar="FLAG")
@@ -23,7 +23,7 @@ class Command(BaseCommand):
         action.add_argument("--list", action="store_true")
         parser.add_argument("--org-slug")
 
-    def handle(self, *args, **options):
+    def handle(self, *args, **options) -> None:
         org = None
         if options["org_slug"]:
             org = Org.objects.filter(slug=options["org_slug"]).first()

@@ -3,16 +3,16 @@ starts, in one process: ``migrate``, ``collectstatic``, ``adoptorgs``, and ``dem
 Idempotent; each step's output is printed."""
 
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 
 class Command(BaseCommand):
     help = "Migrate, collect static files, adopt the organizations folder (and print a demo login)"
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--demo", nargs=2, metavar=("ORG", "EMAIL"), help="the demo user's organization and email")
 
-    def handle(self, *args, demo: list[str] | None, **options):
+    def handle(self, *args, demo: list[str] | None, **options) -> None:
         call_command("migrate", interactive=False, verbosity=0, stdout=self.stdout)
         call_command("collectstatic", interactive=False, verbosity=0, stdout=self.stdout)
         call_command("adoptorgs", stdout=self.stdout)

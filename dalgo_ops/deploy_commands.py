@@ -39,7 +39,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         operator_port=args.operator_port,
         api_port=args.api_port,
         grpc_base_port=args.grpc_base_port,
-        restart_delay=args.restart_delay,
         run_dir=run_dir,
     )
     try:
@@ -75,7 +74,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--operator-port", type=int, default=None, help="also start a read-only webserver on this port")
     p.add_argument("--api-port", type=int, default=8000)
     p.add_argument("--grpc-base-port", type=int, default=4000, help="code server of the i-th org: base + i")
-    p.add_argument("--restart-delay", type=float, default=5.0, help="seconds before a dead process is restarted")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("deploy", help="regenerate deployment files from the organizations folder")

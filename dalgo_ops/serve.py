@@ -17,7 +17,9 @@ static files, then starts and watches:
 - the alert dispatcher (``manage.py dispatch_alerts --loop``: alerts from Dagster's event log to email,
   inboxes and webhooks).
 
-A process that dies is restarted; everything is stopped by PID on SIGTERM/SIGINT or ``dalgo serve stop``.
+Each is a program of supervisord (``dalgo_ops.processes``), which restarts what dies and rotates the
+logs; on SIGTERM/SIGINT (or ``dalgo serve stop``) the runs in progress are ended and supervisord stops
+everything.
 Every process gets ``DALGO_WORKSPACE_FILE`` (this workspace) and ``DALGO_GRPC_BASE_PORT``, so the API
 rewrites the same workspace the webserver and the daemon read.
 """
@@ -65,7 +67,6 @@ class ServeConfig:
     grpc_base_port: int = 4000
     api_workers: int = field(default_factory=lambda: _env_int("DALGO_API_WORKERS", 2))
     api_threads: int = field(default_factory=lambda: _env_int("DALGO_API_THREADS", 4))
-    restart_delay: float = 5.0
     demo_user: tuple[str, str] | None = None  # (organization, email): ``dalgo up`` prints its login
     demo_login: str = ""
     dagster_home: Path = field(default_factory=lambda: layout.dagster_home().absolute())
@@ -273,6 +274,7 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
     config.run_dir.mkdir(parents=True, exist_ok=True)
     write_workspace(config.workspace, grpc_base_port=config.grpc_base_port)
     env = process_env(config)
+    supervisor.boot(env)  # supervisord, with no program yet
     # Dagster's storage and the API's database are made ready while the dbt manifests are prepared.
     storage = create_storage(env, supervisor.log_dir)
     demo = config.demo_user if config.demo_user and config.demo_user[0] in slugs else None
@@ -316,7 +318,7 @@ def reconcile(config: ServeConfig, supervisor: Supervisor, env: dict[str, str]) 
     port changed); leave every other alone. The API waits for a new server to answer."""
     wanted = {code_server_name(slug): (slug, port) for slug, port in code_servers(config.workspace).items()}
     for name, managed in list(supervisor.managed.items()):
-        if name.startswith(CODE_SERVER_PREFIX) and (name not in wanted or _port(managed.spec) != wanted[name][1]):
+        if name.startswith(CODE_SERVER_PREFIX) and (name not in wanted or _port(managed) != wanted[name][1]):
             supervisor.log(f"dalgo serve: {name} left the workspace; stopping it")
             supervisor.stop(name)
     for name, (slug, port) in wanted.items():
@@ -347,7 +349,7 @@ def serve(config: ServeConfig) -> int:
             f"the platform of {settings.home_dir()} is already running (supervisor pid {other}): "
             "stop it first (Ctrl-C, or `dalgo serve stop`)"
         )
-    supervisor = Supervisor(config.run_dir, restart_delay=config.restart_delay, log=lambda m: print(m, flush=True))
+    supervisor = Supervisor(config.run_dir, log=lambda m: print(m, flush=True))
     stop_from_pid_files(config.run_dir)  # leftovers of a supervisor that was killed
     (config.run_dir / "supervisor.pid").write_text(f"{os.getpid()} {start_time(os.getpid()) or 0}\n")
     stopping = False

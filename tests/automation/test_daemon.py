@@ -39,12 +39,13 @@ from tests.support.orgs import REPO, copy_demo_org, write_spec
 
 SLUG = "demo_ngo"
 FAKER_COUNT = 50
-LAG_MINUTES = 3
-# one automation run of the chain, from request to the analytics models' materializations (run launch, faker
-# sync, both dbt builds in their step subprocesses), measured on this 2-core machine: about 1 min when it is
-# moderately loaded, 1.75 min with a benchmark running beside it
-EXPECTED_RUN_MINUTES = 2
-WINDOWS = 3
+LAG_MINUTES = 5
+# how long one automation run of the chain may take (run launch, faker sync, both dbt builds in their step
+# subprocesses): about 1 min on this 2-core machine when it is moderately loaded, up to 3.5 min beside the
+# rest of the suite. Requested a minute after each refresh, a run may take up to 4 min before the target
+# goes stale.
+EXPECTED_RUN_MINUTES = 4
+WINDOWS = 2
 STARTUP_SECONDS = 600  # daemon, code server, connector install on a cold cache, first run
 WINDOW_SECONDS = LAG_MINUTES * 60 + 120  # a refresh per window, with room for a loaded machine
 

@@ -1,5 +1,6 @@
-"""``dalgo serve``'s supervisor with real processes: restart what dies, stop everything by PID, even a
-process that ignores SIGTERM (as gRPC code servers do here) and even after the supervisor itself died."""
+"""``dalgo serve``'s processes under a real supervisord: restart what dies, stop everything by its own
+signal, even a process that ignores SIGTERM (as gRPC code servers do here), and by PID even after
+``dalgo serve`` or supervisord itself died."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -17,11 +19,17 @@ from dalgo_ops.processes import ProcessSpec, Supervisor, start_time, stop_from_p
 
 IGNORES_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
 PLAIN = "import time; time.sleep(600)"
+# writes how it was asked to stop, so the test sees the signal supervisord sent
+SAYS_TERM = (
+    "import signal, sys, time; "
+    "signal.signal(signal.SIGTERM, lambda *_: (open(sys.argv[1], 'w').write('TERM'), sys.exit(0))); "
+    "time.sleep(600)"
+)
 
 
-def spec(name: str, code: str, *, stop_signal: int = signal.SIGTERM, **extra: object) -> ProcessSpec:
+def spec(name: str, code: str, *args: str, stop_signal: int = signal.SIGTERM, **extra: object) -> ProcessSpec:
     return ProcessSpec(
-        name, [sys.executable, "-c", code], dict(os.environ), Path.cwd(), stop_signal=stop_signal, **extra
+        name, [sys.executable, "-c", code, *args], dict(os.environ), Path.cwd(), stop_signal=stop_signal, **extra
     )
 
 
@@ -29,39 +37,77 @@ def gone(pid: int) -> bool:
     return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
-def test_a_process_that_dies_is_restarted_and_all_stop_by_pid(tmp_path: Path) -> None:
-    supervisor = Supervisor(tmp_path, restart_delay=0, log=lambda _: None)
-    stubborn = supervisor.start(spec("code-server-a", IGNORES_TERM, stop_signal=signal.SIGKILL))
-    plain = supervisor.start(spec("webserver", PLAIN))
-    first = stubborn.proc.pid
+def wait_for(check, timeout: float = 30.0) -> None:
+    deadline = time.time() + timeout
+    while not check():
+        assert time.time() < deadline
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def supervisor(tmp_path: Path) -> Iterator[Supervisor]:
+    said: list[str] = []
+    supervisor = Supervisor(tmp_path, log=said.append)
+    supervisor.said = said  # type: ignore[attr-defined]
+    supervisor.boot(dict(os.environ))
+    yield supervisor
+    supervisor.stop_all()
+
+
+def pid_of(supervisor: Supervisor, name: str) -> int:
+    return int(supervisor.state(name)["pid"])
+
+
+def test_a_process_that_dies_is_restarted_and_all_stop_by_their_signals(supervisor: Supervisor, tmp_path: Path) -> None:
+    supervisor.start(spec("code-server-a", IGNORES_TERM, stop_signal=signal.SIGKILL))
+    supervisor.start(spec("webserver", SAYS_TERM, str(tmp_path / "webserver.stopped")))
+    wait_for(lambda: pid_of(supervisor, "code-server-a") and pid_of(supervisor, "webserver"))
+    first = pid_of(supervisor, "code-server-a")
     os.kill(first, signal.SIGKILL)
-    stubborn.proc.wait(10)
 
+    wait_for(lambda: pid_of(supervisor, "code-server-a") not in (0, first))  # supervisord restarted it
     assert supervisor.check() == ["code-server-a"]
-    restarted = supervisor.managed["code-server-a"]
-    assert restarted.proc.pid != first and restarted.restarts == 1 and restarted.proc.poll() is None
-    assert (tmp_path / "pids" / "code-server-a.pid").read_text().split()[0] == str(restarted.proc.pid)
+    assert "code-server-a exited (terminated by SIGKILL)" in supervisor.said[-1]  # type: ignore[attr-defined]
+    restarted = pid_of(supervisor, "code-server-a")
+    assert (tmp_path / "pids" / "code-server-a.pid").read_text().split()[0] == str(restarted)
     assert supervisor.check() == []  # nothing else died
+    plain = pid_of(supervisor, "webserver")
 
-    supervisor.stop_all(grace=30)
-    assert restarted.proc.returncode == -signal.SIGKILL  # a code server is killed, it ignores SIGTERM
-    assert plain.proc.returncode == -signal.SIGTERM  # the others get the chance to stop cleanly
+    supervisor.stop_all()
+    assert gone(restarted) and gone(plain)  # the code server ignores SIGTERM: it got SIGKILL
+    assert (tmp_path / "webserver.stopped").read_text() == "TERM"  # the others stop cleanly
     assert not list((tmp_path / "pids").glob("*.pid"))
 
 
-def test_leftovers_of_a_dead_supervisor_are_stopped_from_pid_files(tmp_path: Path) -> None:
-    supervisor = Supervisor(tmp_path, log=lambda _: None)
-    pids = [
-        supervisor.start(spec("code-server-b", IGNORES_TERM, stop_signal=signal.SIGKILL)).proc.pid,
-        supervisor.start(spec("daemon", PLAIN)).proc.pid,
-    ]
-    del supervisor  # as if `dalgo serve` had been killed -9
+def test_a_program_removed_is_stopped_and_others_go_on(supervisor: Supervisor) -> None:
+    supervisor.start(spec("code-server-a", PLAIN))
+    supervisor.start(spec("code-server-b", PLAIN))
+    wait_for(lambda: pid_of(supervisor, "code-server-a") and pid_of(supervisor, "code-server-b"))
+    a, b = pid_of(supervisor, "code-server-a"), pid_of(supervisor, "code-server-b")
+    supervisor.stop("code-server-a")
+    assert gone(a) and not gone(b) and list(supervisor.managed) == ["code-server-b"]
+    assert not (supervisor.programs / "code-server-a.conf").exists()
 
-    assert stop_from_pid_files(tmp_path, grace=10) == ["code-server-b", "daemon"]
-    deadline = time.time() + 10
-    while not all(gone(pid) for pid in pids) and time.time() < deadline:
-        time.sleep(0.1)
-    assert all(gone(pid) for pid in pids)
+
+@pytest.mark.parametrize("supervisord_too", [False, True])
+def test_leftovers_of_a_killed_serve_are_stopped_from_pid_files(tmp_path: Path, supervisord_too: bool) -> None:
+    """``dalgo serve`` killed -9 leaves supervisord running its programs; supervisord killed too leaves
+    the programs alone. Either way the next start (or ``dalgo serve stop``) stops them from the PID files."""
+    first = Supervisor(tmp_path, log=lambda _: None)
+    first.boot(dict(os.environ))
+    first.start(spec("code-server-b", IGNORES_TERM, stop_signal=signal.SIGKILL))
+    first.start(spec("daemon", PLAIN))
+    wait_for(lambda: pid_of(first, "code-server-b") and pid_of(first, "daemon"))
+    pids = [pid_of(first, "code-server-b"), pid_of(first, "daemon")]
+    if supervisord_too:
+        os.kill(first._daemon.pid, signal.SIGKILL)  # type: ignore[union-attr]
+        first._daemon.wait()  # type: ignore[union-attr]
+    # as if `dalgo serve` had been killed -9: nothing of `first` runs its stop
+
+    assert stop_from_pid_files(tmp_path, grace=10) == sorted(
+        ["code-server-b", "daemon", *([] if supervisord_too else ["supervisord"])]
+    )
+    wait_for(lambda: all(gone(pid) for pid in pids), timeout=10)
     assert stop_from_pid_files(tmp_path) == []
 
 
@@ -81,12 +127,10 @@ def test_a_pid_file_naming_a_reused_pid_signals_nothing(tmp_path: Path) -> None:
         bystander.wait()
 
 
-def test_a_process_that_cannot_start_is_named(tmp_path: Path) -> None:
-    supervisor = Supervisor(tmp_path, log=lambda _: None)
+def test_a_process_that_cannot_start_is_named(supervisor: Supervisor) -> None:
     supervisor.start(spec("api", "raise SystemExit(3)", ready=lambda: False))
-    with pytest.raises(RuntimeError, match=r"api exited with code 3 while starting; see .*api\.log"):
+    with pytest.raises(RuntimeError, match=r"api exited while starting \(exit status 3\); see .*api\.log"):
         supervisor.wait_ready(["api"], timeout=30)
-    supervisor.stop_all()
 
 
 def test_a_second_start_on_the_same_state_folder_is_refused_while_the_first_runs(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import psycopg
 import requests
 
 from dalgo_ops.processes import stop_from_pid_files
+from dalgo_ops.webserver import locations_settled
 from tests.support.orgs import write_dbt_project, write_spec
 from tests.support.postgres import PostgresServer, free_port, free_port_range
 
@@ -35,6 +36,8 @@ from {{ ref('numbers') }},
 """
 
 RUN = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status tags { key value } } } }"
+LOCATION_UPDATED = """query($name: String!) { workspaceLocationEntryOrError(name: $name) {
+  ... on WorkspaceLocationEntry { updatedTimestamp } } }"""
 LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
 LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
   ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
@@ -170,13 +173,27 @@ class Topology:
         raise TimeoutError(f"run {run_id} still {status}:\n{self.output()}")
 
     def wait_locations_loaded(self, timeout: float = 120) -> dict[str, str]:
+        """Every location's load status once each has loaded its definitions (a location whose code
+        server did not answer yet shows LOADED with an error until the webserver's watch reloads it)."""
         deadline = time.time() + timeout
         while True:
             entries = self.graphql(LOCATIONS)["workspaceOrError"]["locationEntries"]
             states = {e["name"]: e["loadStatus"] for e in entries}
-            if all(s == "LOADED" for s in states.values()) or time.time() > deadline:
+            names = set(states)
+            if locations_settled(f"{self.webserver}/graphql", names) or time.time() > deadline:
                 return states
             time.sleep(1)
+
+    def wait_location_reloaded(self, name: str, after: float, timeout: float = 180) -> None:
+        """Until the webserver reloaded ``name`` after ``after`` (a time) and shows its definitions: a
+        code server that died is still shown as it was for a few seconds before the watch notices."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            entry = self.graphql(LOCATION_UPDATED, {"name": name})["workspaceLocationEntryOrError"]
+            if entry.get("updatedTimestamp", 0) > after and locations_settled(f"{self.webserver}/graphql", {name}):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"{name} was not reloaded after {after}: {self.wait_locations_loaded(0)}")
 
     def sql(self, query: str, *args: Any, dsn: str | None = None) -> list[tuple]:
         with psycopg.connect(dsn or self.dagster_dsn, autocommit=True) as conn:
@@ -262,8 +279,6 @@ def start_topology(root: Path, postgres: PostgresServer) -> Topology:
         str(ports["api"]),
         "--grpc-base-port",
         str(ports["grpc"]),
-        "--restart-delay",
-        "10",
     ]
     log = open(root / "serve.log", "wb")  # noqa: SIM115 - the subprocess writes to it until stopped
     proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)

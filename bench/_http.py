@@ -7,8 +7,10 @@ import http.client
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -133,3 +135,19 @@ def run_clients(port: int, call: Callable[[Client], float], clients: int, second
         raise RuntimeError(f"{len(errors)} client(s) failed: {errors[0]}")
     latencies = [lat for own, _ in collected for lat in own]
     return len(latencies) / elapsed, latencies
+
+
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM the servers a benchmark started, the last started first; kill one still running after 30 s."""
+    for proc in reversed(procs):
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def print_phases(results: dict[str, tuple[float, list[float]]]) -> None:
+    """One line per phase: throughput and latency percentiles."""
+    for name, (rps, lat) in results.items():
+        print(f"{name}: {rps:.0f} req/s p50 {pct(lat, 50):.1f} ms p99 {pct(lat, 99):.1f} ms ({len(lat)} requests)")

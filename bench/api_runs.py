@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import time
 import uuid
 from pathlib import Path
 
-from _http import QUIET, Client, api_env, free_port, pct, run_clients, wait_http
+from _http import QUIET, Client, api_env, free_port, pct, print_phases, run_clients, stop_all, wait_http
 
 from dalgo_ops.serve import gunicorn_argv
 
@@ -225,20 +224,14 @@ def main() -> None:
         }
         starts = post_to_start(api_port, headers)
     finally:
-        for proc in reversed(procs):
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
         shutil.rmtree(root, ignore_errors=True)
 
     print(
         f"seeded {RUNS} runs in {seeded:.1f} s; {CLIENTS} clients, {SECONDS:g} s per phase; "
         f"API: gunicorn {WORKERS}x{THREADS} gthread; cpus {os.cpu_count()}"
     )
-    for name, (rps, lat) in results.items():
-        print(f"{name}: {rps:.0f} req/s p50 {pct(lat, 50):.1f} ms p99 {pct(lat, 99):.1f} ms ({len(lat)} requests)")
+    print_phases(results)
     print("post-to-start (POST until the run leaves the queue): " + ", ".join(f"{s:.2f} s" for s in starts))
     api_rps = (results["api list"][0] + results["api logs"][0]) / 2
     gql_rps = (results["graphql list"][0] + results["graphql logs"][0]) / 2

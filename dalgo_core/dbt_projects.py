@@ -317,17 +317,26 @@ def preparing_beside(spec: OrgSpec) -> Iterator[Callable[[], list[PreparedProjec
         thread.join()
 
 
+# What a manifest holds that definitions never read (dagster-dbt reads nodes, sources, the maps and the
+# semantic layer): dbt's macros are most of a small project's manifest (every adapter macro), and a code
+# server keeps its manifests for its life
+UNUSED_MANIFEST_KEYS = ("macros", "docs", "disabled")
+
+
 def read_manifest(spec: OrgSpec, project: DbtProjectSpec) -> tuple[PreparedProject, dict]:
-    """The prepared manifest, for definition loading: never runs dbt."""
+    """The prepared manifest, for definition loading, without what definitions never read: never runs dbt."""
     prepared = located_project(spec, project)
     where = f"organization '{spec.slug}' ({spec.spec_path}), dbt project '{project.name}'"
     if not (prepared.project_dir / "dbt_project.yml").is_file():
         raise DbtProjectError(f"{where}: no dbt_project.yml in the project's folder")
     try:
         with _locked(spec.slug, fcntl.LOCK_SH):  # not while the manifests are being prepared
-            return prepared, orjson.loads(prepared.manifest_path.read_bytes())
+            manifest = orjson.loads(prepared.manifest_path.read_bytes())
     except FileNotFoundError:
         raise DbtProjectError(f"{where}: its manifest is not prepared; run `dalgo prepare {spec.slug}`") from None
+    for key in UNUSED_MANIFEST_KEYS:
+        manifest.pop(key, None)
+    return prepared, manifest
 
 
 def prepare_organizations(slugs: list[str], *, force: bool = False) -> dict[str, str]:

@@ -15,7 +15,7 @@ class AccountsConfig(AppConfig):
 
         m2m_changed.connect(forget_role_permissions, sender=Role.permissions.through)
         post_save.connect(forget_role_permissions, sender=Role)
-        # a remembered caller (auth._caller) is forgotten on any change of what it was checked against
+        # a remembered caller (auth._remembered) is forgotten on any change of what it was checked against
         m2m_changed.connect(forget_authentications, sender=Role.permissions.through)
         for model in (ApiToken, User, OrgUser, Org, Role):
             post_save.connect(forget_authentications, sender=model)

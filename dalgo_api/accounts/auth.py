@@ -70,7 +70,8 @@ def forget_role_permissions(**_: object) -> None:
 
 AUTH_TTL_SECONDS = 1.0
 AUTH_CACHE_MAX = 10_000
-_auth_cache: dict[tuple[str, str | None, bool], tuple[float, RequestContext]] = {}
+# (token hash, organization slug, what was checked: "token", "org" or "platform") -> (expiry, caller)
+_auth_cache: dict[tuple[str, str | None, str], tuple[float, RequestContext]] = {}
 
 
 def forget_authentications(**_: object) -> None:
@@ -80,19 +81,39 @@ def forget_authentications(**_: object) -> None:
     _auth_cache.clear()
 
 
+def _remembered(key: tuple[str, str | None, str], find: Callable[[], RequestContext]) -> RequestContext:
+    """The caller ``find()`` returns, remembered under ``key`` for ``AUTH_TTL_SECONDS`` in this process:
+    a client polling runs, logs or its own user then costs no token and membership queries (a third of
+    such a request). A refusal (``find`` raises) is never remembered; each request gets a context of its
+    own (``obj`` is per request)."""
+    now = time.monotonic()
+    hit = _auth_cache.get(key)
+    if hit is not None and hit[0] > now and not hit[1].token.expired:
+        return dataclasses.replace(hit[1])
+    ctx = find()
+    if len(_auth_cache) >= AUTH_CACHE_MAX:
+        _auth_cache.clear()
+    _auth_cache[key] = (now + AUTH_TTL_SECONDS, ctx)
+    return dataclasses.replace(ctx)
+
+
+def _token_caller(token: str) -> RequestContext:
+    row = next(iter(ApiToken.objects.select_related("user").filter(key_hash=hash_token(token))[:1]), None)
+    if row is None or not row.user.is_active:
+        raise ApiError(401, "invalid token: log in again")
+    if row.expired:
+        row.delete()
+        raise ApiError(401, "token expired: log in again")
+    return RequestContext(user=row.user, token=row)
+
+
 class TokenAuth(HttpBearer):
     """``Authorization: Bearer <token>``; tokens are looked up by their sha256 and must not be expired."""
 
     permissions: tuple[str, ...] = ()
 
     def authenticate(self, request: HttpRequest, token: str) -> RequestContext:
-        row = next(iter(ApiToken.objects.select_related("user").filter(key_hash=hash_token(token))[:1]), None)
-        if row is None or not row.user.is_active:
-            raise ApiError(401, "invalid token: log in again")
-        if row.expired:
-            row.delete()
-            raise ApiError(401, "token expired: log in again")
-        return RequestContext(user=row.user, token=row)
+        return _remembered((hash_token(token), None, "token"), lambda: _token_caller(token))
 
     def __call__(self, request: HttpRequest) -> RequestContext | None:
         # HttpBearer returns None without a header (ninja then answers a bare 401): say why instead.
@@ -141,24 +162,18 @@ class PermissionAuth(TokenAuth):
         return ctx
 
     def _caller(self, request: HttpRequest, token: str) -> RequestContext:
-        """The caller, its organization, role and permissions. A caller that passed is remembered per
-        (token, organization) for ``AUTH_TTL_SECONDS`` in this process: a client polling runs or logs then
-        costs no token and membership queries (a third of such a request). A refusal is never remembered."""
+        """The caller, its organization, role and permissions, remembered per (token, organization)."""
         slug = self._org_slug(request) if self.org_scoped else None
-        key = (hash_token(token), slug, self.org_scoped)
-        now = time.monotonic()
-        hit = _auth_cache.get(key)
-        if hit is not None and hit[0] > now and not hit[1].token.expired:
-            return dataclasses.replace(hit[1])  # a context of its own: ``obj`` is per request
-        ctx = TokenAuth.authenticate(self, request, token)
-        if self.org_scoped:
-            _enter_org(ctx, slug)
-        elif ctx.user.is_superuser:
-            ctx.role, ctx.permissions = Role.SUPER_ADMIN, role_permissions(Role.SUPER_ADMIN)
-        if len(_auth_cache) >= AUTH_CACHE_MAX:
-            _auth_cache.clear()
-        _auth_cache[key] = (now + AUTH_TTL_SECONDS, ctx)
-        return dataclasses.replace(ctx)
+
+        def find() -> RequestContext:
+            ctx = TokenAuth.authenticate(self, request, token)
+            if self.org_scoped:
+                _enter_org(ctx, slug)
+            elif ctx.user.is_superuser:
+                ctx.role, ctx.permissions = Role.SUPER_ADMIN, role_permissions(Role.SUPER_ADMIN)
+            return ctx
+
+        return _remembered((hash_token(token), slug, "org" if self.org_scoped else "platform"), find)
 
     def _org_slug(self, request: HttpRequest) -> str | None:
         if self.org_path_param:

@@ -475,7 +475,17 @@ def captured_log(slug: str, run_id: str, file_key: str, cursor: str | None, max_
 
 
 def run_error(run_id: str) -> str | None:
-    """The error that failed a run: the failed step's error, else the run failure message."""
+    """The error that failed a run: the failed step's error, else the run failure message. Asked of
+    failed runs only, which no longer change: kept in the cache."""
+    cache, key = runs_cache(), f"error:{run_id}"
+    found = cache.get(key)
+    if found is None:
+        found = (_run_error(run_id),)
+        cache.set(key, found, FINISHED_RUN_TTL_SECONDS)
+    return found[0]
+
+
+def _run_error(run_id: str) -> str | None:
     from dagster import DagsterEventType
 
     inst = instance()

@@ -20,6 +20,10 @@ from dalgo_api.errors import ApiError
 DEFAULT_URL = "http://127.0.0.1:3000"
 TIMEOUT_SECONDS = float(os.environ.get("DALGO_DAGSTER_TIMEOUT_SECONDS", "30"))
 T = TypeVar("T")
+# the instance's PostgreSQL pool, as dagster-webserver's defaults (--db-statement-timeout, --db-pool-*)
+STATEMENT_TIMEOUT_MS = 15_000
+POOL_RECYCLE_SECONDS = 3600
+POOL_MAX_OVERFLOW = 20
 
 
 class DagsterUnavailable(ApiError):
@@ -143,7 +147,16 @@ def instance() -> Any:
     with _instance_lock:
         if home not in _instances:
             try:
-                _instances[home] = DagsterInstance.from_config(home)
+                inst = DagsterInstance.from_config(home)
+                # a long-lived reader like the webserver: Dagster's own switch from a new PostgreSQL
+                # connection per storage call (its NullPool) to a kept one, with the webserver's defaults
+                # (a no-op on SQLite)
+                inst.optimize_for_webserver(
+                    statement_timeout=STATEMENT_TIMEOUT_MS,
+                    pool_recycle=POOL_RECYCLE_SECONDS,
+                    max_overflow=POOL_MAX_OVERFLOW,
+                )
+                _instances[home] = inst
             except Exception as exc:
                 raise DagsterUnavailable(f"Dagster's instance at {home} cannot be opened: {exc}") from exc
         return _instances[home]

@@ -44,9 +44,6 @@ from typing import Any
 import dagster as dg
 from dagster import AutomationContext, DagsterRunStatus, RunRecord
 
-# no public equivalent: AssetRecord.gen reads through the tick's loading context, batched and cached
-from dagster._core.storage.event_log.base import AssetRecord  # noqa: TID251
-
 from dalgo_assets.automation.targets import FreshnessTarget
 
 MIN_RETRY_DELAY = timedelta(seconds=30)
@@ -103,6 +100,11 @@ def _tick(context: AutomationContext) -> _Tick:
 async def _last_materialized(context: AutomationContext, key: dg.AssetKey) -> float | None:
     tick = _tick(context)
     if key not in tick.last:
+        # no public equivalent: AssetRecord.gen reads through the tick's loading context, batched and
+        # cached. Imported at a tick, not with the definitions: the event log storage brings SQLAlchemy
+        # and Alembic (about 20 MB), which loading definitions (a run worker, a reload) never needs
+        from dagster._core.storage.event_log.base import AssetRecord  # noqa: TID251
+
         record = await AssetRecord.gen(context.asset_graph_view, key)
         materialization = record.asset_entry.last_materialization_record if record else None
         tick.last[key] = materialization.timestamp if materialization else None

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt.asset_utils import get_manifest_and_translator_from_dbt_assets
 from pydantic import ValidationError
 
 from dalgo_assets.automation.targets import (
@@ -22,6 +21,7 @@ from dalgo_assets.automation.targets import (
     TargetProblems,
     _target_from_spec,
 )
+from dalgo_assets.transform.dbt_integration import get_manifest_and_translator_from_dbt_assets
 from dalgo_core.names import FRESHNESS_WARNING_METADATA
 from dalgo_core.spec import FreshnessSpec, OrgSpec
 

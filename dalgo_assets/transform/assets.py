@@ -6,8 +6,8 @@ from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
-from dagster_dbt import DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
 
+from dalgo_assets.transform.dbt_integration import DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
 from dalgo_assets.transform.translator import OrgDbtTranslator, RelationIndex, dbt_relations
 from dalgo_assets.warehouse.writers import writer_tags
 from dalgo_core.dbt_projects import PreparedProject, dbt_executable, read_manifest

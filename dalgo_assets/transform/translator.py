@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
+from dalgo_assets.transform.dbt_integration import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 from dalgo_core.names import ORG_TAG
 
 # A table in the warehouse, as dbt names it: (schema, identifier), lower-cased.

@@ -10,6 +10,9 @@ anything else of the machine.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -201,3 +204,31 @@ def test_demo_organization_definitions(definitions, slug: str, section: str, sna
     machine = [s for s in _strings(summary) if str(root) in s or s.startswith(("/", "~"))]
     assert not machine, f"the snapshot would hold what differs per machine: {machine}"
     assert summary == snapshot
+
+
+# What only runs need, never imported by a process loading definitions (a code server, a run worker
+# before its step): dbt-core and its adapters (dbt runs as dalgo-dbt, a subprocess), Dagster's event log
+# storage (the automation sensor's tick imports it) and the warehouses' and connectors' clients.
+RUN_ONLY = ("dbt.adapters", "dbt.contracts", "dbt_common", "agate", "sqlalchemy", "alembic", "duckdb", "psycopg")
+LOAD = """
+import json, sys
+from dalgo_assets import locations
+defs = getattr(locations, sys.argv[1])
+manifests = [s.metadata["dagster_dbt/manifest"].manifest for a in defs.assets for s in a.specs
+             if "dagster_dbt/manifest" in s.metadata]
+print(json.dumps({"assets": len(defs.resolve_asset_graph().get_all_asset_keys()), "modules": sorted(sys.modules),
+                  "manifest_keys": sorted({k for m in manifests for k in m})}))
+"""
+
+
+@pytest.mark.parametrize("slug", ORGS)
+def test_a_location_loads_without_what_only_runs_need(definitions, slug: str) -> None:
+    """A code server keeps its organization's definitions for its life, one per organization: loading
+    them (as ``dalgo_assets.locations`` does, in a process of its own) imports neither dbt-core nor
+    Dagster's storage nor a warehouse client, and keeps no dbt macros (most of a small project's manifest)."""
+    out = subprocess.run([sys.executable, "-c", LOAD, slug], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert loaded["assets"] == len(definitions[1][slug].resolve_asset_graph().get_all_asset_keys())
+    assert [m for m in loaded["modules"] if m.startswith(RUN_ONLY)] == []
+    assert "nodes" in loaded["manifest_keys"] and "macros" not in loaded["manifest_keys"]

@@ -50,7 +50,7 @@ from dalgo_api.bridge.runs import (
     wait_for_run,
 )
 from dalgo_api.bridge.signals import Signal, Signals, location_signals, read_signals
-from dalgo_api.bridge.transport import DagsterRejected, DagsterUnavailable, dagit_url
+from dalgo_api.bridge.transport import DagsterRejected, DagsterUnavailable, dagit_url, open_in_background
 
 __all__ = [
     "ASSET_JOB",
@@ -76,6 +76,7 @@ __all__ = [
     "location_signals",
     "materializations",
     "new_launch_id",
+    "open_in_background",
     "queue_position",
     "read_signals",
     "relative_key",

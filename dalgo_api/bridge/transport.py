@@ -7,6 +7,7 @@ answers but refuses, ``DagsterRejected`` (409).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -160,6 +161,19 @@ def instance() -> Any:
             except Exception as exc:
                 raise DagsterUnavailable(f"Dagster's instance at {home} cannot be opened: {exc}") from exc
         return _instances[home]
+
+
+def open_in_background() -> None:
+    """Open Dagster's instance in a thread as an API server process starts, so that the first request
+    needing it does not pay Dagster's import and the storage's opening (2-3 s): ``dalgo_api.wsgi`` calls
+    it. A request arriving meanwhile waits on the same lock; an instance that cannot be opened yet is
+    opened again by the request that needs it."""
+
+    def open_quietly() -> None:
+        with contextlib.suppress(DagsterUnavailable):
+            instance()
+
+    threading.Thread(target=open_quietly, name="dagster-instance", daemon=True).start()
 
 
 def storage_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

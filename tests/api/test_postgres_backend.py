@@ -16,8 +16,11 @@ REPO = HERE.parents[2]
 
 
 def test_api_suite_passes_on_postgresql(postgres):
+    # nothing of the API's settings leaks in from this process (another test's DJANGO_SETTINGS_MODULE
+    # would make pytest-django set Django up before tests/conftest.py gives it the tests' values)
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("DALGO_API_", "DJANGO_"))}
     env = {
-        **os.environ,
+        **inherited,
         "DALGO_API_DATABASE_URL": postgres.dsn("dalgo_api"),
         "PYTHONDONTWRITEBYTECODE": "1",
     }

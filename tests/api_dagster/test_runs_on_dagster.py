@@ -212,7 +212,7 @@ def test_pipelines_are_validated_written_and_toggled(stack: Stack):
     assert shown["kind"] == "schedule" and {t["asset"] for t in shown["targets"]} == set(GOOD)
     assert all(t["last_materialization"] for t in shown["targets"])
     disabled = stack.call("POST", "/api/pipelines/nightly/disable", org=slug, role="pipeline-manager")
-    assert disabled.status_code == 200 and disabled.json()["enabled"] is False
+    assert disabled.status_code == 200 and disabled.json()["enabled"] is False, disabled.content
     spec = yaml.safe_load((stack.root / "orgs" / slug / "org.yaml").read_text())
     assert spec["pipelines"][0]["enabled"] is False
 

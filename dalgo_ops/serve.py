@@ -292,6 +292,9 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
     # load each organization's location within a second of its code server answering.
     supervisor.log(f"dalgo serve: starting {len(servers)} code server(s), the webserver, the daemon and the API")
     for name in [*servers, *rest]:
+        if name == "daemon":  # its run queue limits only pools that exist (dalgo_core.pools): create them
+            pools = Step("dagster-pools", [sys.executable, "-m", "dalgo_ops.pools"], env, supervisor.log_dir)
+            pools.result("the organizations' concurrency pools cannot be created in Dagster's storage")
         supervisor.start(specs[name])
     for line in api_ready.result("the API's database cannot be prepared").splitlines():
         if line.startswith("demo login") or (line.startswith("adopted organization") and line.endswith(")")):

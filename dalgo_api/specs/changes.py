@@ -22,7 +22,7 @@ from dalgo_api.audit import services as audit
 from dalgo_api.errors import ApiError, not_found
 from dalgo_api.specs import store as specs
 from dalgo_core.dbt_projects import DBT_TIMEOUT_SECONDS, DbtProjectError, preparing_beside
-from dalgo_core.names import connection_pool, dbt_pool
+from dalgo_core.pools import org_pools
 from dalgo_core.spec import OrgSpec, SpecError
 
 Edit = Callable[[OrgSpec], None]
@@ -69,7 +69,7 @@ def change_spec(
             # dbt parses beside the reload: the code server imports meanwhile, and reads the manifests
             # once they are written (dalgo_core.dbt_projects holds it until then)
             with preparing_beside(saved) if prepare else contextlib.nullcontext(list) as prepared:
-                bridge.ensure_pools(spec_pools(saved))
+                bridge.ensure_pools(org_pools(saved))
                 try:  # the reload may wait as long as dbt may take
                     bridge.reload_location(slug, longer=DBT_TIMEOUT_SECONDS if prepare else 0)
                 finally:
@@ -87,13 +87,6 @@ def change_spec(
             specs.save_spec(before)
             raise
         return saved
-
-
-def spec_pools(spec: OrgSpec) -> list[str]:
-    """The concurrency pools of the organization's dbt projects and connections."""
-    return [dbt_pool(spec.slug, p.name) for p in spec.dbt_projects] + [
-        connection_pool(spec.slug, c.name) for c in spec.connections
-    ]
 
 
 def _reload_quietly(slug: str) -> None:

@@ -1,0 +1,34 @@
+"""``python -m dalgo_ops.pools``: give every organization's concurrency pools their row in Dagster's
+storage (the instance's ``default_limit``) before the daemon's run queue starts, so that the first runs
+of an organization that was never changed through the API (adopted from the organizations folder) wait
+for each other as they do later (``dalgo_core.pools``)."""
+
+from __future__ import annotations
+
+from dagster import DagsterInstance
+
+from dalgo_core.pools import org_pools
+from dalgo_core.spec import SpecError, list_org_slugs, load_org_spec
+
+
+def wanted_pools() -> set[str]:
+    """The pools of every organization whose spec loads (a broken one gets its pools when it is fixed)."""
+    pools: set[str] = set()
+    for slug in list_org_slugs():
+        try:
+            pools.update(org_pools(load_org_spec(slug)))
+        except (SpecError, FileNotFoundError):
+            continue
+    return pools
+
+
+def main() -> int:
+    with DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        for pool in sorted(wanted_pools() - set(storage.get_concurrency_keys())):
+            storage.initialize_concurrency_limit_to_default(pool)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -441,7 +441,7 @@ def test_bigquery_warehouse_job_and_policy(env: Path, monkeypatch: pytest.Monkey
     from dalgo_assets.ingestion.dlt.job import Job
     from dalgo_core.sandbox import Endpoint
 
-    key = {"type": "service_account", "project_id": "ngo-data", "private_key": "-----BEGIN PRIVATE KEY-----x"}
+    key = {"type": "service_account", "project_id": "ngo-data", "private_key": "test-only-not-a-key"}
     monkeypatch.setenv("BQ_KEY", base64.b64encode(json.dumps(key).encode()).decode())
     write_spec(
         env / "orgs",

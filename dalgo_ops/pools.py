@@ -1,12 +1,11 @@
 """``python -m dalgo_ops.pools``: give every organization's concurrency pools their row in Dagster's
-storage (the instance's ``default_limit``) before the daemon's run queue starts, so that the first runs
-of an organization that was never changed through the API (adopted from the organizations folder) wait
-for each other as they do later (``dalgo_core.pools``)."""
+storage before the daemon's run queue starts, so that the first runs of an organization that was never
+changed through the API (adopted from the organizations folder) wait for each other as they do later
+(``dalgo_core.pools``). The rows are made by the bridge's ``ensure_pools``, as for the API's changes."""
 
 from __future__ import annotations
 
-from dagster import DagsterInstance
-
+from dalgo_api.bridge import ensure_pools
 from dalgo_core.pools import org_pools
 from dalgo_core.spec import SpecError, list_org_slugs, load_org_spec
 
@@ -23,10 +22,7 @@ def wanted_pools() -> set[str]:
 
 
 def main() -> int:
-    with DagsterInstance.get() as instance:
-        storage = instance.event_log_storage
-        for pool in sorted(wanted_pools() - set(storage.get_concurrency_keys())):
-            storage.initialize_concurrency_limit_to_default(pool)
+    ensure_pools(wanted_pools())
     return 0
 
 

@@ -1,7 +1,7 @@
 """The concurrency pools an organization's runs take (``dalgo_core.names``: one per dbt project, one per
 connection). Dagster's run queue limits a pool only once the pool has a row in its storage, and a pool
 created in the middle of a queue pass is not counted in that pass; so the platform creates them ahead:
-at start for every organization (``dalgo_ops.pools``) and with every spec change (the API)."""
+at start for every organization (``dalgo_ops.storage``) and with every spec change (the API)."""
 
 from __future__ import annotations
 

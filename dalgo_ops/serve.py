@@ -130,21 +130,24 @@ class Step:
 MIGRATED_STAMP = ".dalgo-storage-migrated"
 
 
-def create_storage(env: dict[str, str], log_dir: Path) -> Step | None:
-    """Create (or migrate) Dagster's storage once, before any process touches it: processes that all
-    create a new SQLite storage at once corrupt it. Storage left by an older Dagster is migrated; a
-    failure stops the start with Dagster's own message. None when the storage was already migrated by
-    this Dagster version (a stamp in ``$DAGSTER_HOME``): a warm start skips it."""
+def prepare_storage(env: dict[str, str], log_dir: Path) -> Step:
+    """Make Dagster's storage ready in one process (``dalgo_ops.storage``) before the webserver and the
+    daemon touch it: processes that all create a new SQLite storage at once corrupt it. Storage left by
+    an older Dagster is migrated; a failure stops the start with Dagster's own message. A warm start
+    skips the migration when this Dagster version already made the storage (a stamp in
+    ``$DAGSTER_HOME``); the organizations' pools are made either way."""
     home = Path(env["DAGSTER_HOME"])
     stamp = home / MIGRATED_STAMP
     version = f"dagster {importlib.metadata.version('dagster')}\n"
     embedded = "DAGSTER_PG_HOST" not in env  # PostgreSQL storage is always migrated: it is shared
     stores = (home / "history" / "runs.db", home / "schedules" / "schedules.db")
-    if embedded and all(f.exists() for f in stores) and stamp.exists() and stamp.read_text() == version:
-        return None
-    stamp.unlink(missing_ok=True)
-    step = Step("dagster-instance-migrate", [str(BIN / "dagster"), "instance", "migrate"], env, log_dir)
-    step.on_success = lambda: stamp.write_text(version)
+    migrated = embedded and all(f.exists() for f in stores) and stamp.exists() and stamp.read_text() == version
+    if not migrated:
+        stamp.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "dalgo_ops.storage", *([] if migrated else ["--migrate"])]
+    step = Step("dagster-storage", argv, env, log_dir)
+    if not migrated:
+        step.on_success = lambda: stamp.write_text(version)
     return step
 
 
@@ -172,6 +175,13 @@ def code_server_name(slug: str) -> str:
     return f"{CODE_SERVER_PREFIX}{slug}"
 
 
+def code_server_env(env: dict[str, str]) -> dict[str, str]:
+    """A code server never opens Dagster's storage: every call that needs the instance (a run, a sensor
+    or schedule tick) brings the caller's. Without ``DAGSTER_HOME`` it opens none, so it can start
+    while the storage is still being created (``prepare_storage``), and never creates one itself."""
+    return {k: v for k, v in env.items() if k != "DAGSTER_HOME"}
+
+
 def code_server(config: ServeConfig, env: dict[str, str], slug: str, port: int) -> ProcessSpec:
     argv = [
         str(BIN / "dagster"),
@@ -188,7 +198,7 @@ def code_server(config: ServeConfig, env: dict[str, str], slug: str, port: int) 
     return ProcessSpec(
         code_server_name(slug),
         argv,
-        env,
+        code_server_env(env),
         REPO,
         stop_signal=signal.SIGKILL,
         ready=lambda: grpc_ok(config.host, port),
@@ -275,26 +285,26 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
     write_workspace(config.workspace, grpc_base_port=config.grpc_base_port)
     env = process_env(config)
     supervisor.boot(env)  # supervisord, with no program yet
-    # Dagster's storage and the API's database are made ready while the dbt manifests are prepared.
-    storage = create_storage(env, supervisor.log_dir)
+    # Dagster's storage and the API's database are made ready while the dbt manifests are prepared and
+    # the code servers load them (they need no storage: ``code_server_env``).
+    storage = prepare_storage(env, supervisor.log_dir)
     demo = config.demo_user if config.demo_user and config.demo_user[0] in slugs else None
     api_ready = prepare_api(env, supervisor.log_dir, demo)
     supervisor.log(f"dalgo serve: preparing {len(slugs)} organization(s)")
     for slug, problem in prepare_organizations(slugs).items():
         supervisor.log(f"organization '{slug}' is not ready (its code location will show the error): {problem}")
-    if storage is not None:
-        storage.result(f"Dagster's storage in {env['DAGSTER_HOME']} cannot be created or migrated")
     specs = {s.name: s for s in process_specs(config, env)}
     servers = [name for name in specs if name.startswith(CODE_SERVER_PREFIX)]
     on_the_database = ["api", "alerts"]  # once the API's database is migrated
     rest = [name for name in specs if name not in servers and name not in on_the_database]
-    # Everything starts at once once the storage exists: the webserver's and the daemon's gRPC watch
-    # load each organization's location within a second of its code server answering.
     supervisor.log(f"dalgo serve: starting {len(servers)} code server(s), the webserver, the daemon and the API")
-    for name in [*servers, *rest]:
-        if name == "daemon":  # its run queue limits only pools that exist (dalgo_core.pools): create them
-            pools = Step("dagster-pools", [sys.executable, "-m", "dalgo_ops.pools"], env, supervisor.log_dir)
-            pools.result("the organizations' concurrency pools cannot be created in Dagster's storage")
+    for name in servers:
+        supervisor.start(specs[name])
+    # The webserver and the daemon once the storage exists and the pools have their rows (the daemon's
+    # run queue limits only pools that exist: dalgo_core.pools); their gRPC watch loads each
+    # organization's location within a second of its code server answering.
+    storage.result(f"Dagster's storage in {env['DAGSTER_HOME']} cannot be created or migrated")
+    for name in rest:
         supervisor.start(specs[name])
     for line in api_ready.result("the API's database cannot be prepared").splitlines():
         if line.startswith("demo login") or (line.startswith("adopted organization") and line.endswith(")")):

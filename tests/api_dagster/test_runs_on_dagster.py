@@ -138,11 +138,11 @@ def test_two_dbt_runs_on_one_project_queue_then_succeed_and_fail(stack: Stack, p
     assert a["trigger"] == "manual" and a["user"] == f"pipeline-manager@{slug.replace('_', '-')}.example.org"
     assert a["assets"] == GOOD and a["state"] == "queued"
 
-    # while the first run holds the project's pool, the second one waits and the API says why
+    # while the first run holds the pool of the DuckDB warehouse, the second one waits and the API says why
     def second_waits_for_pool() -> bool:
         run = run_of(stack, slug, b["run_id"])
         reason = (run.get("queue") or {}).get("reason") or ""
-        return run["state"] == "queued" and f"dbt/{slug}/people" in reason
+        return run["state"] == "queued" and f"warehouse/{slug}" in reason
 
     wait_for(second_waits_for_pool, RUN_TIMEOUT, what="the second run to wait for the pool")
 

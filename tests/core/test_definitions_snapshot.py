@@ -206,6 +206,34 @@ def test_demo_organization_definitions(definitions, slug: str, section: str, sna
     assert summary == snapshot
 
 
+def _pools_by_op(defs: dg.Definitions) -> dict[str, str | None]:
+    """Every op of every job of the location, with the pool it takes."""
+    return {
+        node.definition.name: getattr(node.definition, "pool", None)
+        for job in defs.get_repository_def().get_all_jobs()
+        for node in job.nodes
+    }
+
+
+def test_every_step_writing_a_duckdb_warehouse_takes_its_one_pool(definitions) -> None:
+    """A DuckDB file takes one writing process: every step of ``demo_ngo`` that writes it (the faker
+    sync and its reset, both dbt projects' builds and their chores) takes ``warehouse/demo_ngo``, so two
+    runs writing it wait for each other; ``partner_ngo``'s PostgreSQL warehouse keeps one pool per dbt
+    project and per connection, its syncs and builds running beside each other."""
+    built = definitions[1]
+    duckdb = _pools_by_op(built["demo_ngo"])
+    assert {"demo_ngo__airbyte__faker", "demo_ngo__faker__reset_op", "demo_ngo__sales", "demo_ngo__analytics"} <= set(
+        duckdb
+    )
+    assert sum(1 for op in duckdb if op.endswith(("__git_pull_op", "__dbt_deps_op", "__dbt_clean_op"))) == 6
+    assert set(duckdb.values()) == {"warehouse/demo_ngo"}
+
+    postgres = _pools_by_op(built["partner_ngo"])
+    assert postgres["partner_ngo__airbyte__faker"] == postgres["partner_ngo__faker__reset_op"]
+    assert postgres["partner_ngo__sales"] == postgres["partner_ngo__sales__dbt_clean_op"]
+    assert set(postgres.values()) == {"airbyte/partner_ngo/faker", "dbt/partner_ngo/sales"}
+
+
 # What only runs need, never imported by a process loading definitions (a code server, a run worker
 # before its step): dbt-core and its adapters (dbt runs as dalgo-dbt, a subprocess), Dagster's event log
 # storage (the automation sensor's tick imports it) and the warehouses' and connectors' clients.

@@ -25,6 +25,7 @@ import pytest
 from dalgo_assets.automation.sensors import INTERVAL_ENV
 from dalgo_assets.definitions import build_org_definitions
 from dalgo_core.dbt_projects import prepare_projects
+from dalgo_core.pools import org_pools
 from dalgo_core.spec import load_org_spec
 from tests.support.orgs import copy_demo_org
 
@@ -219,7 +220,8 @@ def test_every_step_writing_a_duckdb_warehouse_takes_its_one_pool(definitions) -
     """A DuckDB file takes one writing process: every step of ``demo_ngo`` that writes it (the faker
     sync and its reset, both dbt projects' builds and their chores) takes ``warehouse/demo_ngo``, so two
     runs writing it wait for each other; ``partner_ngo``'s PostgreSQL warehouse keeps one pool per dbt
-    project and per connection, its syncs and builds running beside each other."""
+    project and per connection, its syncs and builds running beside each other. The pools the platform
+    creates ahead for an organization (``org_pools``) are the ones its steps take."""
     built = definitions[1]
     duckdb = _pools_by_op(built["demo_ngo"])
     assert {"demo_ngo__airbyte__faker", "demo_ngo__faker__reset_op", "demo_ngo__sales", "demo_ngo__analytics"} <= set(
@@ -232,6 +234,8 @@ def test_every_step_writing_a_duckdb_warehouse_takes_its_one_pool(definitions) -
     assert postgres["partner_ngo__airbyte__faker"] == postgres["partner_ngo__faker__reset_op"]
     assert postgres["partner_ngo__sales"] == postgres["partner_ngo__sales__dbt_clean_op"]
     assert set(postgres.values()) == {"airbyte/partner_ngo/faker", "dbt/partner_ngo/sales"}
+    for slug, pools in (("demo_ngo", duckdb), ("partner_ngo", postgres)):
+        assert sorted(org_pools(load_org_spec(slug))) == sorted(set(pools.values()))
 
 
 # What only runs need, never imported by a process loading definitions (a code server, a run worker

@@ -21,7 +21,8 @@ def queue_position(run_id: str) -> int | None:
 
 def waiting_reason(slug: str, run: RunInfo) -> str | None:
     """Why a queued run waits: another run of the organization holding its run slots, or a busy pool
-    (one dbt run per dbt project). None if nothing visible holds it (the daemon has not looked yet)."""
+    (one run per dbt project or connection, one run writing a DuckDB warehouse: ``dalgo_core.pools``).
+    None if nothing visible holds it (the daemon has not looked yet)."""
     from dagster import DagsterRunStatus, RunsFilter
 
     inst = instance()

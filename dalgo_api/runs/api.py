@@ -84,8 +84,9 @@ def start_run(
     idempotency_key: idempotency.KeyHeader = None,
 ) -> tuple[int, RunOut]:
     """Materialize a selection of the organization's assets. The run waits in Dagster's queue while the
-    organization's run slots or a dbt project's pool are taken: ``state`` is then ``queued``, with the
-    queue position and the reason.
+    organization's run slots or a pool its steps take (a dbt project's, a connection's, or a DuckDB
+    warehouse's: one writer at a time) are taken: ``state`` is then ``queued``, with the queue position
+    and the reason.
 
     A 201 always means the run was launched. When the run cannot be read back from Dagster after the
     launch, the answer still is 201 with its ``run_id``, ``status`` ``QUEUED`` and what the request says.

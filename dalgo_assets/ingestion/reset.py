@@ -1,7 +1,8 @@
 """A reset of a connection, or of some of its streams: their data and state cleared, the next sync a
 full one. Each connection has a reset job, ``<org>__<connection>__reset`` (``dalgo_core.names``), whose
-run config names the streams (none: all of them); it holds the connection's pool, so a reset never runs
-beside a sync of that connection, and on DuckDB it is a warehouse writer like the syncs. What the op
+run config names the streams (none: all of them); it holds the pool of the connection's syncs, so a
+reset never runs beside a sync of that connection, and on DuckDB it is a warehouse writer like the syncs
+(the warehouse's pool, ``dalgo_core.pools``). What the op
 does is the ingestion mode's: embedded connections drop their tables and state in the organization's
 warehouse (``embedded/reset.py``), an Airbyte server's connections run Airbyte's own reset job
 (``server/reset.py``).
@@ -13,7 +14,8 @@ import dagster as dg
 from pydantic import Field
 
 from dalgo_assets.warehouse.writers import writer_tags
-from dalgo_core.names import CONNECTION_TAG, ORG_TAG, connection_pool, reset_job_name, reset_op_name
+from dalgo_core.names import CONNECTION_TAG, ORG_TAG, reset_job_name, reset_op_name
+from dalgo_core.pools import sync_pool
 from dalgo_core.spec import ConnectionSpec, OrgSpec
 
 # (the op's context, the streams to reset: all of them when None) -> what was done, one line each
@@ -43,12 +45,12 @@ class ResetConfig(dg.Config):
 
 
 def reset_job(spec: OrgSpec, connection: ConnectionSpec, resource_key: str, action: ResetAction) -> dg.JobDefinition:
-    """The connection's reset job: one op, holding the connection's pool, running ``action``."""
+    """The connection's reset job: one op, holding the pool of the connection's syncs, running ``action``."""
     org = spec.slug
 
     @dg.op(
         name=reset_op_name(org, connection.name),
-        pool=connection_pool(org, connection.name),
+        pool=sync_pool(spec, connection.name),
         tags=writer_tags(spec),
         required_resource_keys={resource_key},
         description=f"Clear the data and state of streams of connection '{connection.name}'",

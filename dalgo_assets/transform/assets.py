@@ -11,7 +11,7 @@ from dalgo_assets.transform.dbt_integration import DbtCliInvocation, DbtCliResou
 from dalgo_assets.transform.translator import OrgDbtTranslator, RelationIndex, dbt_relations
 from dalgo_assets.warehouse.writers import writer_tags
 from dalgo_core.dbt_projects import PreparedProject, dbt_executable, read_manifest
-from dalgo_core.names import dbt_pool
+from dalgo_core.pools import dbt_project_pool
 from dalgo_core.spec import DbtProjectSpec, OrgSpec
 from dalgo_core.warehouse.profiles import PROFILE_NAME, profiles_dir
 
@@ -66,7 +66,7 @@ def _project_assets(
         name=f"{spec.slug}__{project.spec.name}",
         dagster_dbt_translator=translator,
         required_resource_keys={key, "warehouse"},
-        pool=dbt_pool(spec.slug, project.spec.name),
+        pool=dbt_project_pool(spec, project.spec.name),
         op_tags=writer_tags(spec),
     )
     def _dbt_build(context: AssetExecutionContext):

@@ -3,8 +3,8 @@
 Dalgo runs these inside a web request or a Celery task and keeps their output in Redis for a while
 (or not at all); here each is a one-op job per dbt project, ``<org>__<project>__<command>``, whose
 output goes to the run's event log (one message per command) and to the step's captured stdout, so it
-stays in Dagster's run history. The job holds the project's dbt pool, so a chore never runs beside a
-dbt build of the same project.
+stays in Dagster's run history. The job holds the pool of the project's builds (``dalgo_core.pools``:
+the warehouse's on DuckDB), so a chore never runs beside a dbt build of the same project.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from dalgo_core.dbt_projects import (
     prepare_project,
     run_dbt,
 )
-from dalgo_core.names import COMMAND_TAG, MAINTENANCE_COMMANDS, ORG_TAG, dbt_pool, maintenance_job_name
+from dalgo_core.names import COMMAND_TAG, MAINTENANCE_COMMANDS, ORG_TAG, maintenance_job_name
+from dalgo_core.pools import dbt_project_pool
 from dalgo_core.redact import redact, tenant_error
 from dalgo_core.spec import DbtProjectSpec, OrgSpec
 
@@ -77,7 +78,7 @@ ACTIONS = {
 def maintenance_job(spec: OrgSpec, project: DbtProjectSpec, command: str) -> dg.JobDefinition:
     action = ACTIONS[command]
 
-    @dg.op(name=f"{spec.slug}__{project.name}__{command}_op", pool=dbt_pool(spec.slug, project.name))
+    @dg.op(name=f"{spec.slug}__{project.name}__{command}_op", pool=dbt_project_pool(spec, project.name))
     def chore(context) -> None:  # noqa: ANN001 (unannotated: Dagster resolves no string annotation here)
         action(context, spec, project)
 

@@ -1,6 +1,7 @@
 """The API on a real Dagster webserver and daemon: an organization created through the API gets a dbt
 project, runs started through the API are followed through their logs until they end, a failing model
-shows its error, two dbt runs on one project run one after the other, a run launched straight through
+shows its error, two dbt runs on one project run one after the other, and so do two runs of two dbt
+projects writing one DuckDB warehouse, a run launched straight through
 Dagster (as from Dagit) is listed for its organization only, users of another organization see nothing,
 every role gets exactly what the permission matrix gives it, a run requested right after an
 organization was created succeeds, a retried run request with the same ``Idempotency-Key`` launches one
@@ -138,11 +139,11 @@ def test_two_dbt_runs_on_one_project_queue_then_succeed_and_fail(stack: Stack, p
     assert a["trigger"] == "manual" and a["user"] == f"pipeline-manager@{slug.replace('_', '-')}.example.org"
     assert a["assets"] == GOOD and a["state"] == "queued"
 
-    # while the first run holds the project's pool, the second one waits and the API says why
+    # while the first run holds the pool of the DuckDB warehouse, the second one waits and the API says why
     def second_waits_for_pool() -> bool:
         run = run_of(stack, slug, b["run_id"])
         reason = (run.get("queue") or {}).get("reason") or ""
-        return run["state"] == "queued" and f"dbt/{slug}/people" in reason
+        return run["state"] == "queued" and f"warehouse/{slug}" in reason
 
     wait_for(second_waits_for_pool, RUN_TIMEOUT, what="the second run to wait for the pool")
 
@@ -233,6 +234,34 @@ def test_maintenance_chore_output_is_in_the_run_logs(stack: Stack, people_runs: 
     assert chore["state"] == "succeeded", chore
     assert chore["job"].endswith("__people__dbt_clean") and chore["trigger"] == "maintenance"
     assert any("dbt clean" in e["message"] for e in events)
+
+
+def test_two_runs_writing_one_duckdb_warehouse_take_turns(stack: Stack):
+    """Builds of two dbt projects were on two pools and ran at once, and one of them could fail on the
+    DuckDB file's lock: now both take the warehouse's pool, so the second waits for the first (the API
+    says so) and both succeed."""
+    slug = org_a(stack)
+    folder = write_dbt_project(stack.projects(slug), "extra", {"seeds/extra.csv": "id\n1\n2\n"})
+    created = stack.call("POST", "/api/dbt/projects/", {"name": "extra", "path": str(folder)}, org=slug)
+    assert created.status_code == 201, created.content
+    answers = [
+        stack.call("POST", "/api/runs/", {"assets": [key]}, org=slug) for key in ("people/people", "extra/extra")
+    ]
+    assert [a.status_code for a in answers] == [201, 201], [a.content for a in answers]
+    first, second = (a.json()["run_id"] for a in answers)
+    reasons: set[str] = set()
+
+    def both_ended() -> bool:
+        runs = [run_of(stack, slug, run_id) for run_id in (first, second)]
+        reasons.add((runs[1].get("queue") or {}).get("reason") or "")
+        return all(r["ended_at"] for r in runs)
+
+    wait_for(both_ended, RUN_TIMEOUT, what="both runs to end")
+    one, two = run_of(stack, slug, first), run_of(stack, slug, second)
+    assert (one["state"], two["state"]) == ("succeeded", "succeeded"), (one, two)
+    assert datetime.fromisoformat(two["started_at"]) >= datetime.fromisoformat(one["ended_at"])
+    assert f"waiting for pool warehouse/{slug} (held by run {first})" in reasons, reasons
+    assert stack.call("DELETE", "/api/dbt/projects/extra", org=slug).status_code == 204
 
 
 def listed(stack: Stack, org: str, role: str = "guest") -> list[str]:

@@ -25,6 +25,7 @@ import pytest
 from dalgo_assets.automation.sensors import INTERVAL_ENV
 from dalgo_assets.definitions import build_org_definitions
 from dalgo_core.dbt_projects import prepare_projects
+from dalgo_core.pools import org_pools
 from dalgo_core.spec import load_org_spec
 from tests.support.orgs import copy_demo_org
 
@@ -204,6 +205,37 @@ def test_demo_organization_definitions(definitions, slug: str, section: str, sna
     machine = [s for s in _strings(summary) if str(root) in s or s.startswith(("/", "~"))]
     assert not machine, f"the snapshot would hold what differs per machine: {machine}"
     assert summary == snapshot
+
+
+def _pools_by_op(defs: dg.Definitions) -> dict[str, str | None]:
+    """Every op of every job of the location, with the pool it takes."""
+    return {
+        node.definition.name: getattr(node.definition, "pool", None)
+        for job in defs.get_repository_def().get_all_jobs()
+        for node in job.nodes
+    }
+
+
+def test_every_step_writing_a_duckdb_warehouse_takes_its_one_pool(definitions) -> None:
+    """A DuckDB file takes one writing process: every step of ``demo_ngo`` that writes it (the faker
+    sync and its reset, both dbt projects' builds and their chores) takes ``warehouse/demo_ngo``, so two
+    runs writing it wait for each other; ``partner_ngo``'s PostgreSQL warehouse keeps one pool per dbt
+    project and per connection, its syncs and builds running beside each other. The pools the platform
+    creates ahead for an organization (``org_pools``) are the ones its steps take."""
+    built = definitions[1]
+    duckdb = _pools_by_op(built["demo_ngo"])
+    assert {"demo_ngo__airbyte__faker", "demo_ngo__faker__reset_op", "demo_ngo__sales", "demo_ngo__analytics"} <= set(
+        duckdb
+    )
+    assert sum(1 for op in duckdb if op.endswith(("__git_pull_op", "__dbt_deps_op", "__dbt_clean_op"))) == 6
+    assert set(duckdb.values()) == {"warehouse/demo_ngo"}
+
+    postgres = _pools_by_op(built["partner_ngo"])
+    assert postgres["partner_ngo__airbyte__faker"] == postgres["partner_ngo__faker__reset_op"]
+    assert postgres["partner_ngo__sales"] == postgres["partner_ngo__sales__dbt_clean_op"]
+    assert set(postgres.values()) == {"airbyte/partner_ngo/faker", "dbt/partner_ngo/sales"}
+    for slug, pools in (("demo_ngo", duckdb), ("partner_ngo", postgres)):
+        assert sorted(org_pools(load_org_spec(slug))) == sorted(set(pools.values()))
 
 
 # What only runs need, never imported by a process loading definitions (a code server, a run worker

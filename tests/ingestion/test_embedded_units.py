@@ -27,7 +27,7 @@ from dalgo_assets.ingestion.embedded.schema import (
 from dalgo_assets.ingestion.embedded.state import GLOBAL_KEY, StateTracker, state_input
 from dalgo_assets.ingestion.embedded.sync import plan_stream
 from dalgo_core.connectors.config import resolved
-from dalgo_core.names import connection_pool
+from dalgo_core.names import warehouse_pool
 from dalgo_core.spec import StreamSpec
 from tests.ingestion.embedded_support import faker_connection, write_org
 
@@ -61,7 +61,7 @@ def test_definitions_load_without_installing_anything(dalgo_env: Path) -> None:
     spec = write_org(dalgo_env / "orgs", "acme", faker_connection(connector="source-not-installed-anywhere"))
     (asset,) = build_embedded_ingestion(spec).assets
     assert asset.can_subset
-    assert asset.op.pool == connection_pool("acme", "faker")
+    assert asset.op.pool == warehouse_pool("acme")  # a DuckDB warehouse: one writer at a time
     users = dg.AssetKey(["acme", "faker", "users"])
     assert set(asset.keys) == {users, dg.AssetKey(["acme", "faker", "products"])}
     spec_of_users = next(s for s in asset.specs if s.key == users)

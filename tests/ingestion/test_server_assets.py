@@ -14,7 +14,7 @@ import pytest
 
 from dalgo_assets.definitions import build_org_definitions
 from dalgo_assets.ingestion import build_ingestion_definitions, ingestion_group
-from dalgo_core.names import connection_pool
+from dalgo_core.names import warehouse_pool
 from tests.ingestion.test_server_standin import BASIC, FAKER, ORG, basic_auth_env, server_spec, standin
 from tests.support.airbyte_standin import StandinAirbyte
 
@@ -63,7 +63,7 @@ def test_definitions_load_without_calling_airbyte(
     assert {USERS, PURCHASES} <= set(graph.get_all_asset_keys())
     (assets_def,) = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and USERS in a.keys]
     assert assets_def.keys == {USERS, PURCHASES} and assets_def.can_subset
-    assert assets_def.op.pool == connection_pool(ORG, "faker")
+    assert assets_def.op.pool == warehouse_pool(ORG)  # a DuckDB warehouse: one writer at a time
     users = assets_def.specs_by_key[USERS]
     assert users.group_name == ingestion_group(ORG)
     assert users.tags["dalgo/org"] == ORG

@@ -3,7 +3,8 @@ grouped, tagged and pooled as Airbyte connections are (``embedded/assets.py``).
 
 Definitions load from the spec alone. A materialization runs one dlt sync of the selected streams and
 records, per stream, the rows loaded, the table and the sync mode. One sync per connection at a time (its
-pool), and one writer of a DuckDB warehouse at a time (its op tags).
+pool), and one writer of a DuckDB warehouse at a time (the warehouse's pool, ``dalgo_core.pools``, across
+runs; its op tags within one).
 """
 
 from collections.abc import Iterator
@@ -15,7 +16,8 @@ from dalgo_assets.ingestion.dlt.run import DltRun, DltSyncError
 from dalgo_assets.ingestion.embedded.assets import table_name
 from dalgo_assets.warehouse import WarehouseResource
 from dalgo_assets.warehouse.writers import writer_tags
-from dalgo_core.names import ORG_TAG, connection_pool
+from dalgo_core.names import ORG_TAG
+from dalgo_core.pools import sync_pool
 from dalgo_core.spec import ConnectionSpec, DatabaseSource, OrgSpec
 
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
@@ -57,7 +59,7 @@ def connection_asset(spec: OrgSpec, connection: ConnectionSpec) -> dg.AssetsDefi
         name=f"{org}__dlt__{connection.name}",
         specs=specs,
         can_subset=True,
-        pool=connection_pool(org, connection.name),
+        pool=sync_pool(spec, connection.name),
         op_tags=writer_tags(spec),
     )
     def _sync(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:

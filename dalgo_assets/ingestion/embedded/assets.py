@@ -2,7 +2,8 @@
 
 Definitions load with no network, no connector process and no install: the assets come from the spec
 alone. A materialization syncs the selected streams (``ConnectionSync``) and records, per stream, the
-rows loaded, the table and the sync mode. One sync per connection at a time (its pool).
+rows loaded, the table and the sync mode. One sync per connection at a time (its pool: on DuckDB the
+warehouse's, ``dalgo_core.pools``, one writer at a time).
 """
 
 from collections.abc import Iterator
@@ -14,7 +15,8 @@ from dalgo_assets.ingestion import ingestion_group, materializations, schema_rep
 from dalgo_assets.ingestion.embedded.sync import ConnectionSync, SyncError
 from dalgo_assets.warehouse import WarehouseResource
 from dalgo_assets.warehouse.writers import writer_tags
-from dalgo_core.names import ORG_TAG, connection_pool
+from dalgo_core.names import ORG_TAG
+from dalgo_core.pools import sync_pool
 from dalgo_core.spec import ConnectionSpec, OrgSpec
 
 RUNTIME_KEY = "airbyte_connectors"
@@ -68,7 +70,7 @@ def connection_asset(spec: OrgSpec, connection: ConnectionSpec) -> dg.AssetsDefi
         name=f"{org}__airbyte__{connection.name}",
         specs=specs,
         can_subset=True,
-        pool=connection_pool(org, connection.name),
+        pool=sync_pool(spec, connection.name),
         op_tags=writer_tags(spec),
     )
     def _sync(

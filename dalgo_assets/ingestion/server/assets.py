@@ -17,7 +17,8 @@ from dagster_airbyte.utils import DAGSTER_AIRBYTE_TRANSLATOR_METADATA_KEY
 
 from dalgo_assets.ingestion import ingestion_group, stream_key
 from dalgo_assets.ingestion.server.resource import DalgoAirbyteWorkspace
-from dalgo_core.names import ORG_TAG, connection_pool
+from dalgo_core.names import ORG_TAG
+from dalgo_core.pools import sync_pool
 from dalgo_core.spec import BigQueryWarehouse, ConnectionSpec, OrgSpec, PostgresWarehouse
 
 
@@ -86,7 +87,7 @@ def connection_assets(
         name=f"{org}__airbyte__{conn.name}",
         specs=stream_specs(spec, conn, connection_id, translator),
         can_subset=True,
-        pool=connection_pool(org, conn.name),
+        pool=sync_pool(spec, conn.name),
         description=f"Airbyte connection '{conn.name}' ({conn.source.connector}) into schema "
         f"{conn.destination_schema}; every stream syncs together.",
     )

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,10 +50,25 @@ def api_ok(api: int) -> bool:
         return False
 
 
+def session_processes(sid: int) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (OSError, psutil.Error):
+            continue
+    return found
+
+
 def timed_start(argv: list[str], env: dict[str, str], cwd: Path, ready: Callable[[], bool]) -> float:
-    """Seconds from the command to ``ready()``; then the processes are stopped with SIGTERM."""
+    """Seconds from the command to ``ready()``; then the command is stopped with SIGTERM, and whatever
+    it left running is killed (``dagster dev`` leaves its code server and the runs it started going for
+    a minute after SIGTERM), so that no start is timed beside another one's leftovers."""
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         while not ready():
             if proc.poll() is not None or time.perf_counter() - started > 900:
@@ -62,6 +78,9 @@ def timed_start(argv: list[str], env: dict[str, str], cwd: Path, ready: Callable
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(180)
+        for left in session_processes(proc.pid):
+            left.kill()
+        psutil.wait_procs(session_processes(proc.pid), timeout=30)
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ every organization (``dalgo_ops.storage``) and with every spec change (the API).
 from __future__ import annotations
 
 from dalgo_core.names import connection_pool, dbt_pool, warehouse_pool
-from dalgo_core.spec import OrgSpec
+from dalgo_core.spec import OrgSpec, SpecError, list_org_slugs, load_org_spec
 
 
 def single_writer(spec: OrgSpec) -> bool:
@@ -43,3 +43,15 @@ def org_pools(spec: OrgSpec) -> list[str]:
     pools = [dbt_project_pool(spec, p.name) for p in spec.dbt_projects]
     pools += [sync_pool(spec, c.name) for c in spec.connections]
     return list(dict.fromkeys(pools))
+
+
+def all_org_pools() -> set[str]:
+    """The pools of every organization of the folder whose spec loads (a broken one gets its pools when
+    it is fixed)."""
+    pools: set[str] = set()
+    for slug in list_org_slugs():
+        try:
+            pools.update(org_pools(load_org_spec(slug)))
+        except (SpecError, FileNotFoundError):
+            continue
+    return pools

@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-import dagster as dg
-
 from dalgo_core.spec import SpecError, load_org_spec
 
 EXIT_NO_CHANGES, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
 def _run(org: str, *, apply_it: bool) -> int:
+    import dagster as dg  # here, not at the CLI's start (every `dalgo` command would import Dagster)
+
     from dalgo_assets.ingestion.server.declared import DeclarationError
     from dalgo_assets.ingestion.server.reconcile import ReconcileError, apply, make_plan
     from dalgo_assets.ingestion.server.resource import airbyte_client

@@ -42,6 +42,7 @@ from dalgo_core import layout, sandbox, settings
 from dalgo_core.code_locations import GRPC_BASE_PORT_ENV, code_server_args, code_servers, write_workspace
 from dalgo_core.dbt_projects import prepare_organizations
 from dalgo_core.names import location_name
+from dalgo_core.pools import all_org_pools
 from dalgo_core.spec import list_org_slugs
 from dalgo_ops.instance import REPO, pg_env_from_url, write_embedded_instance, write_postgres_instance
 from dalgo_ops.processes import ProcessSpec, Supervisor, signal_group, start_time, stop_from_pid_files
@@ -52,7 +53,7 @@ BIN = Path(sys.executable).parent
 WSGI_APP = "dalgo_api.wsgi:application"
 
 
-def _env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int:
     value = os.environ.get(name, "").strip()
     return int(value) if value else default
 
@@ -66,8 +67,8 @@ class ServeConfig:
     operator_port: int | None = None  # a second, read-only webserver for operators
     api_port: int = 8000
     grpc_base_port: int = 4000
-    api_workers: int = field(default_factory=lambda: _env_int("DALGO_API_WORKERS", 2))
-    api_threads: int = field(default_factory=lambda: _env_int("DALGO_API_THREADS", 4))
+    api_workers: int = field(default_factory=lambda: env_int("DALGO_API_WORKERS", 2))
+    api_threads: int = field(default_factory=lambda: env_int("DALGO_API_THREADS", 4))
     demo_user: tuple[str, str] | None = None  # (organization, email): ``dalgo up`` prints its login
     demo_login: str = ""
     dagster_home: Path = field(default_factory=lambda: layout.dagster_home().absolute())
@@ -127,28 +128,41 @@ class Step:
         return output
 
 
-MIGRATED_STAMP = ".dalgo-storage-migrated"
+READY_STAMP = ".dalgo-storage-ready"
 
 
-def prepare_storage(env: dict[str, str], log_dir: Path) -> Step:
+def prepare_storage(env: dict[str, str], log_dir: Path, *, just_created: bool = False) -> Step | None:
     """Make Dagster's storage ready in one process (``dalgo_ops.storage``) before the webserver and the
     daemon touch it: processes that all create a new SQLite storage at once corrupt it. Storage left by
-    an older Dagster is migrated; a failure stops the start with Dagster's own message. A warm start
-    skips the migration when this Dagster version already made the storage (a stamp in
-    ``$DAGSTER_HOME``); the organizations' pools are made either way."""
+    an older Dagster is migrated, and every organization's pools get their row; a failure stops the
+    start with Dagster's own message. A stamp in ``$DAGSTER_HOME`` records what a start made ready (the
+    Dagster version, the pools): a warm start whose storage this version made and whose pools were all
+    made skips the step (None); a new organization's pools are made without migrating again. PostgreSQL
+    storage is shared, so it is always checked. Storage ``just_created`` by this Dagster (the webserver
+    made it, ``new_storage``) gets its pools, with no migration beside the processes using it."""
     home = Path(env["DAGSTER_HOME"])
-    stamp = home / MIGRATED_STAMP
-    version = f"dagster {importlib.metadata.version('dagster')}\n"
-    embedded = "DAGSTER_PG_HOST" not in env  # PostgreSQL storage is always migrated: it is shared
+    stamp = home / READY_STAMP
+    version = f"dagster {importlib.metadata.version('dagster')}"
+    pools = all_org_pools()
+    embedded = "DAGSTER_PG_HOST" not in env
     stores = (home / "history" / "runs.db", home / "schedules" / "schedules.db")
-    migrated = embedded and all(f.exists() for f in stores) and stamp.exists() and stamp.read_text() == version
-    if not migrated:
-        stamp.unlink(missing_ok=True)
+    made = stamp.read_text().splitlines() if stamp.exists() else []
+    migrated = just_created or (embedded and all(f.exists() for f in stores) and made[:1] == [version])
+    if migrated and pools <= set(made[1:]):
+        return None
+    stamp.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "dalgo_ops.storage", *([] if migrated else ["--migrate"])]
     step = Step("dagster-storage", argv, env, log_dir)
-    if not migrated:
-        step.on_success = lambda: stamp.write_text(version)
+    step.on_success = lambda: stamp.write_text("\n".join([version, *sorted(pools)]) + "\n")
     return step
+
+
+def new_storage(env: dict[str, str]) -> bool:
+    """Whether the embedded SQLite storage does not exist yet: Dagster creates it in the first process
+    that opens it, so the webserver, started alone before every other process that opens it, creates
+    it (``start``)."""
+    home = Path(env["DAGSTER_HOME"])
+    return "DAGSTER_PG_HOST" not in env and not any((home / d).exists() for d in ("history", "schedules", "storage"))
 
 
 def http_ok(url: str) -> bool:
@@ -176,10 +190,11 @@ def code_server_name(slug: str) -> str:
 
 
 def code_server_env(env: dict[str, str]) -> dict[str, str]:
-    """A code server never opens Dagster's storage: every call that needs the instance (a run, a sensor
-    or schedule tick) brings the caller's. Without ``DAGSTER_HOME`` it opens none, so it can start
-    while the storage is still being created (``prepare_storage``), and never creates one itself."""
-    return {k: v for k, v in env.items() if k != "DAGSTER_HOME"}
+    """A code server needs no Dagster storage: every call that needs the instance (a run, a sensor or
+    schedule tick) brings the caller's. With ``DAGSTER_HOME`` empty (Dagster's "not set") it opens none,
+    so it can start while the storage is still being created (``prepare_storage``) and never creates one
+    beside it. (Empty rather than absent: supervisord's programs inherit its environment.)"""
+    return {**env, "DAGSTER_HOME": ""}
 
 
 def code_server(config: ServeConfig, env: dict[str, str], slug: str, port: int) -> ProcessSpec:
@@ -284,28 +299,37 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
     config.run_dir.mkdir(parents=True, exist_ok=True)
     write_workspace(config.workspace, grpc_base_port=config.grpc_base_port)
     env = process_env(config)
-    supervisor.boot(env)  # supervisord, with no program yet
-    # Dagster's storage and the API's database are made ready while the dbt manifests are prepared and
-    # the code servers load them (they need no storage: ``code_server_env``).
-    storage = prepare_storage(env, supervisor.log_dir)
+    # Dagster's storage and the API's database are made ready while supervisord starts, the dbt
+    # manifests are prepared and the code servers load them (they need no storage: ``code_server_env``).
+    # A new SQLite storage is created by the webserver alone (``new_storage``); one left by an earlier
+    # start is migrated first.
+    created_by_webserver = new_storage(env)
+    storage = None if created_by_webserver else prepare_storage(env, supervisor.log_dir)
     demo = config.demo_user if config.demo_user and config.demo_user[0] in slugs else None
     api_ready = prepare_api(env, supervisor.log_dir, demo)
+    supervisor.boot(env)  # supervisord, with no program yet
     supervisor.log(f"dalgo serve: preparing {len(slugs)} organization(s)")
     for slug, problem in prepare_organizations(slugs).items():
         supervisor.log(f"organization '{slug}' is not ready (its code location will show the error): {problem}")
     specs = {s.name: s for s in process_specs(config, env)}
     servers = [name for name in specs if name.startswith(CODE_SERVER_PREFIX)]
-    on_the_database = ["api", "alerts"]  # once the API's database is migrated
-    rest = [name for name in specs if name not in servers and name not in on_the_database]
+    on_the_database = ["api"]  # once the API's database is migrated
+    # the alert dispatcher answers no request: it starts once Dagit and the API answer, not competing
+    # with them for the CPU (two cores start the platform about as fast as dagster dev starts Dagster)
+    after_ready = ["alerts"]
+    rest = [name for name in specs if name not in {*servers, "webserver", *on_the_database, *after_ready}]
     supervisor.log(f"dalgo serve: starting {len(servers)} code server(s), the webserver, the daemon and the API")
     for name in servers:
         supervisor.start(specs[name])
-    # The webserver and the daemon once the storage exists and the pools have their rows (the daemon's
-    # run queue limits only pools that exist: dalgo_core.pools); their gRPC watch loads each
-    # organization's location within a second of its code server answering.
-    storage.result(f"Dagster's storage in {env['DAGSTER_HOME']} cannot be created or migrated")
-    for name in rest:
-        supervisor.start(specs[name])
+    failure = f"Dagster's storage in {env['DAGSTER_HOME']} cannot be created or migrated"
+    if storage is not None:
+        storage.result(failure)
+    # the webserver's gRPC watch loads each organization's location within a second of its code server
+    # answering
+    supervisor.start(specs["webserver"])
+    if created_by_webserver:
+        supervisor.wait_ready(["webserver"])  # it answers once its instance (the new storage) exists
+        storage = prepare_storage(env, supervisor.log_dir, just_created=True)  # its pools and stamp
     for line in api_ready.result("the API's database cannot be prepared").splitlines():
         if line.startswith("demo login") or (line.startswith("adopted organization") and line.endswith(")")):
             supervisor.log(f"dalgo serve: {line}")
@@ -313,12 +337,20 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
                 config.demo_login = line
     for name in on_the_database:
         supervisor.start(specs[name])
+    # the daemon once the pools have their rows (its run queue limits only pools that exist:
+    # dalgo_core.pools)
+    if created_by_webserver and storage is not None:
+        storage.result(f"the organizations' pools cannot be created in {env['DAGSTER_HOME']}")
+    for name in rest:
+        supervisor.start(specs[name])
     # A code server that cannot load its organization still serves the error, so waiting is safe.
-    supervisor.wait_ready([*servers, *rest, *on_the_database])
+    supervisor.wait_ready([*servers, "webserver", *rest, *on_the_database])
     locations = {location_name(slug) for slug in code_servers(config.workspace)}
     supervisor.wait_until(
         lambda: locations_settled(f"{config.webserver_url}/graphql", locations), "the webserver's locations"
     )
+    for name in after_ready:
+        supervisor.start(specs[name])
     return slugs
 
 

@@ -17,26 +17,14 @@ import sys
 from dagster import DagsterInstance
 
 from dalgo_api.bridge import ensure_pools
-from dalgo_core.pools import org_pools
-from dalgo_core.spec import SpecError, list_org_slugs, load_org_spec
-
-
-def wanted_pools() -> set[str]:
-    """The pools of every organization whose spec loads (a broken one gets its pools when it is fixed)."""
-    pools: set[str] = set()
-    for slug in list_org_slugs():
-        try:
-            pools.update(org_pools(load_org_spec(slug)))
-        except (SpecError, FileNotFoundError):
-            continue
-    return pools
+from dalgo_core.pools import all_org_pools
 
 
 def main(argv: list[str]) -> int:
     if "--migrate" in argv:
         with DagsterInstance.get() as instance:
             instance.upgrade(print)
-    ensure_pools(wanted_pools())
+    ensure_pools(all_org_pools())
     return 0
 
 

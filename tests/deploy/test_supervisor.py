@@ -148,3 +148,25 @@ def test_a_second_start_on_the_same_state_folder_is_refused_while_the_first_runs
         first.kill()
         first.wait()
     assert running_supervisor(tmp_path) is None  # a dead supervisor's file is no obstacle
+
+
+def test_a_code_server_under_supervisord_opens_no_dagster_storage(tmp_path: Path) -> None:
+    """``dalgo serve`` starts the code servers while Dagster's storage is still being created: one that
+    opened the instance of ``DAGSTER_HOME`` would create a second SQLite storage beside it and corrupt
+    both. Under supervisord (whose programs inherit its environment, ``DAGSTER_HOME`` included) a code
+    server answers and leaves ``DAGSTER_HOME`` empty."""
+    from dalgo_ops.serve import ServeConfig, code_server, code_server_name
+    from tests.support.postgres import free_port
+
+    home = tmp_path / "dagster"
+    home.mkdir()
+    config = ServeConfig(postgres_url="", dagster_home=home, run_dir=tmp_path / "run")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DALGO_HOME": str(tmp_path / "dalgo")}
+    supervisor = Supervisor(config.run_dir, log=lambda _: None)
+    supervisor.boot(env)
+    try:
+        supervisor.start(code_server(config, env, "demo_ngo", free_port()))
+        supervisor.wait_ready([code_server_name("demo_ngo")], timeout=120)  # its child has loaded
+        assert list(home.iterdir()) == []
+    finally:
+        supervisor.stop_all()

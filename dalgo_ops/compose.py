@@ -122,6 +122,7 @@ def compose_config(slugs: list[str], image: str = "${DALGO_IMAGE:-dalgo:latest}"
     servers = {code_server_service(s): _code_server(s, i, image) for i, s in enumerate(slugs)}
     code_servers_ready = {name: {"condition": "service_healthy"} for name in servers}
     after_pg = {"postgres": {"condition": "service_healthy"}}
+    after_storage = {**after_pg, "storage": {"condition": "service_completed_successfully"}}
     with_workspace = [*VOLUMES, f"./workspace.yaml:{WORKSPACE_IN_CONTAINER}:ro"]
     webserver_cmd = ["dagster-webserver", "-h", "0.0.0.0", "-p", "3000", "-w", WORKSPACE_IN_CONTAINER]
     api_env = {
@@ -150,26 +151,32 @@ def compose_config(slugs: list[str], image: str = "${DALGO_IMAGE:-dalgo:latest}"
             "restart": "unless-stopped",
         },
         "prepare": {**_dalgo_service(["dalgo", "prepare"], image, **SANDBOX), "restart": "no"},
+        # Dagster's storage created or migrated, and every organization's pools, before the webserver
+        # and the daemon open it (dalgo_ops.storage; dalgo serve runs the same)
+        "storage": {
+            **_dalgo_service(["python", "-m", "dalgo_ops.storage", "--migrate"], image, depends_on=after_pg),
+            "restart": "no",
+        },
         **servers,
         "webserver": _dalgo_service(
             webserver_cmd,
             image,
             expose=["3000"],
             volumes=with_workspace,
-            depends_on={**after_pg, **code_servers_ready},
+            depends_on={**after_storage, **code_servers_ready},
         ),
         "webserver-readonly": _dalgo_service(
             [*webserver_cmd, "--read-only"],
             image,
             volumes=with_workspace,
             ports=["127.0.0.1:${DALGO_DAGSTER_PORT:-3000}:3000"],
-            depends_on={**after_pg, **code_servers_ready},
+            depends_on={**after_storage, **code_servers_ready},
         ),
         "daemon": _dalgo_service(
             ["dagster-daemon", "run", "-w", WORKSPACE_IN_CONTAINER],
             image,
             volumes=with_workspace,
-            depends_on={**after_pg, **code_servers_ready},
+            depends_on={**after_storage, **code_servers_ready},
         ),
         "api": _dalgo_service(
             [

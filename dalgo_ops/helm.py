@@ -194,16 +194,21 @@ def api_manifests(repository: str = "dalgo", tag: str = "latest") -> list[dict[s
             }
         ],
     }
+    # the API's database migrated, and every organization's pools given their row in Dagster's storage
+    # before a run of an organization never changed through the API waits on them (dalgo_ops.storage;
+    # Dagster's own chart migrates its storage)
     migrate = {
         "name": "migrate",
         "image": image,
         "command": [
             "sh",
             "-c",
-            "python manage.py migrate --noinput && python manage.py collectstatic --noinput",
+            "python manage.py migrate --noinput && python manage.py collectstatic --noinput"
+            " && python -m dalgo_ops.storage",
         ],
         "env": env,
         "envFrom": env_from,
+        "volumeMounts": container["volumeMounts"],
     }
     deployment = {
         "apiVersion": "apps/v1",

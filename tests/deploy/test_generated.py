@@ -26,7 +26,7 @@ from tests.support.orgs import copy_demo_org, write_spec
 SCHEMA = Path(__file__).with_name("helm") / "values.schema.json"
 REPO = Path(__file__).resolve().parents[2]
 ENV_KEYS = {"DAGSTER_HOME", "DALGO_HOME", "DALGO_ORGS_DIR", "DAGSTER_PG_HOST", "DAGSTER_PG_PASSWORD"}
-DALGO_SERVICES = {"prepare", "webserver", "webserver-readonly", "daemon", "api", "alerts"}
+DALGO_SERVICES = {"prepare", "storage", "webserver", "webserver-readonly", "daemon", "api", "alerts"}
 
 
 @pytest.fixture
@@ -69,6 +69,9 @@ def test_compose_has_a_code_server_per_org_wired_into_the_workspace(three_orgs: 
         assert set(services[name]["environment"]) >= ENV_KEYS, name
     for name in ("webserver", "webserver-readonly", "daemon"):
         assert set(services[name]["depends_on"]) >= {code_server_service(s) for s in three_orgs}
+        # one process makes Dagster's storage and the organizations' pools before these open it
+        assert services[name]["depends_on"]["storage"] == {"condition": "service_completed_successfully"}
+    assert services["storage"]["command"] == ["python", "-m", "dalgo_ops.storage", "--migrate"]
     # what is published is published on the host's loopback only, and the operators' webserver is read-only
     published = {n: s["ports"] for n, s in services.items() if "ports" in s}
     assert set(published) == {"webserver-readonly", "api"}

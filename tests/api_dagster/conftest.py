@@ -71,6 +71,20 @@ def create_org_with_members(api: Api, root_token: str, name: str) -> OrgMembers:
     return members
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_test_environment: None, django_db_blocker: DjangoDbBlocker) -> Iterator[None]:
+    """The API's test database, whichever tests of this folder run: the stack writes its rows outside
+    pytest-django's per-test transactions, and pytest-django's own ``django_db_setup`` sets up only the
+    databases a collected test marks (a module run alone, with no such test, found no tables)."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        databases = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases(databases, verbosity=0)
+
+
 @pytest.fixture(scope="module")
 def stack(
     request: pytest.FixtureRequest,

@@ -131,6 +131,22 @@ class Step:
 READY_STAMP = ".dalgo-storage-ready"
 
 
+def _embedded_stores(env: dict[str, str]) -> tuple[Path, ...] | None:
+    """The files of the embedded SQLite storage (None: PostgreSQL storage)."""
+    if "DAGSTER_PG_HOST" in env:
+        return None
+    home = Path(env["DAGSTER_HOME"])
+    return (home / "history" / "runs.db", home / "schedules" / "schedules.db")
+
+
+def new_storage(env: dict[str, str]) -> bool:
+    """Whether the embedded SQLite storage does not exist yet: Dagster creates it in the first process
+    that opens it, so the webserver, started alone before every other process that opens it, creates
+    it (``start``)."""
+    stores = _embedded_stores(env)
+    return stores is not None and not any(f.exists() for f in stores)
+
+
 def prepare_storage(env: dict[str, str], log_dir: Path, *, just_created: bool = False) -> Step | None:
     """Make Dagster's storage ready in one process (``dalgo_ops.storage``) before the webserver and the
     daemon touch it: processes that all create a new SQLite storage at once corrupt it. Storage left by
@@ -139,30 +155,20 @@ def prepare_storage(env: dict[str, str], log_dir: Path, *, just_created: bool = 
     Dagster version, the pools): a warm start whose storage this version made and whose pools were all
     made skips the step (None); a new organization's pools are made without migrating again. PostgreSQL
     storage is shared, so it is always checked. Storage ``just_created`` by this Dagster (the webserver
-    made it, ``new_storage``) gets its pools, with no migration beside the processes using it."""
-    home = Path(env["DAGSTER_HOME"])
-    stamp = home / READY_STAMP
+    made it, ``new_storage``) always gets its pools, with no migration beside the processes using it."""
+    stamp = Path(env["DAGSTER_HOME"]) / READY_STAMP
     version = f"dagster {importlib.metadata.version('dagster')}"
     pools = all_org_pools()
-    embedded = "DAGSTER_PG_HOST" not in env
-    stores = (home / "history" / "runs.db", home / "schedules" / "schedules.db")
+    stores = _embedded_stores(env)
     made = stamp.read_text().splitlines() if stamp.exists() else []
-    migrated = just_created or (embedded and all(f.exists() for f in stores) and made[:1] == [version])
-    if migrated and pools <= set(made[1:]):
+    migrated = just_created or (stores is not None and all(f.exists() for f in stores) and made[:1] == [version])
+    if migrated and not just_created and pools <= set(made[1:]):
         return None
     stamp.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "dalgo_ops.storage", *([] if migrated else ["--migrate"])]
     step = Step("dagster-storage", argv, env, log_dir)
     step.on_success = lambda: stamp.write_text("\n".join([version, *sorted(pools)]) + "\n")
     return step
-
-
-def new_storage(env: dict[str, str]) -> bool:
-    """Whether the embedded SQLite storage does not exist yet: Dagster creates it in the first process
-    that opens it, so the webserver, started alone before every other process that opens it, creates
-    it (``start``)."""
-    home = Path(env["DAGSTER_HOME"])
-    return "DAGSTER_PG_HOST" not in env and not any((home / d).exists() for d in ("history", "schedules", "storage"))
 
 
 def http_ok(url: str) -> bool:
@@ -304,7 +310,7 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
     # A new SQLite storage is created by the webserver alone (``new_storage``); one left by an earlier
     # start is migrated first.
     created_by_webserver = new_storage(env)
-    storage = None if created_by_webserver else prepare_storage(env, supervisor.log_dir)
+    migration = None if created_by_webserver else prepare_storage(env, supervisor.log_dir)
     demo = config.demo_user if config.demo_user and config.demo_user[0] in slugs else None
     api_ready = prepare_api(env, supervisor.log_dir, demo)
     supervisor.boot(env)  # supervisord, with no program yet
@@ -321,15 +327,15 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
     supervisor.log(f"dalgo serve: starting {len(servers)} code server(s), the webserver, the daemon and the API")
     for name in servers:
         supervisor.start(specs[name])
-    failure = f"Dagster's storage in {env['DAGSTER_HOME']} cannot be created or migrated"
-    if storage is not None:
-        storage.result(failure)
+    if migration is not None:
+        migration.result(f"Dagster's storage in {env['DAGSTER_HOME']} cannot be created or migrated")
     # the webserver's gRPC watch loads each organization's location within a second of its code server
     # answering
     supervisor.start(specs["webserver"])
+    pools = None
     if created_by_webserver:
         supervisor.wait_ready(["webserver"])  # it answers once its instance (the new storage) exists
-        storage = prepare_storage(env, supervisor.log_dir, just_created=True)  # its pools and stamp
+        pools = prepare_storage(env, supervisor.log_dir, just_created=True)  # its pools and stamp
     for line in api_ready.result("the API's database cannot be prepared").splitlines():
         if line.startswith("demo login") or (line.startswith("adopted organization") and line.endswith(")")):
             supervisor.log(f"dalgo serve: {line}")
@@ -339,8 +345,8 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
         supervisor.start(specs[name])
     # the daemon once the pools have their rows (its run queue limits only pools that exist:
     # dalgo_core.pools)
-    if created_by_webserver and storage is not None:
-        storage.result(f"the organizations' pools cannot be created in {env['DAGSTER_HOME']}")
+    if pools is not None:
+        pools.result(f"the organizations' pools cannot be created in {env['DAGSTER_HOME']}")
     for name in rest:
         supervisor.start(specs[name])
     # A code server that cannot load its organization still serves the error, so waiting is safe.

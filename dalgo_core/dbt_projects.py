@@ -23,12 +23,12 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
 
-from dalgo_core import git, layout, sandbox, settings
+from dalgo_core import dbt_parser, git, layout, sandbox, settings
 from dalgo_core.redact import tenant_error
 from dalgo_core.sandbox.tenant import org_policy
 from dalgo_core.spec import DbtProjectSpec, OrgSpec, SpecError, load_org_spec
@@ -236,7 +236,7 @@ def run_dbt(spec: OrgSpec, prepared: PreparedProject, *args: str) -> subprocess.
     return _dbt(spec, [*args, "--profile", PROFILE_NAME], prepared, env, egress=args[:1] == ("deps",))
 
 
-def _prepare(spec: OrgSpec, project: DbtProjectSpec, force: bool) -> PreparedProject:
+def _prepare(spec: OrgSpec, project: DbtProjectSpec, force: bool, *, warm: bool = False) -> PreparedProject:
     where = f"organization '{spec.slug}' ({spec.spec_path}), dbt project '{project.name}'"
     if project.git is not None:
         git_sync(spec, project)
@@ -253,12 +253,35 @@ def _prepare(spec: OrgSpec, project: DbtProjectSpec, force: bool) -> PreparedPro
         deps = run_dbt(spec, prepared, "deps", "--quiet")
         if deps.returncode != 0:
             raise DbtProjectError(f"{where}: dbt deps failed:\n{tenant_error(deps.stdout + deps.stderr)}")
-    parse = run_dbt(spec, prepared, "parse", "--quiet")
-    if parse.returncode != 0 or not prepared.manifest_path.exists():
-        stamp.unlink(missing_ok=True)
-        raise DbtProjectError(f"{where}: dbt parse failed:\n{tenant_error(parse.stdout + parse.stderr)}")
+    if not (warm and _parse_warm(spec, prepared) and prepared.manifest_path.exists()):
+        parse = run_dbt(spec, prepared, "parse", "--quiet")
+        if parse.returncode != 0 or not prepared.manifest_path.exists():
+            stamp.unlink(missing_ok=True)
+            raise DbtProjectError(f"{where}: dbt parse failed:\n{tenant_error(parse.stdout + parse.stderr)}")
     stamp.write_text(fingerprint)
     return prepared
+
+
+def _parser_reads(spec: OrgSpec) -> list[Path]:
+    """What the organization's warm parser may read: its folder, its folder of the projects root, and the
+    folders of projects an operator assigned elsewhere (the organization's root is its writable place)."""
+    folders = [spec.folder.resolve(), tenant_projects_root(spec).resolve()]
+    for project in spec.dbt_projects:
+        with contextlib.suppress(DbtProjectError):
+            folders.append(project_dir(spec, project))
+    roots = [*folders, layout.org_root(spec.slug).resolve()]
+    return [f for f in dict.fromkeys(folders) if not any(r != f and r in f.parents for r in roots)]
+
+
+def _parse_warm(spec: OrgSpec, prepared: PreparedProject) -> bool:
+    """``dbt parse`` of the project in the organization's warm parser (``dalgo_core.dbt_parser``)."""
+    policy = org_policy(spec, read_only=_parser_reads(spec), warehouse=False)
+    env = replace(policy, setenv=dbt_env(prepared, profiles_dir(spec))).environment()
+    args = ["parse", "--quiet", "--profile", PROFILE_NAME]
+    try:
+        return dbt_parser.parse(policy, spec.warehouse.type, prepared.project_dir, env, args, DBT_TIMEOUT_SECONDS)
+    except TimeoutError:
+        raise DbtProjectError(f"dbt parse timed out after {DBT_TIMEOUT_SECONDS}s") from None
 
 
 def _manifests_lock(slug: str) -> Path:
@@ -296,7 +319,7 @@ def preparing_beside(spec: OrgSpec) -> Iterator[Callable[[], list[PreparedProjec
 
     def work() -> None:
         try:
-            outcome["projects"] = [_prepare(spec, p, False) for p in spec.dbt_projects]
+            outcome["projects"] = [_prepare(spec, p, False, warm=True) for p in spec.dbt_projects]
         except Exception as exc:  # handed to the waiting caller
             outcome["error"] = exc
         finally:

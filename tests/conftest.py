@@ -66,6 +66,8 @@ def _quiet_env() -> None:
     # Tests keep their dbt projects in tmp folders: local projects may live anywhere but inside another
     # organization or the platform's state (tests/security narrows this to what an operator would set).
     os.environ.setdefault("DALGO_DBT_PROJECTS_DIR", "/")
+    # A warm dbt parser an API change started lives for a test, not the five minutes a user gets.
+    os.environ.setdefault("DALGO_DBT_PARSER_IDLE_SECONDS", "20")
     # No Dagster unless a test starts one (and points the API at it): never a webserver that happens to
     # listen on the default port of the machine running the tests.
     os.environ.setdefault("DALGO_DAGSTER_URL", "http://127.0.0.1:9")

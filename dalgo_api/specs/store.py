@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from dalgo_core import layout, secret_store
+from dalgo_core import dbt_parser, layout, secret_store
 from dalgo_core.code_locations import code_servers, grpc_base_port, write_workspace
 from dalgo_core.names import SLUG_PATTERN
 from dalgo_core.spec import (
@@ -80,6 +80,7 @@ def update_org_spec(slug: str, **fields: object) -> OrgSpec:
 
 def delete_org_spec(slug: str) -> None:
     """Remove the organization's folder, its secrets and its generated state, then its code location."""
+    dbt_parser.stop(slug)
     shutil.rmtree(org_spec_path(slug).parent, ignore_errors=True)
     shutil.rmtree(layout.org_root(slug), ignore_errors=True)
     secret_store.delete_org_secrets(slug)

@@ -1,0 +1,76 @@
+"""The warm dbt parser of one organization: runs inside that organization's sandbox, imports dbt once,
+and parses its dbt projects on request until it has been idle a while.
+
+Standalone on purpose (the standard library and dbt only): it runs as a file bound into the sandbox,
+where the platform's own packages are not. One request per connection, one at a time: a JSON line
+``{"cwd": ..., "env": {...}, "args": [...]}`` answered by ``{"ok": true|false}``. The environment of
+each request replaces the process's whole environment, exactly as a fresh ``dbt`` process would get it.
+
+    python server.py SOCKET_DIR IDLE_SECONDS ADAPTER
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import socket
+import sys
+
+SOCKET_NAME = "dbt-parser.sock"
+MAX_REQUEST = 1 << 20
+
+
+def _read_line(conn: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = conn.recv(65536)
+        if not chunk or len(data) + len(chunk) > MAX_REQUEST:
+            raise ValueError("incomplete or oversized request")
+        data += chunk
+    return data
+
+
+def _parse(runner_class: type, request: dict) -> bool:
+    os.environ.clear()
+    os.environ.update({str(k): str(v) for k, v in request["env"].items()})
+    os.chdir(request["cwd"])
+    result = runner_class().invoke([str(a) for a in request["args"]])
+    return bool(result.success)
+
+
+def main() -> None:
+    folder, idle, adapter = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+    from dbt.cli.main import dbtRunner
+
+    with contextlib.suppress(ImportError):  # the adapter's plugin; dbt would import it on the first parse
+        importlib.import_module(f"dbt.adapters.{adapter}")
+    os.chdir(folder)  # a relative name: a socket's path is limited to 108 bytes
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(SOCKET_NAME)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(SOCKET_NAME)
+    listener.listen(8)
+    listener.settimeout(idle)
+    home = os.getcwd()
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            break
+        with conn:
+            conn.settimeout(None)
+            try:
+                ok = _parse(dbtRunner, json.loads(_read_line(conn)))
+            except Exception:  # the caller parses the cold way, which says what went wrong
+                ok = False
+            with contextlib.suppress(OSError):
+                conn.sendall(json.dumps({"ok": ok}).encode() + b"\n")
+        os.chdir(home)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(home, SOCKET_NAME))
+
+
+if __name__ == "__main__":
+    main()

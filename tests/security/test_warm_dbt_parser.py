@@ -130,3 +130,13 @@ def test_an_idle_parser_exits_and_the_next_change_starts_another(dalgo_env, monk
     _org(dalgo_env, "tenant", {"one": {"models/a.sql": "select 2 as id\n"}})
     _prepare_through_the_api_path("tenant")
     assert dbt_parser.running_pid("tenant") not in (None, first)
+
+
+def test_deleting_the_organization_stops_its_parser(dalgo_env):
+    from dalgo_api.specs.store import delete_org_spec
+
+    _org(dalgo_env, "tenant", {"one": {"models/a.sql": "select 1 as id\n"}})
+    _prepare_through_the_api_path("tenant")
+    assert dbt_parser.running_pid("tenant") is not None
+    delete_org_spec("tenant")
+    assert dbt_parser.running_pid("tenant") is None

@@ -31,7 +31,7 @@ from tests.support.orgs import write_dbt_project, write_spec  # noqa: E402
 from tests.support.postgres import PostgresServer, free_port, free_port_range  # noqa: E402
 
 BIN = Path(sys.executable).parent
-ROUNDS = 3
+ROUNDS = 5
 PASSWORD = "Bench-apply-pass-2024"
 RELOAD = """mutation($n: String!) { reloadRepositoryLocation(repositoryLocationName: $n) { __typename } }"""
 MODEL = "{{ config(materialized='table') }}\nselect 1 as x\n"

@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from dalgo_core import layout, pids
+from dalgo_core import layout, pids, unix_socket
 from dalgo_core.sandbox.policy import Policy
 from dalgo_core.sandbox.runner import SandboxUnavailable, mode, sandboxed
 
@@ -192,36 +191,16 @@ def _spawn(policy: Policy, adapter: str, folder: Path) -> subprocess.Popen:
     return outcome["proc"]  # type: ignore[return-value]
 
 
-def _connect(folder: int, name: str, timeout: float) -> socket.socket:
-    for attempt in range(20):  # bound a moment before it listens: refused meanwhile
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.settimeout(timeout)
-        try:
-            conn.connect(f"/proc/self/fd/{folder}/{name}")
-            return conn
-        except ConnectionRefusedError:
-            conn.close()
-            if attempt == 19:
-                raise
-            time.sleep(0.05)
-    raise AssertionError("unreachable")
-
-
 def _ask(path: Path, request: bytes, timeout: float) -> dict:
-    """Send one request and read its one-line answer. A socket's path is limited to 108 bytes, so it is
-    reached through a descriptor of its folder."""
-    folder = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
-    try:
-        with _connect(folder, path.name, timeout) as conn:
-            conn.sendall(request)
-            data = b""
-            while not data.endswith(b"\n") and len(data) < 4096:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-    finally:
-        os.close(folder)
+    """Send one request and read its one-line answer."""
+    with unix_socket.connect(path, timeout) as conn:
+        conn.sendall(request)
+        data = b""
+        while not data.endswith(b"\n") and len(data) < 4096:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            data += chunk
     reply = json.loads(data)
     if not isinstance(reply, dict):
         raise ValueError("not an answer")

@@ -1,19 +1,22 @@
 """Benchmark: memory of the production topology with 5, 10 and 20 copies of the demo organization loaded.
 
 Copies the demo organization (two dbt projects, an embedded faker connection, a freshness pipeline and a
-cron pipeline; prepared once, its manifests copied), starts their code servers (``dagster code-server
-start``, each a proxy and its ``dagster api grpc`` child) in batches with ``dalgo serve``'s own process
-specs, then the webserver and the daemon on a PostgreSQL instance (a throwaway server; no run is ever
-dequeued, so the automation sensors tick but launch nothing), and measures each process once every
-location is loaded and the daemon has run its first ticks (each code server has then evaluated its
-automation sensor). The baselines, measured in the same run: a bare code server (a proxy and its child)
-and a bare ``dagster api grpc`` child, both serving an empty ``Definitions``.
+cron pipeline; prepared once, its manifests copied), starts the fork server and the organizations' code
+servers in batches with ``dalgo serve``'s own process specs (each ``dalgo-fork code-server start``: the
+proxy the fork server forks, and the ``dagster api grpc`` child the proxy starts), then the webserver and
+the daemon on a PostgreSQL instance (a throwaway server; no run is ever dequeued, so the automation sensors
+tick but launch nothing), and measures each process once every location is loaded and the daemon has run
+its first ticks (each code server has then evaluated its automation sensor). The baselines, measured in
+the same run: a bare code server (``dagster code-server start``: a proxy and its child) and a bare
+``dagster api grpc``, both serving an empty ``Definitions``.
 
-Per organization it reports the pair's RSS, the child's RSS, USS and PSS and the proxy's RSS (RSS counts
-the pages of the shared libraries every process maps; PSS shares them out). The last line is the memory
-per organization (its pair plus the webserver's and daemon's growth per organization) as a ratio of the
-bare pair, how many organizations a 24 GiB host holds after the fixed processes and a reserve for
-concurrent run workers, and what 200 organizations need, by pair and by child alone.
+Memory is PSS (proportional set size): a page several processes map counts a share in each, so the sum
+over processes is what the host gives them; RSS counts every shared page in full in each process (the
+libraries, and what a forked proxy shares with the fork server). Per organization it reports its code
+server's PSS (``dalgo-fork``, the proxy, the child), RSS and USS. The last line is the memory per
+organization (its code server plus the webserver's, daemon's and fork server's growth per organization)
+as a ratio of the bare code server, how many organizations a 24 GiB host holds after the fixed processes
+and a reserve for concurrent run workers, and what 200 organizations need.
 Run with no arguments: ``.venv/bin/python bench/memory.py`` (about 10 minutes on 2 cores).
 """
 
@@ -37,6 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.support.postgres import PostgresServer, free_port, free_port_range  # noqa: E402
+from tests.support.processes import listening_process  # noqa: E402
 
 STEPS = (5, 10, 20)
 BATCH = 5
@@ -57,17 +61,28 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def server_memory(pid: int) -> dict[str, int]:
-    """A code server's pair: its RSS, the proxy's own RSS and its ``dagster api grpc`` child's RSS, USS, PSS."""
-    proxy = psutil.Process(pid)
-    out = {"pair": tree_rss(pid), "proxy": proxy.memory_info().rss, "child": 0, "child_uss": 0, "child_pss": 0}
-    for child in proxy.children(recursive=True):
+def memory(procs: list[psutil.Process]) -> dict[str, int]:
+    """RSS, PSS and USS summed over ``procs`` (PSS shares out the pages several processes map: a forked
+    process's pages shared with the fork server, the libraries every process maps)."""
+    out = {"rss": 0, "pss": 0, "uss": 0}
+    for proc in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
-            info = child.memory_full_info()
-            out["child"] += info.rss
-            out["child_uss"] += info.uss
-            out["child_pss"] += info.pss
+            info = proc.memory_full_info()
+            out["rss"] += info.rss
+            out["pss"] += info.pss
+            out["uss"] += info.uss
     return out
+
+
+def server_memory(requester: int, port: int) -> dict[str, int]:
+    """An organization's code server: ``dalgo-fork`` (what supervisord runs), the proxy the fork server
+    forked (it listens on the organization's port) and the ``dagster api grpc`` child that loads the
+    definitions; or, for a bare code server, the proxy and its child."""
+    proxy = listening_process(port)
+    children = proxy.children(recursive=True)
+    stub = [] if requester == proxy.pid else [psutil.Process(requester)]
+    whole, child = memory([*stub, proxy, *children]), memory(children)
+    return {**whole, "proxy_pss": memory([*stub, proxy])["pss"], "child_rss": child["rss"], "child_pss": child["pss"]}
 
 
 def write_org(orgs: Path, slug: str) -> None:
@@ -122,12 +137,14 @@ def main() -> None:
     )
     from dalgo_core.code_locations import code_servers, write_workspace
     from dalgo_ops.instance import write_postgres_instance
-    from dalgo_ops.processes import ProcessSpec, Supervisor, stop_pids
+    from dalgo_ops.processes import ProcessSpec, Supervisor
     from dalgo_ops.serve import (
         BIN,
+        FORK_SERVER,
         ServeConfig,
         code_server,
         daemon,
+        fork_server,
         grpc_ok,
         process_env,
         webserver,
@@ -151,6 +168,10 @@ def main() -> None:
         text = instance_yaml.read_text()
         instance_yaml.write_text(text.replace("max_concurrent_runs: 6", "max_concurrent_runs: 0"))
         env = process_env(config)
+        supervisor.boot(env)
+
+        def pid(name: str) -> int:
+            return int(supervisor.state(name)["pid"])
 
         empty = ["-f", str(root / "empty_defs.py"), "-a", "defs"]
         for name, command in (("bare-child", ["api", "grpc"]), ("bare-pair", ["code-server", "start"])):
@@ -160,13 +181,17 @@ def main() -> None:
             supervisor.start(ProcessSpec(name, argv, env, root, ready=ready))
         supervisor.wait_ready(["bare-child", "bare-pair"])
         time.sleep(3)
-        bare_child = tree_rss(supervisor.managed["bare-child"].proc.pid)
-        bare = server_memory(supervisor.managed["bare-pair"].proc.pid)
+        bare_child = memory([psutil.Process(pid("bare-child"))])
+        argv = supervisor.managed["bare-pair"].argv
+        bare = server_memory(pid("bare-pair"), int(argv[argv.index("-p") + 1]))
         print(
-            f"bare code server (empty Definitions): {bare['pair'] / MB:.0f} MB (proxy {bare['proxy'] / MB:.0f} MB, "
-            f"child {bare['child'] / MB:.0f} MB); a bare dagster api grpc alone {bare_child / MB:.0f} MB",
+            f"bare code server (empty Definitions): {bare['pss'] / MB:.0f} MB PSS, {bare['rss'] / MB:.0f} MB RSS "
+            f"(proxy {bare['proxy_pss'] / MB:.0f} MB PSS, child {bare['child_pss'] / MB:.0f} MB PSS); a bare "
+            f"dagster api grpc alone {bare_child['pss'] / MB:.0f} MB PSS",
             flush=True,
         )
+        supervisor.start(fork_server(config, env))  # the organizations' code servers fork from it
+        supervisor.wait_ready([FORK_SERVER])
 
         results = []
         slugs: list[str] = []
@@ -185,26 +210,28 @@ def main() -> None:
                 supervisor.wait_ready([s.name for s in batch], timeout=600)
             for name in ("webserver", "daemon"):
                 if name in supervisor.managed:
-                    stop_pids({supervisor.managed.pop(name).proc.pid: 15})
+                    supervisor.stop(name)
             supervisor.start(webserver(config, env))
             supervisor.start(daemon(config, env))
             supervisor.wait_ready(["webserver"], timeout=600)
             wait_loaded(config.webserver_url, len(slugs))
             time.sleep(SETTLE_SECONDS)  # the daemon loads the workspace and runs its first sensor ticks
-            servers = [server_memory(supervisor.managed[f"code-server-{s}"].proc.pid) for s in slugs]
+            servers = [server_memory(pid(f"code-server-{s}"), ports[s]) for s in slugs]
             row = {k: statistics.mean(s[k] for s in servers) for k in servers[0]}
             row.update(
                 orgs=step,
-                pair_max=max(s["pair"] for s in servers),
-                webserver=tree_rss(supervisor.managed["webserver"].proc.pid),
-                daemon=tree_rss(supervisor.managed["daemon"].proc.pid),
+                pss_max=max(s["pss"] for s in servers),
+                webserver=tree_rss(pid("webserver")),
+                daemon=tree_rss(pid("daemon")),
+                fork_server=memory([psutil.Process(pid(FORK_SERVER))])["pss"],
             )
-            row["total"] = sum(s["pair"] for s in servers) + row["webserver"] + row["daemon"]
+            row["total"] = sum(s["pss"] for s in servers) + row["webserver"] + row["daemon"] + row["fork_server"]
             results.append(row)
             print(
-                f"{step:>3} orgs: code server mean {row['pair'] / MB:.0f} MB (max {row['pair_max'] / MB:.0f}; "
-                f"proxy {row['proxy'] / MB:.0f} MB, child {row['child'] / MB:.0f} MB RSS, "
-                f"{row['child_uss'] / MB:.0f} MB USS, {row['child_pss'] / MB:.0f} MB PSS), webserver "
+                f"{step:>3} orgs: code server mean {row['pss'] / MB:.0f} MB PSS (max {row['pss_max'] / MB:.0f}; "
+                f"{row['rss'] / MB:.0f} MB RSS, {row['uss'] / MB:.0f} MB USS; dalgo-fork and the forked proxy "
+                f"{row['proxy_pss'] / MB:.0f} MB PSS, the child {row['child_pss'] / MB:.0f} MB PSS, "
+                f"{row['child_rss'] / MB:.0f} MB RSS), fork server {row['fork_server'] / MB:.0f} MB, webserver "
                 f"{row['webserver'] / MB:.0f} MB, daemon {row['daemon'] / MB:.0f} MB, total {row['total'] / MB:.0f} MB",
                 flush=True,
             )
@@ -214,31 +241,28 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
     first, last = results[0], results[-1]
-    shared_growth = ((last["webserver"] + last["daemon"]) - (first["webserver"] + first["daemon"])) / (
-        last["orgs"] - first["orgs"]
-    )
-    fixed = first["webserver"] + first["daemon"] - shared_growth * first["orgs"]
+    shared = [r["webserver"] + r["daemon"] + r["fork_server"] for r in results]
+    shared_growth = (shared[-1] - shared[0]) / (last["orgs"] - first["orgs"])
+    fixed = shared[0] - shared_growth * first["orgs"]
+    reserve = 6 * last["child_rss"] + 1024 * MB  # 6 concurrent run workers, PostgreSQL and the API
 
     def fleet(server: float) -> tuple[float, int, float]:
         """(memory per org, organizations a 24 GiB host holds, GiB that 200 organizations need)."""
         per_org = server + shared_growth
-        reserve = 6 * last["child"] + 1024 * MB  # 6 concurrent run workers, PostgreSQL and the API
         return per_org, int((HOST_BYTES - fixed - reserve) / per_org), (fixed + reserve + FLEET * per_org) / 1024**3
 
-    per_org, holds, need = fleet(statistics.mean(r["pair"] for r in results))
-    child_org, child_holds, child_need = fleet(statistics.mean(r["child"] for r in results))
-    pss_org = statistics.mean(r["child_pss"] for r in results)
+    per_org, holds, need = fleet(statistics.mean(r["pss"] for r in results))
     print(
-        f"webserver+daemon grow {shared_growth / MB:.1f} MB per org; fixed {fixed / MB:.0f} MB; "
-        f"reserve {(6 * last['child'] + 1024 * MB) / MB:.0f} MB (6 run workers, PostgreSQL, API)"
+        f"webserver+daemon+fork server grow {shared_growth / MB:.1f} MB per org; fixed {fixed / MB:.0f} MB; "
+        f"reserve {reserve / MB:.0f} MB (6 run workers, PostgreSQL, API)"
     )
     per_step = "/".join(f"{r['total'] / MB / r['orgs']:.0f}" for r in results)
     steps = "/".join(str(s) for s in STEPS)
     print(
-        f"memory per org {per_org / bare['pair']:.2f}x of a bare code server: {per_org / MB:.0f} MB/org "
-        f"({steps} orgs: {per_step} MB/org in total), 24 GiB holds ~{holds} orgs, {FLEET} orgs need "
-        f"{need:.1f} GiB; the child alone {child_org / MB:.0f} MB/org ({child_org / bare_child:.2f}x a bare "
-        f"dagster api grpc, {pss_org / MB:.0f} MB PSS): ~{child_holds} orgs, {FLEET} need {child_need:.1f} GiB"
+        f"memory per org {per_org / bare['pss']:.2f}x of a bare code server's PSS: {per_org / MB:.0f} MB/org "
+        f"({steps} orgs: {per_step} MB/org in total), 24 GiB holds ~{holds} orgs, {FLEET} orgs need {need:.1f} GiB "
+        f"(target 110 MB/org; the definitions' child alone {statistics.mean(r['child_pss'] for r in results) / MB:.0f} "
+        f"MB PSS, {statistics.mean(r['child_pss'] for r in results) / bare_child['pss']:.2f}x a bare dagster api grpc)"
     )
 
 

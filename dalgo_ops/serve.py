@@ -44,6 +44,7 @@ from dalgo_core.dbt_projects import prepare_organizations
 from dalgo_core.names import location_name
 from dalgo_core.pools import all_org_pools
 from dalgo_core.spec import list_org_slugs
+from dalgo_ops.forkserver.client import SOCKET_ENV
 from dalgo_ops.instance import REPO, pg_env_from_url, write_embedded_instance, write_postgres_instance
 from dalgo_ops.processes import ProcessSpec, Supervisor, signal_group, start_time, stop_from_pid_files
 from dalgo_ops.runs import RunReporter, end_runs_in_flight
@@ -203,9 +204,23 @@ def code_server_env(env: dict[str, str]) -> dict[str, str]:
     return {**env, "DAGSTER_HOME": ""}
 
 
+FORK_SERVER = "forkserver"
+
+
+def fork_server_socket(config: ServeConfig) -> Path:
+    return config.run_dir / "forkserver.sock"
+
+
+def fork_server(config: ServeConfig, env: dict[str, str]) -> ProcessSpec:
+    """The process every code server is forked from (``dalgo_ops.forkserver``): started first."""
+    path = fork_server_socket(config)
+    argv = [sys.executable, "-m", "dalgo_ops.forkserver.server", str(path)]
+    return ProcessSpec(FORK_SERVER, argv, code_server_env(env), REPO, ready=path.exists)
+
+
 def code_server(config: ServeConfig, env: dict[str, str], slug: str, port: int) -> ProcessSpec:
     argv = [
-        str(BIN / "dagster"),
+        str(BIN / "dalgo-fork"),
         "code-server",
         "start",
         "-h",
@@ -219,7 +234,7 @@ def code_server(config: ServeConfig, env: dict[str, str], slug: str, port: int) 
     return ProcessSpec(
         code_server_name(slug),
         argv,
-        code_server_env(env),
+        {**code_server_env(env), SOCKET_ENV: str(fork_server_socket(config))},
         REPO,
         stop_signal=signal.SIGKILL,
         ready=lambda: grpc_ok(config.host, port),
@@ -286,7 +301,8 @@ def alert_dispatcher(env: dict[str, str]) -> ProcessSpec:
 
 
 def process_specs(config: ServeConfig, env: dict[str, str]) -> list[ProcessSpec]:
-    specs = [code_server(config, env, slug, port) for slug, port in code_servers(config.workspace).items()]
+    specs = [fork_server(config, env)]
+    specs += [code_server(config, env, slug, port) for slug, port in code_servers(config.workspace).items()]
     specs += [webserver(config, env), daemon(config, env), api(config, env), alert_dispatcher(env)]
     if config.operator_port:
         specs.append(webserver(config, env, read_only=True))
@@ -323,9 +339,10 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
     # the alert dispatcher answers no request: it starts once Dagit and the API answer, not competing
     # with them for the CPU (two cores start the platform about as fast as dagster dev starts Dagster)
     after_ready = ["alerts"]
-    rest = [name for name in specs if name not in {*servers, "webserver", *on_the_database, *after_ready}]
+    first = [FORK_SERVER]  # the code servers fork from it (they wait for it a while, else run alone)
+    rest = [name for name in specs if name not in {*first, *servers, "webserver", *on_the_database, *after_ready}]
     supervisor.log(f"dalgo serve: starting {len(servers)} code server(s), the webserver, the daemon and the API")
-    for name in servers:
+    for name in [*first, *servers]:
         supervisor.start(specs[name])
     if migration is not None:
         migration.result(f"Dagster's storage in {env['DAGSTER_HOME']} cannot be created or migrated")
@@ -350,7 +367,7 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
     for name in rest:
         supervisor.start(specs[name])
     # A code server that cannot load its organization still serves the error, so waiting is safe.
-    supervisor.wait_ready([*servers, "webserver", *rest, *on_the_database])
+    supervisor.wait_ready([*first, *servers, "webserver", *rest, *on_the_database])
     locations = {location_name(slug) for slug in code_servers(config.workspace)}
     supervisor.wait_until(
         lambda: locations_settled(f"{config.webserver_url}/graphql", locations), "the webserver's locations"

@@ -152,7 +152,7 @@ def test_killed_run_worker_is_failed_by_run_monitoring_and_retried(topology: Top
     topology.sql("delete from dalgo_sleep", dsn=warehouse)  # the retry will not sleep
     doomed = [worker, *worker.children(recursive=True)]  # the worker and the dbt process it started
     # the code server (the proxy) and the server under it that launched the worker
-    code_servers = [psutil.Process(topology.pid("code-server-alpha")), worker.parent()]
+    code_servers = [topology.code_server("alpha"), worker.parent()]
     for server in code_servers:
         server.suspend()
     try:
@@ -305,7 +305,10 @@ def test_load_50_api_clients_no_5xx_and_no_run_or_event_lost(topology: Topology)
 
 def test_serve_stop_leaves_no_process(topology: Topology, tmp_path: Path) -> None:
     pids = [int(p.read_text().split()[0]) for p in (topology.run_dir / "pids").glob("*.pid")]
-    assert len(pids) == 7  # supervisord, two code servers, webserver, daemon, API, alert dispatcher
+    # supervisord, the fork server, two code servers, webserver, daemon, API, alert dispatcher
+    assert len(pids) == 8
+    # and what they started: the proxies the fork server forked, their children, gunicorn's workers
+    pids += [c.pid for p in pids for c in psutil.Process(p).children(recursive=True)]
     topology.stop()
     assert not [p for p in pids if alive(p)]
     assert not list((topology.run_dir / "pids").glob("*.pid"))

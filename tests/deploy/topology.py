@@ -16,10 +16,12 @@ import psutil
 import psycopg
 import requests
 
+from dalgo_core.code_locations import code_servers
 from dalgo_ops.processes import stop_from_pid_files
 from dalgo_ops.webserver import locations_settled
 from tests.support.orgs import write_dbt_project, write_spec
 from tests.support.postgres import PostgresServer, free_port, free_port_range
+from tests.support.processes import listening_process
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
@@ -200,9 +202,14 @@ class Topology:
             cursor = conn.execute(query, args)
             return cursor.fetchall() if cursor.description else []
 
+    def code_server(self, slug: str) -> psutil.Process:
+        """The organization's code server: Dagster's proxy, listening on the organization's port
+        (supervisord runs the ``dalgo-fork`` it was forked for)."""
+        return listening_process(code_servers(self.run_dir / "workspace.yaml")[slug])
+
     def run_worker(self, slug: str) -> psutil.Process | None:
         """The process executing a run of this organization: a child of its code server."""
-        for child in psutil.Process(self.pid(f"code-server-{slug}")).children(recursive=True):
+        for child in self.code_server(slug).children(recursive=True):
             try:
                 cmdline = " ".join(child.cmdline())
             except (psutil.ZombieProcess, psutil.NoSuchProcess):  # a worker that just ended

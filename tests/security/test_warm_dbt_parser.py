@@ -43,11 +43,20 @@ def _prepare_through_the_api_path(slug: str) -> None:
         wait()
 
 
-def _nodes(slug: str, project: str) -> dict[str, tuple[str, dict]]:
+def _manifest(slug: str, project: str) -> dict:
     spec = load_org_spec(slug)
     prepared = located_project(spec, next(p for p in spec.dbt_projects if p.name == project))
-    manifest = orjson.loads(prepared.manifest_path.read_bytes())
+    return orjson.loads(prepared.manifest_path.read_bytes())
+
+
+def _nodes(slug: str, project: str) -> dict[str, tuple[str, dict]]:
+    manifest = _manifest(slug, project)
     return {k: (n["checksum"]["checksum"], n["config"]["meta"]) for k, n in manifest["nodes"].items()}
+
+
+def _macro_calls(slug: str, project: str) -> dict[str, list[str]]:
+    """Which macros each macro calls: what dbt reads from every macro's parsed Jinja."""
+    return {k: m["depends_on"]["macros"] for k, m in _manifest(slug, project)["macros"].items()}
 
 
 def test_one_warm_parser_per_organization_writes_the_manifests_a_cold_parse_writes(dalgo_env, monkeypatch):
@@ -60,6 +69,7 @@ def test_one_warm_parser_per_organization_writes_the_manifests_a_cold_parse_writ
     assert warm == {"model.one.a": (warm["model.one.a"][0], {"seen": "unset"})}  # no platform variable
 
     # a second project of the organization: the same parser, already warm
+    warm_calls = _macro_calls("tenant", "one")
     _org(dalgo_env, "tenant", {"one": {"models/a.sql": MODEL}, "two": {"models/b.sql": "select 2 as id\n"}})
     with monkeypatch.context() as no_cold_parse:
         no_cold_parse.setattr(dbt_projects, "run_dbt", lambda *a: pytest.fail(f"parsed cold: {a}"))
@@ -67,8 +77,10 @@ def test_one_warm_parser_per_organization_writes_the_manifests_a_cold_parse_writ
     assert dbt_parser.running_pid("tenant") == pid
     assert set(_nodes("tenant", "two")) == {"model.two.b"}
 
+    assert _macro_calls("tenant", "two") == warm_calls  # dbt's and the adapter's, parsed once by this parser
     prepare_projects(load_org_spec("tenant"), force=True)  # cold, the way every other path parses
     assert _nodes("tenant", "one") == warm
+    assert _macro_calls("tenant", "one") == warm_calls
 
 
 def test_a_warm_parser_reads_no_other_organization(dalgo_env):

@@ -230,6 +230,9 @@ def code_server(config: ServeConfig, env: dict[str, str], slug: str, port: int) 
         *code_server_args(slug),
         "-d",
         str(REPO),
+        # the proxy starts its server with this process's Python: dalgo-fork-python when forked, which
+        # has the fork server fork that server too (dalgo_ops.forkserver.client.python_main)
+        "--use-python-environment-entry-point",
     ]
     return ProcessSpec(
         code_server_name(slug),

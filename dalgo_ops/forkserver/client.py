@@ -1,4 +1,5 @@
-"""``dalgo-fork``: run ``dagster <args>`` as a process forked by the fork server, as if it ran here.
+"""``dalgo-fork``: run ``dagster <args>`` as a process forked by the fork server, as if it ran here
+(and ``dalgo-fork-python``, the same for the ``python -m dagster api grpc`` a forked proxy starts).
 
 It hands the fork server its arguments, environment, folder and standard streams, forwards every
 signal it gets to the forked process, and exits with that process's status; if the fork server is not
@@ -15,6 +16,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from dalgo_core import unix_socket
@@ -50,9 +52,10 @@ def _server(path: Path) -> socket.socket | None:
             time.sleep(0.1)
 
 
-def _run_here(args: list[str]) -> None:
-    dagster = str(Path(sys.executable).with_name("dagster"))
-    os.execv(dagster, [dagster, *args])
+def _exec(name: str, args: list[str]) -> None:
+    """Become ``name`` (beside this Python: ``dagster``, or the Python itself) with ``args``."""
+    path = str(Path(sys.executable).with_name(name)) if name != "python" else sys.executable
+    os.execv(path, [path, *args])
 
 
 def _until_gone(pid: int, seconds: float) -> bool:
@@ -66,12 +69,12 @@ def _until_gone(pid: int, seconds: float) -> bool:
     return False
 
 
-def main() -> None:
-    args = sys.argv[1:]
+def _forked(args: list[str], here: Callable[[], None]) -> None:
+    """Run ``dagster <args>`` forked by the fork server, or ``here()`` without one; never returns."""
     where = os.environ.get(SOCKET_ENV)
     conn = _server(Path(where)) if where else None
     if conn is None:
-        _run_here(args)
+        here()
         return
     request = {"argv": args, "env": dict(os.environ), "cwd": os.getcwd()}
     socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], [0, 1, 2])
@@ -93,6 +96,22 @@ def main() -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
     sys.exit(1)
+
+
+def main() -> None:
+    """``dalgo-fork <dagster arguments>``: what supervisord runs for an organization's code server."""
+    args = sys.argv[1:]
+    _forked(args, lambda: _exec("dagster", args))
+
+
+def python_main() -> None:
+    """``dalgo-fork-python``: the Python a forked code server names as its own (``sys.executable``), so
+    the ``python -m dagster api grpc`` its proxy starts is forked too; anything else it is asked to run
+    (a run worker, a subprocess) runs on the real Python, unchanged."""
+    args = sys.argv[1:]
+    if args[:4] == ["-m", "dagster", "api", "grpc"]:
+        _forked(args[2:], lambda: _exec("python", args))
+    _exec("python", args)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,15 @@ from dalgo_core import unix_socket
 
 # What every forked code server would import anyway: Dagster, its CLI and its gRPC servers (by name: a
 # module Dagster renames is only not preloaded).
-PRELOAD = ("dagster", "dagster._cli", "dagster._grpc.proxy_server", "dagster._grpc.server", "dagster._grpc.client")
+PRELOAD = (
+    "dagster",
+    "dagster._cli",
+    "dagster._grpc.proxy_server",
+    "dagster._grpc.server",
+    "dagster._grpc.client",
+    "multiprocessing.spawn",  # its Python for run workers is read once, here: the real one
+    "dalgo_assets.definitions",  # what every organization's definitions are built with
+)
 
 
 def dagster_cli() -> Callable[[], object]:
@@ -77,6 +85,9 @@ def _run_child(request: dict, fds: list[int], parent: int) -> None:
         os.environ.clear()
         os.environ.update({str(k): str(v) for k, v in request["env"].items()})
         os.chdir(request.get("cwd") or "/")
+        stub = Path(sys.executable).with_name("dalgo-fork-python")
+        if stub.exists():  # what a proxy starts its `dagster api grpc` with: forked too (client.python_main)
+            sys.executable = str(stub)
         sys.argv = ["dagster", *(str(a) for a in request["argv"])]
         sys.modules["__main__"].__package__ = None  # click names the program from argv[0], as `dagster` does
         dagster_cli()()

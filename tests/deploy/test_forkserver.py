@@ -20,6 +20,7 @@ from dalgo_ops.forkserver.client import SOCKET_ENV, WAIT_FOR_SERVER_ENV
 from dalgo_ops.serve import grpc_ok
 from tests.support.orgs import write_spec
 from tests.support.postgres import free_port
+from tests.support.processes import listening_process
 
 BIN = Path(sys.executable).parent
 
@@ -71,29 +72,50 @@ def _code_server(env: dict[str, str], dalgo_env: Path, slug: str) -> tuple[subpr
     return _fork(env, *args, "--location-name", f"org_{slug}"), port
 
 
-def test_a_code_server_is_forked_and_ends_with_its_requester(fork_server, fork_env, dalgo_env):
+def test_a_code_server_and_its_server_are_forked_and_end_with_their_requester(fork_server, fork_env, dalgo_env):
     stopped, stopped_port = _code_server(fork_env, dalgo_env, "alpha")
     killed, killed_port = _code_server(fork_env, dalgo_env, "beta")
     _wait(lambda: grpc_ok("127.0.0.1", stopped_port) and grpc_ok("127.0.0.1", killed_port), "both code servers")
-    proxies = {p.pid: p for p in fork_server.children()}
-    assert len(proxies) == 2  # Dagster's proxies, forked; each started its own `dagster api grpc`
-    trees = {pid: [p, *p.children(recursive=True)] for pid, p in proxies.items()}
-    assert all(len(tree) == 2 for tree in trees.values())
+    proxies = [listening_process(stopped_port), listening_process(killed_port)]
+    forked = fork_server.children()
+    assert all(p in forked for p in proxies)  # Dagster's proxies, forked
+    # each proxy started its `python -m dagster api grpc` with dalgo-fork-python: forked too
+    servers = [p for p in forked if p not in proxies]
+    assert len(servers) == 2 and len(forked) == 4
+    for proxy in proxies:
+        (python,) = proxy.children()
+        assert Path(python.cmdline()[1]).name == "dalgo-fork-python", python.cmdline()
 
     stopped.send_signal(signal.SIGTERM)  # supervisord stopping the program: the stub forwards it
     assert stopped.wait(60) is not None
     killed.kill()  # no forwarding possible: the fork server sees its requester gone
     killed.wait(10)
-    everything = [p for tree in trees.values() for p in tree]
-    _wait(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in everything), "the trees")
-    _wait(lambda: fork_server.children() == [], "the fork server to reap its children", timeout=10)
+    _wait(lambda: fork_server.children() == [], "the fork server's children to end and be reaped")
     assert fork_server.is_running()
 
 
 def test_a_killed_fork_server_takes_its_code_servers_and_their_requesters_end(fork_server, fork_env, dalgo_env):
     requester, port = _code_server(fork_env, dalgo_env, "alpha")
     _wait(lambda: grpc_ok("127.0.0.1", port), "the code server")
-    (proxy,) = fork_server.children()
+    forked = fork_server.children()  # the proxy and its server
+    assert len(forked) == 2
     fork_server.kill()
     assert requester.wait(30) == 1  # a supervisor restarts it (dagster itself, until a fork server is back)
-    _wait(lambda: not proxy.is_running() or proxy.status() == psutil.STATUS_ZOMBIE, "the proxy")
+    gone = lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in forked)  # noqa: E731
+    _wait(gone, "the proxy and its server")
+
+
+def test_a_reload_forks_a_new_server_for_the_proxy(fork_server, fork_env, dalgo_env):
+    from dagster._grpc.client import DagsterGrpcClient
+
+    requester, port = _code_server(fork_env, dalgo_env, "alpha")
+    _wait(lambda: grpc_ok("127.0.0.1", port), "the code server")
+    proxy = listening_process(port)
+    (before,) = [p for p in fork_server.children() if p != proxy]
+    DagsterGrpcClient(port=port, host="127.0.0.1").reload_code(timeout=120)  # what Dagit's Reload sends
+    _wait(lambda: not before.is_running() or before.status() == psutil.STATUS_ZOMBIE, "the old server to end")
+    _wait(lambda: len(fork_server.children()) == 2, "the new server")
+    (after,) = [p for p in fork_server.children() if p != proxy]
+    assert after.pid != before.pid and grpc_ok("127.0.0.1", port)
+    requester.terminate()
+    requester.wait(60)

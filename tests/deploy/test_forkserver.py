@@ -20,7 +20,7 @@ from dalgo_ops.forkserver.client import SOCKET_ENV, WAIT_FOR_SERVER_ENV
 from dalgo_ops.serve import grpc_ok
 from tests.support.orgs import write_spec
 from tests.support.postgres import free_port
-from tests.support.processes import listening_process
+from tests.support.processes import code_server_processes, listening_process
 
 BIN = Path(sys.executable).parent
 
@@ -112,6 +112,7 @@ def test_a_reload_forks_a_new_server_for_the_proxy(fork_server, fork_env, dalgo_
     _wait(lambda: grpc_ok("127.0.0.1", port), "the code server")
     proxy = listening_process(port)
     (before,) = [p for p in fork_server.children() if p != proxy]
+    assert before in code_server_processes(port)  # how an operator finds it: the socket its proxy named
     DagsterGrpcClient(port=port, host="127.0.0.1").reload_code(timeout=120)  # what Dagit's Reload sends
     _wait(lambda: not before.is_running() or before.status() == psutil.STATUS_ZOMBIE, "the old server to end")
     _wait(lambda: len(fork_server.children()) == 2, "the new server")

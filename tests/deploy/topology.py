@@ -21,7 +21,7 @@ from dalgo_ops.processes import stop_from_pid_files
 from dalgo_ops.webserver import locations_settled
 from tests.support.orgs import write_dbt_project, write_spec
 from tests.support.postgres import PostgresServer, free_port, free_port_range
-from tests.support.processes import listening_process
+from tests.support.processes import code_server_processes, listening_process
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
@@ -208,8 +208,9 @@ class Topology:
         return listening_process(code_servers(self.run_dir / "workspace.yaml")[slug])
 
     def run_worker(self, slug: str) -> psutil.Process | None:
-        """The process executing a run of this organization: a child of its code server."""
-        for child in self.code_server(slug).children(recursive=True):
+        """The process executing a run of this organization: a child of its code server's server."""
+        port = code_servers(self.run_dir / "workspace.yaml")[slug]
+        for child in (c for p in code_server_processes(port) for c in p.children(recursive=True)):
             try:
                 cmdline = " ".join(child.cmdline())
             except (psutil.ZombieProcess, psutil.NoSuchProcess):  # a worker that just ended

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.support.postgres import PostgresServer, free_port, free_port_range  # noqa: E402
-from tests.support.processes import listening_process  # noqa: E402
+from tests.support.processes import code_server_processes  # noqa: E402
 
 STEPS = (5, 10, 20)
 BATCH = 5
@@ -75,14 +75,15 @@ def memory(procs: list[psutil.Process]) -> dict[str, int]:
 
 
 def server_memory(requester: int, port: int) -> dict[str, int]:
-    """An organization's code server: ``dalgo-fork`` (what supervisord runs), the proxy the fork server
-    forked (it listens on the organization's port) and the ``dagster api grpc`` child that loads the
-    definitions; or, for a bare code server, the proxy and its child."""
-    proxy = listening_process(port)
-    children = proxy.children(recursive=True)
-    stub = [] if requester == proxy.pid else [psutil.Process(requester)]
-    whole, child = memory([*stub, proxy, *children]), memory(children)
-    return {**whole, "proxy_pss": memory([*stub, proxy])["pss"], "child_rss": child["rss"], "child_pss": child["pss"]}
+    """An organization's code server: ``dalgo-fork`` (what supervisord runs) and the proxy the fork server
+    forked for it (it listens on the organization's port), then the server that loads the definitions
+    (``dagster api grpc``, forked too, with the ``dalgo-fork-python`` the proxy started it by); or, for a
+    bare code server, the proxy and its child."""
+    procs = code_server_processes(port)
+    proxy, server = procs[0], procs[1:]
+    front = [proxy] if requester == proxy.pid else [psutil.Process(requester), proxy]
+    whole, rest = memory([*front, *server]), memory(server)
+    return {**whole, "proxy_pss": whole["pss"] - rest["pss"], "child_rss": rest["rss"], "child_pss": rest["pss"]}
 
 
 def write_org(orgs: Path, slug: str) -> None:
@@ -230,7 +231,7 @@ def main() -> None:
             print(
                 f"{step:>3} orgs: code server mean {row['pss'] / MB:.0f} MB PSS (max {row['pss_max'] / MB:.0f}; "
                 f"{row['rss'] / MB:.0f} MB RSS, {row['uss'] / MB:.0f} MB USS; dalgo-fork and the forked proxy "
-                f"{row['proxy_pss'] / MB:.0f} MB PSS, the child {row['child_pss'] / MB:.0f} MB PSS, "
+                f"{row['proxy_pss'] / MB:.0f} MB PSS, its server {row['child_pss'] / MB:.0f} MB PSS, "
                 f"{row['child_rss'] / MB:.0f} MB RSS), fork server {row['fork_server'] / MB:.0f} MB, webserver "
                 f"{row['webserver'] / MB:.0f} MB, daemon {row['daemon'] / MB:.0f} MB, total {row['total'] / MB:.0f} MB",
                 flush=True,
@@ -261,7 +262,7 @@ def main() -> None:
     print(
         f"memory per org {per_org / bare['pss']:.2f}x of a bare code server's PSS: {per_org / MB:.0f} MB/org "
         f"({steps} orgs: {per_step} MB/org in total), 24 GiB holds ~{holds} orgs, {FLEET} orgs need {need:.1f} GiB "
-        f"(target 110 MB/org; the definitions' child alone {statistics.mean(r['child_pss'] for r in results) / MB:.0f} "
+        f"(target 110 MB/org; the server that loads the definitions {statistics.mean(r['child_pss'] for r in results) / MB:.0f} "
         f"MB PSS, {statistics.mean(r['child_pss'] for r in results) / bare_child['pss']:.2f}x a bare dagster api grpc)"
     )
 

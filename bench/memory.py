@@ -258,12 +258,13 @@ def main() -> None:
         f"reserve {reserve / MB:.0f} MB (6 run workers, PostgreSQL, API)"
     )
     per_step = "/".join(f"{r['total'] / MB / r['orgs']:.0f}" for r in results)
+    server = statistics.mean(r["child_pss"] for r in results)
     steps = "/".join(str(s) for s in STEPS)
     print(
         f"memory per org {per_org / bare['pss']:.2f}x of a bare code server's PSS: {per_org / MB:.0f} MB/org "
         f"({steps} orgs: {per_step} MB/org in total), 24 GiB holds ~{holds} orgs, {FLEET} orgs need {need:.1f} GiB "
-        f"(target 110 MB/org; the server that loads the definitions {statistics.mean(r['child_pss'] for r in results) / MB:.0f} "
-        f"MB PSS, {statistics.mean(r['child_pss'] for r in results) / bare_child['pss']:.2f}x a bare dagster api grpc)"
+        f"(target 110 MB/org; the server that loads the definitions {server / MB:.0f} MB PSS, "
+        f"{server / bare_child['pss']:.2f}x a bare dagster api grpc)"
     )
 
 

@@ -19,3 +19,12 @@ def alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state != "Z"
+
+
+def start_time(pid: int) -> int | None:
+    """When the process started (clock ticks since boot, from /proc): with the PID, its identity, so a
+    PID the kernel gave to another process since is never signalled."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None

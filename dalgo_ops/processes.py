@@ -33,7 +33,7 @@ from pathlib import Path
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from dalgo_core.pids import alive
+from dalgo_core.pids import alive, start_time
 
 SUPERVISORD = "supervisord"
 LOG_MAX_BYTES = "50MB"
@@ -52,15 +52,6 @@ class ProcessSpec:
     stop_signal: int = signal.SIGTERM
     restart: bool = True
     ready: Callable[[], bool] | None = field(default=None, repr=False)
-
-
-def start_time(pid: int) -> int | None:
-    """When the process started (clock ticks since boot, from /proc): with the PID, its identity, so a
-    PID the kernel gave to another process since is never signalled."""
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def signal_group(pid: int, sig: int) -> None:

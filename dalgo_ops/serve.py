@@ -42,11 +42,12 @@ from dalgo_core import layout, sandbox, settings
 from dalgo_core.code_locations import GRPC_BASE_PORT_ENV, code_server_args, code_servers, write_workspace
 from dalgo_core.dbt_projects import prepare_organizations
 from dalgo_core.names import location_name
+from dalgo_core.pids import start_time
 from dalgo_core.pools import all_org_pools
 from dalgo_core.spec import list_org_slugs
 from dalgo_ops.forkserver.client import SOCKET_ENV
 from dalgo_ops.instance import REPO, pg_env_from_url, write_embedded_instance, write_postgres_instance
-from dalgo_ops.processes import ProcessSpec, Supervisor, signal_group, start_time, stop_from_pid_files
+from dalgo_ops.processes import ProcessSpec, Supervisor, signal_group, stop_from_pid_files
 from dalgo_ops.runs import RunReporter, end_runs_in_flight
 from dalgo_ops.webserver import locations_settled
 

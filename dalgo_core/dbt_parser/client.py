@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -104,15 +105,8 @@ def _read_record(org: str) -> dict | None:
         return None
 
 
-def _start_time(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
 def _alive(record: dict) -> bool:
-    return pids.alive(record["pid"]) and _start_time(record["pid"]) == record.get("start")
+    return pids.alive(record["pid"]) and pids.start_time(record["pid"]) == record.get("start")
 
 
 def _kill(record: dict) -> None:
@@ -121,8 +115,13 @@ def _kill(record: dict) -> None:
             os.killpg(record["pid"], signal.SIGKILL)  # its own session: the sandbox and all inside
 
 
+@functools.cache
+def _server_source() -> str:
+    return _SERVER.read_text()
+
+
 def _fingerprint(policy: Policy, adapter: str) -> str:
-    text = "\n".join([policy.to_json(), adapter, sys.executable, mode(), _SERVER.read_text()])
+    text = "\n".join([policy.to_json(), adapter, sys.executable, mode(), _server_source()])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -140,7 +139,7 @@ def _running(policy: Policy, adapter: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     proc = _spawn(policy, adapter, folder)
-    record = {"pid": proc.pid, "start": _start_time(proc.pid), "fingerprint": fingerprint}
+    record = {"pid": proc.pid, "start": pids.start_time(proc.pid), "fingerprint": fingerprint}
     tmp = _record_path(policy.org).with_suffix(".tmp")
     tmp.write_text(json.dumps(record))
     tmp.replace(_record_path(policy.org))

@@ -53,19 +53,21 @@ _PR_SET_PDEATHSIG = 1
 
 def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
     data, fds = b"", []
-    while not data.endswith(b"\n"):
-        chunk, new_fds, _flags, _addr = socket.recv_fds(conn, 65536, 3)
-        fds += new_fds
-        if not chunk or len(data) + len(chunk) > MAX_REQUEST:
-            for fd in fds:
-                os.close(fd)
-            raise ValueError("incomplete or oversized request")
-        data += chunk
-    request = json.loads(data)
-    if len(fds) != 3 or not isinstance(request.get("argv"), list) or not isinstance(request.get("env"), dict):
+    try:
+        while not data.endswith(b"\n"):
+            chunk, new_fds, _flags, _addr = socket.recv_fds(conn, 65536, 3)
+            fds += new_fds
+            if not chunk or len(data) + len(chunk) > MAX_REQUEST:
+                raise ValueError("incomplete or oversized request")
+            data += chunk
+        request = json.loads(data)
+        valid = isinstance(request, dict) and isinstance(request.get("argv"), list)
+        if len(fds) != 3 or not valid or not isinstance(request.get("env"), dict):
+            raise ValueError("a request is a JSON line with argv, env and cwd, and three descriptors")
+    except (OSError, ValueError):
         for fd in fds:
             os.close(fd)
-        raise ValueError("a request is a JSON line with argv, env and cwd, and three descriptors")
+        raise
     return request, fds
 
 

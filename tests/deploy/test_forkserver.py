@@ -120,3 +120,16 @@ def test_a_reload_forks_a_new_server_for_the_proxy(fork_server, fork_env, dalgo_
     assert after.pid != before.pid and grpc_ok("127.0.0.1", port)
     requester.terminate()
     requester.wait(60)
+
+
+@pytest.mark.parametrize("line", [b"[1, 2]\n", b'{"argv": "code-server"}\n', b"not json\n"])
+def test_a_malformed_request_is_refused_and_the_fork_server_goes_on(fork_server, fork_env, line):
+    import socket as sockets
+
+    from dalgo_core import unix_socket
+
+    with unix_socket.connect(Path(fork_env[SOCKET_ENV]), 10) as conn:
+        sockets.send_fds(conn, [line], [0, 1, 2])
+        assert b'"error"' in conn.recv(4096)
+    done = subprocess.run([str(BIN / "dalgo-fork"), "--version"], env=fork_env, capture_output=True, text=True)
+    assert done.returncode == 0 and fork_server.is_running(), done

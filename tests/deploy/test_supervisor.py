@@ -15,7 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from dalgo_ops.processes import ProcessSpec, Supervisor, start_time, stop_from_pid_files
+from dalgo_core.pids import start_time
+from dalgo_ops.processes import ProcessSpec, Supervisor, stop_from_pid_files
 
 IGNORES_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
 PLAIN = "import time; time.sleep(600)"

@@ -15,7 +15,7 @@ import pytest
 from dalgo_assets.definitions import build_org_definitions, org_definitions
 from dalgo_core import dbt_projects
 from dalgo_core.dbt_projects import DbtProjectError, prepare_projects, preparing_beside
-from dalgo_core.spec import load_org_spec
+from dalgo_core.spec import load_org_spec, write_org_spec
 from tests.support.orgs import copy_demo_org, write_dbt_project, write_spec
 
 SEED = "id,name\n1,asha\n2,ravi\n2,ravi again\n"
@@ -289,3 +289,24 @@ def test_location_entry_point_restores_the_garbage_collector(dalgo_env: Path) ->
     with pytest.raises(Exception, match="broken"):
         locations.broken  # noqa: B018
     assert gc.isenabled()
+
+
+def test_location_entry_point_builds_an_organization_once_per_spec(dalgo_env: Path) -> None:
+    """Dagster's code server asks ``dalgo_assets.locations`` for the organization four times as it starts:
+    each ask gets the same definitions, built once; a changed spec is built again."""
+    from dalgo_assets import locations
+
+    _small_org(dalgo_env, "twice")
+    from dalgo_core.dbt_projects import prepare_organizations as prepare
+
+    prepare(["twice"])
+    first = locations.twice
+    assert hasattr(locations, "twice")
+    assert locations.twice is first
+    spec = load_org_spec("twice")
+    spec.name = "Twice renamed"
+    write_org_spec(spec)
+    again = locations.twice
+    assert again is not first
+    assert again.metadata["dalgo/org_name"].value == "Twice renamed"
+    assert locations.twice is again

@@ -166,10 +166,13 @@ def instance() -> Any:
 def open_in_background() -> None:
     """Open Dagster's instance in a thread as an API server process starts, so that the first request
     needing it does not pay Dagster's import and the storage's opening (2-3 s): ``dalgo_api.wsgi`` calls
-    it. A request arriving meanwhile waits on the same lock; an instance that cannot be opened yet is
-    opened again by the request that needs it."""
+    it (with the GraphQL client's imports). A request arriving meanwhile waits on the same lock; an
+    instance that cannot be opened yet is opened again by the request that needs it."""
 
     def open_quietly() -> None:
+        import dagster_graphql  # noqa: F401 - the GraphQL client's imports, paid here too
+        import gql.transport.exceptions  # noqa: F401
+
         with contextlib.suppress(DagsterUnavailable):
             instance()
 

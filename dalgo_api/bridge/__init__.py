@@ -19,7 +19,7 @@ organization's location. Answers are the API's own types (``AssetNode``, ``RunIn
 no Dagster object leaves this package.
 """
 
-from dalgo_api.bridge.assets import AssetNode, absolute_path, asset_nodes, relative_key
+from dalgo_api.bridge.assets import AssetNode, absolute_path, asset_keys, asset_nodes, relative_key
 from dalgo_api.bridge.locations import (
     add_location,
     ensure_pools,
@@ -65,6 +65,7 @@ __all__ = [
     "Signals",
     "absolute_path",
     "add_location",
+    "asset_keys",
     "asset_nodes",
     "cancel_run",
     "captured_log",

@@ -28,6 +28,13 @@ query($loc: String!, $repo: String!) {
   }
 }
 """
+ASSET_KEYS = """
+query($loc: String!, $repo: String!) {
+  repositoryOrError(repositorySelector: {repositoryLocationName: $loc, repositoryName: $repo}) {
+    __typename ... on Repository { assetNodes { assetKey { path } isMaterializable } }
+  }
+}
+"""
 
 
 @dataclass
@@ -101,3 +108,14 @@ def asset_nodes(slug: str) -> list[AssetNode]:
         return []
     nodes = (_node(slug, raw) for raw in data["assetNodes"])
     return sorted((n for n in nodes if n is not None), key=lambda n: n.key)
+
+
+def asset_keys(slug: str) -> dict[str, bool]:
+    """Every asset key of the organization and whether it can be run (materialized): the graph alone,
+    without the event log reads ``asset_nodes`` makes for each asset (last materialization, freshness,
+    checks)."""
+    data = graphql(ASSET_KEYS, {"loc": location_name(slug), "repo": REPOSITORY})["repositoryOrError"]
+    if data["__typename"] != "Repository":
+        return {}
+    keys = {relative_key(slug, raw["assetKey"]["path"]): bool(raw["isMaterializable"]) for raw in data["assetNodes"]}
+    return {key: keys[key] for key in sorted(k for k in keys if k is not None)}

@@ -61,7 +61,7 @@ _pipeline = SECTION.lookup
 
 def _checked(slug: str, payload: PipelineIn) -> PipelineSpec:
     """The pipeline's spec entry, if every pattern selects at least one runnable asset (else 422)."""
-    keys = [n.key for n in bridge.asset_nodes(slug) if n.materializable]
+    keys = [key for key, runnable in bridge.asset_keys(slug).items() if runnable]
     empty = [pat for pat in payload.assets if not any(_matches(pat, k) for k in keys)]
     if empty:
         raise ApiError(

@@ -73,9 +73,9 @@ def find_asset(slug: str, key: str) -> bridge.AssetNode:
 def check_selection(slug: str, keys: Sequence[str]) -> list[str]:
     """The selection, de-duplicated, if every key is a materializable asset of the organization;
     otherwise 422 naming the keys that are not."""
-    nodes = {n.key: n for n in bridge.asset_nodes(slug)}
-    unknown = [k for k in keys if k not in nodes]
-    external = [k for k in keys if k in nodes and not nodes[k].materializable]
+    runnable = bridge.asset_keys(slug)
+    unknown = [k for k in keys if k not in runnable]
+    external = [k for k in keys if k in runnable and not runnable[k]]
     errors = [{"field": "body.assets", "message": f"unknown asset key '{k}'"} for k in unknown]
     errors += [{"field": "body.assets", "message": f"'{k}' is an external source: it cannot be run"} for k in external]
     if errors:

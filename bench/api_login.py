@@ -4,8 +4,12 @@ Serves the API with gunicorn (gthread workers) on 127.0.0.1 over a temporary SQL
 measures, through the same server and client:
 
 - the baseline: ``GET /api/health`` (no auth, no database);
-- the API: each client logs in once (``POST /api/login/``, PBKDF2 password check), then alternates
-  ``GET /api/currentuser`` and ``GET /api/users/`` (token lookup, membership and permissions queries).
+- the API: every client's user logs in at once (``POST /api/login/``, PBKDF2 password checks), then
+  each client alternates ``GET /api/currentuser`` and ``GET /api/users/`` (token lookup, membership and
+  permissions queries).
+
+Each client is a process of its own with one keep-alive connection (``_http.run_clients``, as the other
+API benchmarks): client threads in one process would queue for its interpreter lock.
 
 Prints requests/s and p50/p99 latencies; the last line is the API's throughput as a ratio of the
 baseline's. Run with no arguments: ``.venv/bin/python bench/api_login.py``.
@@ -19,10 +23,9 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
-from _http import QUIET, Client, api_env, free_port, pct, wait_http
+from _http import QUIET, Client, api_env, free_port, pct, run_clients, wait_http
 
 from dalgo_ops.serve import gunicorn_argv
 
@@ -61,64 +64,42 @@ def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     return proc
 
 
-def run_clients(port: int, work) -> tuple[float, list[float], list[float]]:
-    """Run ``work(client, index, stop_at, latencies, logins)`` in CLIENTS threads; returns
-    (requests/s, latencies, login latencies)."""
-    latencies: list[float] = []
-    logins: list[float] = []
-    lock = threading.Lock()
-    errors: list[BaseException] = []
-    stop_at = [0.0]
-    # the clock starts when every client has logged in
-    barrier = threading.Barrier(CLIENTS + 1, action=lambda: stop_at.__setitem__(0, time.monotonic() + SECONDS))
+def log_in_all(port: int) -> tuple[list[str], list[float]]:
+    """Every client's user logs in at once (PBKDF2 checks in parallel): their tokens and latencies."""
+    tokens: list[str] = [""] * CLIENTS
+    latencies: list[float] = [0.0] * CLIENTS
 
-    def thread(index: int) -> None:
-        own, own_logins = [], []
-        try:
-            client = Client(port)
-            setup = work(client, index, None, own, own_logins)  # the login (before the clock)
-            barrier.wait()
-            work(client, index, stop_at[0], own, own_logins, setup)
-        except BaseException as exc:
-            errors.append(exc)
-            barrier.abort()
-        with lock:
-            latencies.extend(own)
-            logins.extend(own_logins)
+    def login(index: int) -> None:
+        body = {"email": f"user{index}@bench.example.org", "password": PASSWORD}
+        answer, latencies[index] = Client(port).request("POST", "/api/login/", body)
+        tokens[index] = answer["token"]
 
-    threads = [threading.Thread(target=thread, args=(i,)) for i in range(CLIENTS)]
+    threads = [threading.Thread(target=login, args=(i,)) for i in range(CLIENTS)]
     for t in threads:
         t.start()
-    barrier.wait()
-    started = time.monotonic()
     for t in threads:
         t.join()
-    if errors:
-        raise errors[0]
-    return len(latencies) / (time.monotonic() - started), latencies, logins
+    if not all(tokens):
+        raise RuntimeError("a login failed")
+    return tokens, latencies
 
 
-def health_work(client, index, stop_at, latencies, logins, setup=None):
-    if stop_at is None:
-        return None
-    while time.monotonic() < stop_at:
-        latencies.append(client.request("GET", "/api/health")[1])
-    return None
+def health_call(client: Client) -> float:
+    return client.request("GET", "/api/health")[1]
 
 
-def api_work(client, index, stop_at, latencies, logins, setup=None):
-    if stop_at is None:
-        body, elapsed = client.request(
-            "POST", "/api/login/", {"email": f"user{index}@bench.example.org", "password": PASSWORD}
-        )
-        logins.append(elapsed)
-        return {"Authorization": f"Bearer {body['token']}"}
-    paths = ("/api/currentuser", "/api/users/")
-    n = 0
-    while time.monotonic() < stop_at:
-        latencies.append(client.request("GET", paths[n % 2], headers=setup)[1])
-        n += 1
-    return None
+def api_call(tokens: list[str]):
+    """Alternately the current user and the users of the caller's organization, as one of the users."""
+    state = {"n": 0, "headers": None}
+
+    def call(client: Client) -> float:
+        if state["headers"] is None:  # in the client's own process: one user per client process
+            state["headers"] = {"Authorization": f"Bearer {tokens[os.getpid() % len(tokens)]}"}
+        state["n"] += 1
+        path = ("/api/currentuser", "/api/users/")[state["n"] % 2]
+        return client.request("GET", path, headers=state["headers"])[1]
+
+    return call
 
 
 def main() -> None:
@@ -129,8 +110,9 @@ def main() -> None:
         port = free_port()
         server = start_server(env, port, root / "gunicorn.log")
         try:
-            health_rps, health_lat, _ = run_clients(port, health_work)
-            api_rps, api_lat, login_lat = run_clients(port, api_work)
+            tokens, login_lat = log_in_all(port)
+            health_rps, health_lat = run_clients(port, health_call, CLIENTS, SECONDS)
+            api_rps, api_lat = run_clients(port, api_call(tokens), CLIENTS, SECONDS)
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)

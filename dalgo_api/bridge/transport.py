@@ -8,6 +8,7 @@ answers but refuses, ``DagsterRejected`` (409).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -157,10 +158,26 @@ def instance() -> Any:
                     pool_recycle=POOL_RECYCLE_SECONDS,
                     max_overflow=POOL_MAX_OVERFLOW,
                 )
+                _remember_schema_checks(inst.run_storage)
                 _instances[home] = inst
             except Exception as exc:
                 raise DagsterUnavailable(f"Dagster's instance at {home} cannot be opened: {exc}") from exc
         return _instances[home]
+
+
+# Dagster's SQL run storage asks the database for the runs table's columns on every run read
+# (``has_run_stats_index_cols``: a catalog query, a third of a run detail's time on PostgreSQL). The schema
+# does not change under a running API process: every deployment (``dalgo up``/``serve``, compose, the Helm
+# chart) creates or migrates Dagster's storage before the API starts.
+SCHEMA_CHECKS = ("has_run_stats_index_cols", "has_backfill_id_column", "has_bulk_actions_selector_cols")
+
+
+def _remember_schema_checks(storage: Any) -> None:
+    """Ask each of the storage's schema questions once for the process's life."""
+    for name in SCHEMA_CHECKS:
+        check = getattr(storage, name, None)
+        if callable(check):
+            setattr(storage, name, functools.cache(check))
 
 
 def open_in_background() -> None:

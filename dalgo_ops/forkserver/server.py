@@ -37,6 +37,25 @@ PRELOAD = (
     "dagster._grpc.server",
     "dagster._grpc.client",
     "multiprocessing.spawn",  # its Python for run workers is read once, here: the real one
+    # what Dagster's CLI imports as it configures its loggers (structlog's console renderer, with rich
+    # and pygments) and gRPC's server and channel: otherwise each forked process imports them itself
+    "structlog.dev",
+    "structlog.stdlib",
+    "grpc._server",
+    "grpc._channel",
+    # what a code server imports as it loads: the instance's storages (SQLite under ``dalgo up``,
+    # PostgreSQL under ``dalgo serve``) with their migrations, the daemon's and scheduler's modules its
+    # sensors use, the location's module and the embedded connectors' assets
+    "dagster._core.instance.factory",
+    "dagster._core.storage.runs.sqlite",
+    "dagster._core.storage.event_log.sqlite",
+    "dagster._core.storage.schedules.sqlite",
+    "dagster_postgres",
+    "alembic.config",
+    "dagster._daemon.controller",
+    "dagster._scheduler.scheduler",
+    "dalgo_assets.locations",
+    "dalgo_assets.ingestion.embedded.assets",
     "dalgo_assets.definitions",  # what every organization's definitions are built with
 )
 

@@ -50,6 +50,31 @@ def test_create_rename_delete_org_with_its_spec_and_location(api, world: OrgWorl
     assert api.get("/api/organizations/demo_ngo", token=token).status_code == 404
 
 
+def test_members_list_shows_each_member_with_role_and_joined_date(api, world: OrgWorld):
+    token, org = world.tokens["analyst"], world.slug
+    target = world.target
+    target.first_name, target.last_name = "Asha", "Rao"
+    target.save()
+    listed = api.get("/api/users/", token=token, org=org).json()
+    members = OrgUser.objects.filter(org__slug=org).select_related("user", "role")
+    assert [m["email"] for m in listed] == sorted(m.user.email for m in members)
+    expected = {
+        m.user.email: {
+            "user_id": m.user_id,
+            "email": m.user.email,
+            "first_name": m.user.first_name,
+            "last_name": m.user.last_name,
+            "role": m.role.slug,
+        }
+        for m in members
+    }
+    assert {m["email"]: {k: v for k, v in m.items() if k != "joined_at"} for m in listed} == expected
+    mine = next(m for m in listed if m["user_id"] == target.pk)
+    assert (mine["first_name"], mine["last_name"]) == ("Asha", "Rao")
+    joined = OrgUser.objects.get(org__slug=org, user=target).created_at
+    assert mine["joined_at"].replace("Z", "+00:00").startswith(joined.isoformat()[:19])
+
+
 def test_member_role_change_and_removal(api, world: OrgWorld):
     token, org = world.tokens["account-manager"], world.slug
     target = world.target

@@ -52,7 +52,7 @@ from dagster._core.execution.plan.objects import StepFailureData, StepSuccessDat
 from dagster._utils.error import SerializableErrorInfo  # noqa: E402
 
 from dalgo_ops.instance import pg_env_from_url, write_postgres_instance  # noqa: E402
-from dalgo_ops.serve import gunicorn_argv  # noqa: E402
+from dalgo_ops.serve import API_THREADS, API_WORKERS, gunicorn_argv  # noqa: E402
 from tests.support.postgres import PostgresServer  # noqa: E402
 
 BIN = REPO / ".venv" / "bin"
@@ -60,8 +60,8 @@ ORGS = 100
 RUNS_PER_ORG = 1000
 CLIENTS = 20
 SECONDS = 8.0
-WORKERS = 2
-THREADS = 4
+WORKERS = API_WORKERS  # as dalgo serve starts the API
+THREADS = API_THREADS
 PAGE = 20
 LOG_PAGE = 100
 BATCH = 200  # runs per insert (one connection for the whole seeding)

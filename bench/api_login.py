@@ -1,7 +1,7 @@
 """Benchmark: login, then current user / memberships under 20 concurrent clients.
 
-Serves the API with gunicorn (gthread workers) on 127.0.0.1 over a temporary SQLite database, then
-measures, through the same server and client:
+Serves the API with gunicorn as ``dalgo serve`` starts it (its workers and threads) on 127.0.0.1 over a
+temporary SQLite database, then measures, through the same server and client:
 
 - the baseline: ``GET /api/health`` (no auth, no database);
 - the API: every client's user logs in at once (``POST /api/login/``, PBKDF2 password checks), then
@@ -27,13 +27,13 @@ from pathlib import Path
 
 from _http import QUIET, Client, api_env, free_port, pct, run_clients, wait_http
 
-from dalgo_ops.serve import gunicorn_argv
+from dalgo_ops.serve import API_THREADS, API_WORKERS, gunicorn_argv
 
 REPO = Path(__file__).resolve().parent.parent
 CLIENTS = 20
 SECONDS = 8.0
-WORKERS = 3
-THREADS = 4
+WORKERS = API_WORKERS  # as dalgo serve starts the API
+THREADS = API_THREADS
 PASSWORD = "Bench-pass-2024"
 
 

@@ -26,14 +26,14 @@ from pathlib import Path
 
 from _http import QUIET, Client, api_env, free_port, pct, print_phases, run_clients, stop_all, wait_http
 
-from dalgo_ops.serve import gunicorn_argv
+from dalgo_ops.serve import API_THREADS, API_WORKERS, gunicorn_argv
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = REPO / ".venv" / "bin"
 CLIENTS = 20
 SECONDS = 6.0
-WORKERS = 2
-THREADS = 4
+WORKERS = API_WORKERS  # as dalgo serve starts the API
+THREADS = API_THREADS
 RUNS = 10_000
 ORG = "bench_ngo"
 OTHER = "other_ngo"

@@ -55,6 +55,12 @@ BIN = Path(sys.executable).parent
 WSGI_APP = "dalgo_api.wsgi:application"
 
 
+# the API's gunicorn under ``dalgo serve`` (``DALGO_API_WORKERS``, ``DALGO_API_THREADS``): on 2 cores, two
+# processes of four threads answer the account endpoints with the shortest tail (``bench/api_login.py``)
+API_WORKERS = 2
+API_THREADS = 4
+
+
 def env_int(name: str, default: int) -> int:
     value = os.environ.get(name, "").strip()
     return int(value) if value else default
@@ -69,8 +75,8 @@ class ServeConfig:
     operator_port: int | None = None  # a second, read-only webserver for operators
     api_port: int = 8000
     grpc_base_port: int = 4000
-    api_workers: int = field(default_factory=lambda: env_int("DALGO_API_WORKERS", 2))
-    api_threads: int = field(default_factory=lambda: env_int("DALGO_API_THREADS", 4))
+    api_workers: int = field(default_factory=lambda: env_int("DALGO_API_WORKERS", API_WORKERS))
+    api_threads: int = field(default_factory=lambda: env_int("DALGO_API_THREADS", API_THREADS))
     demo_user: tuple[str, str] | None = None  # (organization, email): ``dalgo up`` prints its login
     demo_login: str = ""
     dagster_home: Path = field(default_factory=lambda: layout.dagster_home().absolute())

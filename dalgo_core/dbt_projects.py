@@ -286,9 +286,7 @@ def _parse_warm(spec: OrgSpec, prepared: PreparedProject) -> bool:
 
 
 def _manifests_lock(slug: str) -> Path:
-    folder = layout.platform_dir() / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    return layout.inside(folder, f"{slug}.manifests")
+    return layout.lock_file(f"{slug}.manifests")
 
 
 @contextlib.contextmanager

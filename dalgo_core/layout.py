@@ -69,6 +69,15 @@ def platform_dir() -> Path:
     return settings.home_dir() / "platform"
 
 
+def lock_file(name: str) -> Path:
+    """``<platform>/locks/<name>``, its folder created: where the platform's own locks live, never under an
+    organization's root (tenant code writes there: a lock file it replaced by a symlink would make the
+    platform open, or truncate, whatever it points at)."""
+    folder = platform_dir() / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return inside(folder, name)
+
+
 def orgs_root() -> Path:
     return settings.home_dir() / "orgs"
 

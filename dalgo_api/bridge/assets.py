@@ -101,12 +101,15 @@ def _node(slug: str, raw: dict[str, Any]) -> AssetNode | None:
     )
 
 
+def _raw_asset_nodes(slug: str, query: str) -> list[dict[str, Any]]:
+    """The ``assetNodes`` a query reads from the organization's repository (none if it has none yet)."""
+    data = graphql(query, {"loc": location_name(slug), "repo": REPOSITORY})["repositoryOrError"]
+    return data["assetNodes"] if data["__typename"] == "Repository" else []
+
+
 def asset_nodes(slug: str) -> list[AssetNode]:
     """Every asset of the organization's code location (empty if the location has no repository yet)."""
-    data = graphql(ASSET_NODES, {"loc": location_name(slug), "repo": REPOSITORY})["repositoryOrError"]
-    if data["__typename"] != "Repository":
-        return []
-    nodes = (_node(slug, raw) for raw in data["assetNodes"])
+    nodes = (_node(slug, raw) for raw in _raw_asset_nodes(slug, ASSET_NODES))
     return sorted((n for n in nodes if n is not None), key=lambda n: n.key)
 
 
@@ -114,8 +117,6 @@ def asset_keys(slug: str) -> dict[str, bool]:
     """Every asset key of the organization and whether it can be run (materialized): the graph alone,
     without the event log reads ``asset_nodes`` makes for each asset (last materialization, freshness,
     checks)."""
-    data = graphql(ASSET_KEYS, {"loc": location_name(slug), "repo": REPOSITORY})["repositoryOrError"]
-    if data["__typename"] != "Repository":
-        return {}
-    keys = {relative_key(slug, raw["assetKey"]["path"]): bool(raw["isMaterializable"]) for raw in data["assetNodes"]}
+    raw_nodes = _raw_asset_nodes(slug, ASSET_KEYS)
+    keys = {relative_key(slug, raw["assetKey"]["path"]): bool(raw["isMaterializable"]) for raw in raw_nodes}
     return {key: keys[key] for key in sorted(k for k in keys if k is not None)}

@@ -21,6 +21,7 @@ from dalgo_api.accounts.auth import RequestContext
 from dalgo_api.audit import services as audit
 from dalgo_api.errors import ApiError, not_found
 from dalgo_api.specs import store as specs
+from dalgo_core import layout
 from dalgo_core.dbt_projects import DBT_TIMEOUT_SECONDS, DbtProjectError, preparing_beside
 from dalgo_core.pools import org_pools
 from dalgo_core.spec import OrgSpec, SpecError
@@ -31,9 +32,7 @@ Edit = Callable[[OrgSpec], None]
 @contextlib.contextmanager
 def spec_lock(slug: str) -> Iterator[None]:
     """Serialize spec changes of one organization (several API workers may edit it at once)."""
-    path = specs.load_spec(slug).state_dir() / "spec.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
+    with layout.lock_file(f"{slug}.spec").open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

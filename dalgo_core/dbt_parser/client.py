@@ -84,9 +84,7 @@ def running_pid(org: str) -> int | None:
 
 @contextlib.contextmanager
 def _locked(org: str) -> Iterator[None]:
-    folder = layout.platform_dir() / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    with layout.inside(folder, f"{org}.dbt-parser").open("a") as handle:
+    with layout.lock_file(f"{org}.dbt-parser").open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 

@@ -45,7 +45,8 @@ PRELOAD = (
     "grpc._channel",
     # what a code server imports as it loads: the instance's storages (SQLite under ``dalgo up``,
     # PostgreSQL under ``dalgo serve``) with their migrations, the daemon's and scheduler's modules its
-    # sensors use, the location's module and the embedded connectors' assets
+    # sensors use, the location's module (with everything organizations' definitions are built with)
+    # and the embedded connectors' assets
     "dagster._core.instance.factory",
     "dagster._core.storage.runs.sqlite",
     "dagster._core.storage.event_log.sqlite",
@@ -56,7 +57,6 @@ PRELOAD = (
     "dagster._scheduler.scheduler",
     "dalgo_assets.locations",
     "dalgo_assets.ingestion.embedded.assets",
-    "dalgo_assets.definitions",  # what every organization's definitions are built with
 )
 
 

@@ -110,3 +110,22 @@ def test_a_remembered_caller_is_forgotten_at_once_when_membership_role_or_token_
     assert api.get("/api/users/", token=manager, org=world.slug).status_code == 200
     assert api.post("/api/logout/", token=manager).status_code == 200
     assert api.get("/api/users/", token=manager, org=world.slug).status_code == 401
+
+
+def test_a_symlink_the_tenant_planted_in_its_root_is_never_opened_by_a_spec_change(
+    api, world: OrgWorld, other_world: OrgWorld
+):
+    """Tenant code (a dbt macro in a run) may write anything under its organization's root. Lock files the
+    platform opened there (``spec.lock``, the Airbyte apply's) would follow a symlink it planted and
+    truncate the target, another organization's spec say. The platform's locks live in its own folder."""
+    from dalgo_core import layout
+    from dalgo_core.spec import org_spec_path
+
+    victim = org_spec_path(other_world.slug)
+    before = victim.read_bytes()
+    root = layout.org_root(world.slug)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "spec.lock").symlink_to(victim)
+    rule = {"name": "stale", "kind": "run_failed", "webhooks": [{"format": "json", "url": "https://a.example.org/h"}]}
+    assert api.post("/api/alerts/", rule, token=world.tokens["account-manager"], org=world.slug).status_code == 201
+    assert victim.read_bytes() == before

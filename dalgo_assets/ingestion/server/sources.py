@@ -25,7 +25,8 @@ from dalgo_assets.ingestion.server.client import DalgoAirbyteClient
 from dalgo_assets.ingestion.server.declared import declared_source_of
 from dalgo_assets.ingestion.server.reconcile import apply, make_plan
 from dalgo_assets.ingestion.server.resource import airbyte_client
-from dalgo_assets.ingestion.server.state import connection_id, read_state, state_path, write_state
+from dalgo_assets.ingestion.server.state import connection_id, read_state, write_state
+from dalgo_core import layout
 from dalgo_core.connectors.changes import AppliedCatalog
 from dalgo_core.connectors.streams import protocol_stream
 from dalgo_core.spec import ConnectionSpec, OrgSpec, SourceSpec
@@ -183,9 +184,7 @@ def apply_spec(spec: OrgSpec, progress: Progress) -> list[str]:
     """Make the workspace match the spec (``dalgo airbyte apply``); the plan applied, line by line. One
     apply of an organization at a time (two tasks must not both create its destination)."""
     client = airbyte_client(spec)
-    lock = state_path(spec).with_name("apply.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with lock.open("w") as handle:
+    with layout.lock_file(f"{spec.slug}.airbyte-apply").open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         progress("comparing the Airbyte workspace with the organization's spec")
         plan = make_plan(spec, client)

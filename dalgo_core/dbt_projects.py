@@ -246,7 +246,7 @@ def _prepare(spec: OrgSpec, project: DbtProjectSpec, force: bool, *, warm: bool 
         raise DbtProjectError(f"{where}: no dbt_project.yml in the project's folder")
     write_profiles(spec)
     fingerprint = _fingerprint(prepared.project_dir, render_profiles(spec))
-    stamp = prepared.target_dir / FINGERPRINT_FILE
+    stamp = layout.no_links(prepared.target_dir / FINGERPRINT_FILE)
     if not force and prepared.manifest_path.exists() and stamp.exists() and stamp.read_text() == fingerprint:
         return prepared
     prepared.target_dir.mkdir(parents=True, exist_ok=True)
@@ -353,7 +353,7 @@ def read_manifest(spec: OrgSpec, project: DbtProjectSpec) -> tuple[PreparedProje
         raise DbtProjectError(f"{where}: no dbt_project.yml in the project's folder")
     try:
         with _locked(spec.slug, fcntl.LOCK_SH):  # not while the manifests are being prepared
-            manifest = orjson.loads(prepared.manifest_path.read_bytes())
+            manifest = orjson.loads(layout.no_links(prepared.manifest_path).read_bytes())
     except FileNotFoundError:
         raise DbtProjectError(f"{where}: its manifest is not prepared; run `dalgo prepare {spec.slug}`") from None
     for key in UNUSED_MANIFEST_KEYS:

@@ -2,8 +2,9 @@
 
 ``DALGO_GIT_SCHEMES`` lists the allowed schemes (default ``https,ssh``; add ``file`` for development
 and tests). ``git@host:path`` is ssh. The URL always follows ``--``, so it can never be read as an
-option; git never prompts, follows no ``file`` transport inside a remote repository, and every call
-has a timeout.
+option; git never prompts, follows no ``file`` transport inside a remote repository, checks a symbolic
+link out as a plain file (tenant code may make none: ``dalgo_core.sandbox.seccomp``), and every call has a
+timeout.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ CONFIG = (
     "credential.helper=",
     "-c",
     "submodule.recurse=false",
+    "-c",
+    "core.symlinks=false",  # a link in the repository is checked out as a file holding its target
 )
 ENV = {
     "GIT_TERMINAL_PROMPT": "0",

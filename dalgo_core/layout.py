@@ -19,6 +19,7 @@ under its root.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from dalgo_core import settings
@@ -58,6 +59,35 @@ def inside(root: Path, *parts: str) -> Path:
     if path != base and base not in path.parents:
         raise OutsideRoot(f"{'/'.join(parts)!r} leaves {root}")
     return path
+
+
+def no_links(path: Path) -> Path:
+    """``path``, an organization's file the platform opens outside the sandbox (its DuckDB warehouse, dbt
+    profile and manifests, connector state), refused if it or a folder of it below ``orgs/`` is a symbolic
+    link. Tenant code cannot make one (``dalgo_core.sandbox.seccomp``); this refuses any made otherwise
+    (by hand, by an older version) before the platform follows it into another organization."""
+    base = orgs_root().resolve()
+    absolute = path.absolute()
+    try:
+        parts = absolute.relative_to(base).parts
+    except ValueError:
+        raise OutsideRoot(f"{path} is not in an organization's root") from None
+    current = base
+    for part in parts:
+        current = current / part
+        if current.is_symlink():
+            raise OutsideRoot(f"{current} is a symbolic link: the platform follows none in an organization's root")
+    return absolute
+
+
+def scratch_dir(root: Path | str, prefix: str) -> Path:
+    """A new private folder (mode 0700) in ``<root>/tmp``, an organization's root: where the platform hands
+    one call of tenant code its inputs (a connector's config and catalog, a worker's job)."""
+    tmp = no_links(Path(root) / "tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=tmp))
+    os.chmod(folder, 0o700)
+    return folder
 
 
 def _dir(env: str, default: Path) -> Path:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dalgo_api.errors import ApiError
+from dalgo_core import layout
 from dalgo_core.spec import OrgSpec
 
 MAX_PREVIEW_ROWS = 500
@@ -36,6 +37,8 @@ def _connect(spec: OrgSpec) -> Iterator[Any]:
         raise
     except WarehouseEmpty as exc:
         raise ApiError(404, str(exc)) from None
+    except layout.OutsideRoot as exc:
+        raise ApiError(409, f"the warehouse of organization '{spec.slug}' cannot be read: {exc}") from None
     except Exception as exc:
         if not type(exc).__module__.startswith(("duckdb", "psycopg")):
             raise

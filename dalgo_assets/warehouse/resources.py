@@ -18,6 +18,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from dalgo_core import layout
 from dalgo_core.sandbox.policy import POLICY_ENV, Policy, existing
 from dalgo_core.sandbox.tenant import org_policy
 from dalgo_core.spec import (
@@ -128,8 +129,9 @@ class WarehouseResource(dg.ConfigurableResource):
         if self.type == "duckdb":
             import duckdb
 
-            os.makedirs(os.path.dirname(self.duckdb_path or ".") or ".", exist_ok=True)
-            conn = duckdb.connect(self.duckdb_path)
+            path = layout.no_links(Path(self.duckdb_path or "warehouse.duckdb"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = duckdb.connect(str(path))
             allowed = ", ".join("'" + str(Path(d)).replace("'", "''") + "/'" for d in files_in)
             conn.execute(f"set allowed_directories = [{allowed}]")
             conn.execute("set enable_external_access = false")

@@ -18,7 +18,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -28,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from dalgo_core import sandbox
+from dalgo_core import layout, sandbox
 
 LogFn = Callable[[str, str], None]  # (level, message)
 
@@ -50,10 +49,7 @@ class ConnectorProcess:
         self.executable = executable
         self.log = log
         self._discovering: _Running | None = None
-        tmp = Path(policy.root) / "tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
-        self.workdir = Path(tempfile.mkdtemp(prefix="airbyte-", dir=tmp))
-        os.chmod(self.workdir, 0o700)
+        self.workdir = layout.scratch_dir(policy.root, "airbyte-")
         # the connector's own environment (its venv) read-only; it reads and writes in its folder only
         self.policy = sandbox.Policy(
             **{

@@ -5,10 +5,10 @@
 - ``bwrap`` (the default): bubblewrap. A new mount namespace holding only the system's programs and
   libraries, the platform's Python environment (read-only), the policy's read-only inputs and the
   organization's root (writable); its own network, pid, ipc and uts namespaces; a new user namespace
-  without capabilities; an empty ``/tmp``; the environment cleared and rebuilt from the policy. The
-  platform's state, the secrets key, the API and Dagster databases and every other organization are not
-  there to be named. The network is the policy's endpoints and the egress proxy, nothing else (not
-  Dagit, not the API, not Dagster's database).
+  without capabilities; an empty ``/tmp``; the environment cleared and rebuilt from the policy; a
+  system-call filter refusing symbolic links (``seccomp``). The platform's state, the secrets key, the API
+  and Dagster databases and every other organization are not there to be named. The network is the
+  policy's endpoints and the egress proxy, nothing else (not Dagit, not the API, not Dagster's database).
 - ``off``: for development on a machine without bubblewrap, and only when set explicitly: the
   environment is still scrubbed, but files and network are the platform's. ``dalgo up`` and
   ``dalgo serve`` say so when they start.
@@ -32,10 +32,12 @@ from typing import Any
 
 from dalgo_core.sandbox.policy import Policy
 from dalgo_core.sandbox.relay import PROXY_PORT, Relays
+from dalgo_core.sandbox.seccomp import no_links_filter
 
 MODE_ENV = "DALGO_SANDBOX"
 _FORWARD = Path(__file__).with_name("forward.py")
 _INSIDE = "/run/dalgo"
+_FILTER_FD = 9  # the descriptor bubblewrap reads its system-call filter from (``_with_filter``)
 # Only what programs need to start: never the whole of /etc (it holds the host's credentials).
 _ETC = (
     "ssl",
@@ -62,17 +64,28 @@ def mode() -> str:
     return value
 
 
+def _with_filter(filter_file: Path, bwrap_args: list[str]) -> list[str]:
+    """``bwrap_args`` started with ``filter_file`` open on ``_FILTER_FD`` for its ``--seccomp``: through
+    ``sh``, so every caller's own ``subprocess`` call (which closes other descriptors) passes it."""
+    return ["/bin/sh", "-c", f'exec "$@" {_FILTER_FD}<"$0"', str(filter_file), *bwrap_args]
+
+
 @functools.cache
 def _bwrap_works() -> str | None:
-    """None if bubblewrap runs here, otherwise why not."""
+    """None if bubblewrap runs here with its system-call filter, otherwise why not."""
     exe = shutil.which("bwrap")
     if not exe:
         return "bubblewrap is not installed (Debian: apt-get install bubblewrap)"
-    probe = subprocess.run(
-        [exe, "--unshare-all", "--unshare-user", "--die-with-parent", "--ro-bind", "/", "/", "true"],
-        capture_output=True,
-        text=True,
-    )
+    with tempfile.TemporaryDirectory(prefix="dalgo-sandbox-") as tmp:
+        filter_file = Path(tmp) / "seccomp.bpf"
+        try:
+            filter_file.write_bytes(no_links_filter())
+        except RuntimeError as exc:
+            return str(exc)
+        args = [exe, "--unshare-all", "--unshare-user", "--die-with-parent", "--seccomp", str(_FILTER_FD)]
+        probe = subprocess.run(
+            _with_filter(filter_file, [*args, "--ro-bind", "/", "/", "true"]), capture_output=True, text=True
+        )
     return None if probe.returncode == 0 else f"bubblewrap cannot create namespaces here: {probe.stderr.strip()}"
 
 
@@ -161,12 +174,16 @@ def sandboxed(policy: Policy, argv: Sequence[str], env: dict[str, str] | None = 
             relays.egress()
             routes.append(["127.0.0.1", PROXY_PORT, f"{_INSIDE}/egress"])
         hosts = _hosts_file(folder, names)
+        filter_file = folder / "seccomp.bpf"
+        filter_file.write_bytes(no_links_filter())
         args = [
             "bwrap",
             "--unshare-all",
             "--unshare-user",
             "--die-with-parent",
             "--new-session",
+            "--seccomp",
+            str(_FILTER_FD),
             "--proc",
             "/proc",
             "--dev",
@@ -212,7 +229,7 @@ def sandboxed(policy: Policy, argv: Sequence[str], env: dict[str, str] | None = 
             args += [sys.executable, "-S", "-I", f"{_INSIDE}/forward.py", json.dumps(routes)]
         args += list(argv)
         try:
-            yield args
+            yield _with_filter(filter_file, args)
         finally:
             relays.close()
 

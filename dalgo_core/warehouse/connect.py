@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from dalgo_core import layout
 from dalgo_core.spec import DuckDBWarehouse, OrgSpec, PostgresWarehouse
 from dalgo_core.warehouse.profiles import duckdb_path
 
@@ -29,7 +30,7 @@ def read_warehouse(spec: OrgSpec) -> Iterator[Any]:
     if isinstance(wh, DuckDBWarehouse):
         import duckdb
 
-        path = duckdb_path(spec)
+        path = layout.no_links(duckdb_path(spec))
         if not path.is_file():
             raise WarehouseEmpty(f"the DuckDB warehouse of organization '{spec.slug}' holds no data yet")
         conn = duckdb.connect(str(path), read_only=True, config={"enable_external_access": False})

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from dalgo_core import layout
 from dalgo_core.spec import (
     BigQueryWarehouse,
     DuckDBWarehouse,
@@ -91,7 +92,7 @@ def write_profiles(spec: OrgSpec) -> Path:
     """Write ``profiles.yml`` for the organization if it changed; return its folder."""
     folder = profiles_dir(spec)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "profiles.yml"
+    path = layout.no_links(folder / "profiles.yml")
     text = render_profiles(spec)
     if not path.exists() or path.read_text() != text:
         path.write_text(text)

@@ -129,3 +129,32 @@ def test_a_symlink_the_tenant_planted_in_its_root_is_never_opened_by_a_spec_chan
     rule = {"name": "stale", "kind": "run_failed", "webhooks": [{"format": "json", "url": "https://a.example.org/h"}]}
     assert api.post("/api/alerts/", rule, token=world.tokens["account-manager"], org=world.slug).status_code == 201
     assert victim.read_bytes() == before
+
+
+def test_a_link_in_the_tenants_root_never_opens_another_organizations_warehouse(
+    api, world: OrgWorld, other_world: OrgWorld
+):
+    """The API opens an organization's DuckDB warehouse outside the sandbox. A ``warehouse.duckdb`` that
+    is a link to another organization's (tenant code cannot make one; an older version or a hand could)
+    is refused with a 409 naming the link, and nothing of the other warehouse is read."""
+    import duckdb
+
+    from dalgo_api.orgs.flags import set_flag
+    from dalgo_core import layout
+
+    theirs = layout.org_root(other_world.slug) / "warehouse.duckdb"
+    theirs.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(theirs)) as conn:
+        conn.execute("create table payroll as select 'their-salary-row' as secret")
+    mine = layout.org_root(world.slug)
+    mine.mkdir(parents=True, exist_ok=True)
+    (mine / "warehouse.duckdb").symlink_to(theirs)
+    set_flag("DATA_STATISTICS", True, world.org)
+    token = world.tokens["account-manager"]
+    for path in ("/api/warehouse/tables/main/payroll/preview", "/api/warehouse/tables/main/payroll/statistics"):
+        r = api.get(path, token=token, org=world.slug)
+        assert r.status_code == 409, (path, r.content)
+        assert "warehouse.duckdb is a symbolic link" in r.json()["detail"]
+        assert "their-salary-row" not in r.content.decode()
+    tested = api.post("/api/organizations/warehouse/test", {"type": "duckdb"}, token=token, org=world.slug).json()
+    assert tested["ok"] is False and "symbolic link" in tested["message"], tested

@@ -137,6 +137,51 @@ def test_tenant_code_sees_only_its_root_and_reaches_only_its_endpoints(two_orgs,
     assert (mine / "mine.txt").read_text() == "ok"
 
 
+LINKS = r"""
+import json, os, sys
+root, victim = sys.argv[1], sys.argv[2]
+out = {}
+for name, make in {
+    "symlink": lambda: os.symlink(victim, os.path.join(root, "warehouse.duckdb")),
+    "symlinkat": lambda: os.symlink(victim, "stolen", dir_fd=os.open(root, os.O_RDONLY)),
+    "relative": lambda: os.symlink("../victim", os.path.join(root, "up")),
+}.items():
+    try:
+        make()
+        out[name] = "made"
+    except OSError as exc:
+        out[name] = exc.errno
+with open(os.path.join(root, "mine.txt"), "w") as handle:
+    handle.write("ok")
+os.link(os.path.join(root, "mine.txt"), os.path.join(root, "also-mine.txt"))
+out["hard link of its own file"] = open(os.path.join(root, "also-mine.txt")).read()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(sandbox.mode() != "bwrap", reason="the sandbox is off on this machine")
+def test_tenant_code_cannot_plant_a_link_in_its_root(two_orgs):
+    """The platform opens files of an organization's root outside the sandbox (its DuckDB warehouse, dbt
+    profile, manifests, connector state): a link planted there would lead it into another organization.
+    Tenant code makes none, however it asks; its own files it still writes and hard-links."""
+    import errno
+    import json
+
+    mine, theirs = two_orgs
+    result = sandbox.run(
+        Policy(org="tenant", root=str(mine)),
+        [sys.executable, "-c", LINKS, str(mine), str(theirs / "warehouse.duckdb")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert {out[k] for k in ("symlink", "symlinkat", "relative")} == {errno.EPERM}, out
+    assert out["hard link of its own file"] == "ok"
+    assert (mine / "warehouse.duckdb").read_text() == "rows of tenant" and not (mine / "up").exists()
+
+
 def test_a_policy_passes_only_the_variables_it_names(monkeypatch):
     monkeypatch.setenv("DALGO_SECRET_TENANT_PASSWORD", "tenant-pw")
     monkeypatch.setenv("DAGSTER_PG_PASSWORD", "dagster-pw")

@@ -93,6 +93,18 @@ def test_a_build_reads_no_platform_file_other_warehouse_or_environment(dalgo_env
             "{{ config(pre_hook=\"attach '" + str(platform["victim_wh"]) + "' as victim (read_only)\") }}\n"
             "select name from victim.donors\n"
         ),
+        # Python, run by dbt in the build: replace its own warehouse file by a link to the victim's
+        "models/plant.py": (
+            "import os\n"
+            "def model(dbt, session):\n"
+            "    dbt.config(materialized='table')\n"
+            "    try:\n"
+            f"        os.symlink({str(platform['victim_wh'])!r}, {str(layout.org_root('tenant') / 'planted')!r})\n"
+            "        outcome = 'planted'\n"
+            "    except OSError as exc:\n"
+            "        outcome = exc.strerror\n"
+            "    return session.sql(f\"select '{outcome}' as outcome\")\n"
+        ),
     }
     slug = _tenant(dalgo_env, files)
     spec = load_org_spec(slug)
@@ -111,9 +123,12 @@ def test_a_build_reads_no_platform_file_other_warehouse_or_environment(dalgo_env
         tables = {r[0] for r in conn.execute("select table_name from information_schema.tables").fetchall()}
         environ = conn.execute("select content from environ").fetchone()[0]
         key = conn.execute("select * from key").fetchall()
+        planted = conn.execute("select outcome from plant").fetchall()
     assert SECRET not in environ and "DAGSTER_PG" not in environ and "DALGO_SECRETS_KEY" not in environ
     assert key == []  # the platform's key is no file for tenant code
     assert "other_wh" not in tables  # nor is another organization's warehouse
+    assert planted == [("Operation not permitted",)]  # no link for the platform to follow later
+    assert not (layout.org_root(slug) / "planted").is_symlink()
     # the platform's own readers run none of the tenant's file access: its views are refused there
     with read_warehouse(load_org_spec(slug)) as conn, pytest.raises(duckdb.PermissionException):
         conn.execute("create temp table probe as select * from read_text('/etc/hostname')")

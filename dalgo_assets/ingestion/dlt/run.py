@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from dalgo_assets.warehouse import WarehouseResource
 from dalgo_core import sandbox
 from dalgo_core.connectors import changes
 from dalgo_core.connectors.protocol import drain_stderr
-from dalgo_core.layout import OutsideRoot
+from dalgo_core.layout import OutsideRoot, scratch_dir
 from dalgo_core.redact import redact
 from dalgo_core.spec import ConnectionSpec, OrgSpec
 
@@ -58,10 +57,10 @@ def run_worker(job: SourceJob, mode: str, content: dict[str, Any], log: LogFn, a
         policy = job.policy(mode)
     except (LookupError, OutsideRoot, ValueError) as exc:
         raise WorkerFailed(str(exc)) from None
-    tmp = Path(policy.root) / "tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="dlt-", dir=tmp))
-    os.chmod(workdir, 0o700)
+    try:
+        workdir = scratch_dir(policy.root, "dlt-")
+    except OutsideRoot as exc:
+        raise WorkerFailed(str(exc)) from None
     try:
         job_path = workdir / "job.json"
         fd = os.open(job_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

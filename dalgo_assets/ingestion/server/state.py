@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from dalgo_core import layout
 from dalgo_core.spec import ConnectionSpec, OrgSpec
 
 
@@ -33,10 +34,10 @@ def read_state(spec: OrgSpec) -> dict[str, Any]:
     """The recorded ids for the spec's current workspace: ``{destination_id, connections: {name: {...}}}``."""
     path = state_path(spec)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(layout.no_links(path).read_text())
     except FileNotFoundError:
         return {"connections": {}}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # layout.OutsideRoot included
         raise AirbyteStateError(f"organization '{spec.slug}': cannot read {path}: {exc}") from None
     if not isinstance(data, dict) or {k: data.get(k) for k in ("url", "workspace_id")} != _server_of(spec):
         return {"connections": {}}
@@ -46,9 +47,9 @@ def read_state(spec: OrgSpec) -> dict[str, Any]:
 
 def write_state(spec: OrgSpec, state: dict[str, Any]) -> Path:
     """Write atomically: a code location loading meanwhile sees the old file or the new one."""
-    path = state_path(spec)
+    path = layout.no_links(state_path(spec))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
+    tmp = layout.no_links(path.with_suffix(".json.tmp"))
     tmp.write_text(json.dumps({**state, **_server_of(spec)}, indent=2, sort_keys=True))
     os.replace(tmp, path)
     return path

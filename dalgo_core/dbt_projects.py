@@ -353,7 +353,7 @@ def read_manifest(spec: OrgSpec, project: DbtProjectSpec) -> tuple[PreparedProje
         raise DbtProjectError(f"{where}: no dbt_project.yml in the project's folder")
     try:
         with _locked(spec.slug, fcntl.LOCK_SH):  # not while the manifests are being prepared
-            manifest = orjson.loads(layout.no_links(prepared.manifest_path).read_bytes())
+            manifest = orjson.loads(layout.read_org_file(prepared.manifest_path, max_bytes=None))
     except FileNotFoundError:
         raise DbtProjectError(f"{where}: its manifest is not prepared; run `dalgo prepare {spec.slug}`") from None
     for key in UNUSED_MANIFEST_KEYS:

@@ -19,6 +19,7 @@ under its root.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -78,6 +79,31 @@ def no_links(path: Path) -> Path:
         if current.is_symlink():
             raise OutsideRoot(f"{current} is a symbolic link: the platform follows none in an organization's root")
     return absolute
+
+
+class RefusedFile(ValueError):
+    """A file of an organization's root the platform will not read: not a regular file, or too large."""
+
+
+SMALL_FILE_BYTES = 16 << 20  # what the platform reads of a tenant's root in a shared process, at most
+
+
+def read_org_file(path: Path, max_bytes: int | None = SMALL_FILE_BYTES) -> bytes:
+    """The bytes of ``path``, a file of an organization's root the platform reads outside the sandbox:
+    refused (``OutsideRoot``) if it is or lies under a link (``no_links``), refused (``RefusedFile``)
+    unless a regular file (a FIFO would hold the reader, a request thread every organization shares) of
+    at most ``max_bytes``. ``FileNotFoundError`` if there is none."""
+    fd = os.open(no_links(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise RefusedFile(f"{path} is not a regular file")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise RefusedFile(f"{path} is larger than {max_bytes} bytes")
+        data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise RefusedFile(f"{path} is larger than {max_bytes} bytes")
+    return data
 
 
 def scratch_dir(root: Path | str, prefix: str) -> Path:

@@ -275,8 +275,8 @@ def _write(path: Path, data: Any) -> None:
 
 def _read(path: Path) -> Any | None:
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
+        return json.loads(layout.read_org_file(path))
+    except (FileNotFoundError, ValueError):  # layout's refusals included: read as no catalog
         return None
 
 

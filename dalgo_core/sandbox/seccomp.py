@@ -1,4 +1,4 @@
-"""The system calls tenant code may not make: it cannot create a symbolic link.
+"""The system calls tenant code may not make: it cannot create a symbolic link, nor a FIFO.
 
 The organization's root is the one folder tenant code writes, and the platform reads and writes files
 there outside the sandbox (the DuckDB warehouse, the dbt profile and manifests, connector state). Inside
@@ -9,6 +9,9 @@ filesystem without links answers; dbt's local packages and git's ``core.symlinks
 ``io_uring`` (which can create links without a system call a filter sees) with ``ENOSYS``, and calls of
 another architecture's ABI (32-bit and x32 on x86-64) with ``EPERM``. A hard link cannot reach another
 organization: only the organization's own root is mounted writable, and a link across mounts fails.
+``mknod`` and ``mknodat`` fail too (``EPERM``): without capabilities they make only FIFOs, and a FIFO where
+the platform expects a file (the dbt profile the API compares) would hold the platform's reader forever,
+a request thread every organization's requests share. Pipes and sockets need neither.
 
 The filter is classic BPF as the kernel reads it (``struct sock_filter``), handed to bubblewrap's
 ``--seccomp``; children inherit it and cannot drop it.
@@ -31,10 +34,10 @@ _ERRNO = 0x00050000
 _X32_BIT = 0x40000000
 
 _IO_URING = (425, 426, 427)  # setup, enter, register: the same numbers on every architecture
-# machine -> (AUDIT_ARCH_*, the link-creating system calls)
+# machine -> (AUDIT_ARCH_*, the system calls that make links and FIFOs)
 _ARCHES = {
-    "x86_64": (0xC000003E, (88, 266)),  # symlink, symlinkat
-    "aarch64": (0xC00000B7, (36,)),  # symlinkat (there is no symlink)
+    "x86_64": (0xC000003E, (88, 266, 133, 259)),  # symlink, symlinkat, mknod, mknodat
+    "aarch64": (0xC00000B7, (36, 33)),  # symlinkat, mknodat (there is no symlink nor mknod)
 }
 
 

@@ -8,6 +8,8 @@ default credentials; run-time code fills both from the spec's secret references 
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +95,14 @@ def write_profiles(spec: OrgSpec) -> Path:
     folder = profiles_dir(spec)
     folder.mkdir(parents=True, exist_ok=True)
     path = layout.no_links(folder / "profiles.yml")
-    text = render_profiles(spec)
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
+    text = render_profiles(spec).encode()
+    try:
+        current = layout.read_org_file(path, max_bytes=len(text))
+    except (FileNotFoundError, layout.RefusedFile):
+        current = None
+    if current != text:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".profiles-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text)
+        os.replace(tmp, path)  # whatever was there (a FIFO, a huge file) is replaced, never opened
     return folder

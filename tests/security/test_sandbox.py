@@ -145,6 +145,7 @@ for name, make in {
     "symlink": lambda: os.symlink(victim, os.path.join(root, "warehouse.duckdb")),
     "symlinkat": lambda: os.symlink(victim, "stolen", dir_fd=os.open(root, os.O_RDONLY)),
     "relative": lambda: os.symlink("../victim", os.path.join(root, "up")),
+    "fifo": lambda: os.mkfifo(os.path.join(root, "profiles.yml")),
 }.items():
     try:
         make()
@@ -162,8 +163,9 @@ print(json.dumps(out))
 @pytest.mark.skipif(sandbox.mode() != "bwrap", reason="the sandbox is off on this machine")
 def test_tenant_code_cannot_plant_a_link_in_its_root(two_orgs):
     """The platform opens files of an organization's root outside the sandbox (its DuckDB warehouse, dbt
-    profile, manifests, connector state): a link planted there would lead it into another organization.
-    Tenant code makes none, however it asks; its own files it still writes and hard-links."""
+    profile, manifests, connector state): a link planted there would lead it into another organization,
+    a FIFO would hold its reader. Tenant code makes neither, however it asks; its own files it still
+    writes and hard-links."""
     import errno
     import json
 
@@ -177,7 +179,7 @@ def test_tenant_code_cannot_plant_a_link_in_its_root(two_orgs):
     )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert {out[k] for k in ("symlink", "symlinkat", "relative")} == {errno.EPERM}, out
+    assert {out[k] for k in ("symlink", "symlinkat", "relative", "fifo")} == {errno.EPERM}, out
     assert out["hard link of its own file"] == "ok"
     assert (mine / "warehouse.duckdb").read_text() == "rows of tenant" and not (mine / "up").exists()
 
@@ -202,3 +204,38 @@ def test_without_bubblewrap_tenant_code_does_not_run(monkeypatch, tmp_path: Path
     assert "ERROR" in sandbox.status()
     monkeypatch.setenv("DALGO_SANDBOX", "off")
     assert "WITHOUT a sandbox" in sandbox.status()
+
+
+def test_what_the_platform_reads_of_a_root_is_a_small_regular_file_of_that_root(dalgo_env: Path):
+    """Files in an organization's root made otherwise (by hand, by an older version) are refused where
+    the platform reads them in a process every organization shares: a FIFO (it would hold the reader),
+    a file larger than the reader allows, a link; the dbt profile is rewritten over any of them."""
+    import os
+    import threading
+
+    from dalgo_core.spec import load_org_spec
+    from dalgo_core.warehouse.profiles import profiles_dir, write_profiles
+    from tests.support.orgs import write_spec
+
+    write_spec(dalgo_env / "orgs", "tenant", {"slug": "tenant", "name": "Tenant"})
+    root = layout.org_root("tenant")
+    root.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(root / "fifo.json")
+    (root / "big.json").write_bytes(b"x" * 2048)
+    (root / "link.json").symlink_to(root / "big.json")
+    with pytest.raises(layout.RefusedFile, match="not a regular file"):
+        layout.read_org_file(root / "fifo.json")
+    with pytest.raises(layout.RefusedFile, match="larger than 1024 bytes"):
+        layout.read_org_file(root / "big.json", max_bytes=1024)
+    with pytest.raises(layout.OutsideRoot, match="symbolic link"):
+        layout.read_org_file(root / "link.json")
+    assert layout.read_org_file(root / "big.json") == b"x" * 2048
+
+    profile = profiles_dir(load_org_spec("tenant")) / "profiles.yml"
+    profile.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(profile)
+    writer = threading.Thread(target=write_profiles, args=(load_org_spec("tenant"),), daemon=True)
+    writer.start()
+    writer.join(30)
+    assert not writer.is_alive(), "the profile's writer was held by a FIFO"
+    assert profile.is_file() and "duckdb" in profile.read_text()

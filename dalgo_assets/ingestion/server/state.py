@@ -34,7 +34,7 @@ def read_state(spec: OrgSpec) -> dict[str, Any]:
     """The recorded ids for the spec's current workspace: ``{destination_id, connections: {name: {...}}}``."""
     path = state_path(spec)
     try:
-        data = json.loads(layout.no_links(path).read_text())
+        data = json.loads(layout.read_org_file(path))
     except FileNotFoundError:
         return {"connections": {}}
     except (OSError, ValueError) as exc:  # layout.OutsideRoot included

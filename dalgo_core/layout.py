@@ -62,12 +62,13 @@ def inside(root: Path, *parts: str) -> Path:
     return path
 
 
-def no_links(path: Path) -> Path:
+def no_links(path: Path, base: Path | None = None) -> Path:
     """``path``, an organization's file the platform opens outside the sandbox (its DuckDB warehouse, dbt
     profile and manifests, connector state), refused if it or a folder of it below ``orgs/`` is a symbolic
     link. Tenant code cannot make one (``dalgo_core.sandbox.seccomp``); this refuses any made otherwise
-    (by hand, by an older version) before the platform follows it into another organization."""
-    base = orgs_root().resolve()
+    (by hand, by an older version) before the platform follows it into another organization. ``base``:
+    another root the path must lie under (by default ``orgs/``)."""
+    base = (base or orgs_root().resolve()).absolute()  # organizations' paths are built on the resolved root
     absolute = path.absolute()
     try:
         parts = absolute.relative_to(base).parts
@@ -107,9 +108,10 @@ def read_org_file(path: Path, max_bytes: int | None = SMALL_FILE_BYTES) -> bytes
 
 
 def scratch_dir(root: Path | str, prefix: str) -> Path:
-    """A new private folder (mode 0700) in ``<root>/tmp``, an organization's root: where the platform hands
-    one call of tenant code its inputs (a connector's config and catalog, a worker's job)."""
-    tmp = no_links(Path(root) / "tmp")
+    """A new private folder (mode 0700) in ``<root>/tmp``, ``root`` being where a call of tenant code may
+    write (an organization's root): where the platform hands that call its inputs (a connector's config
+    and catalog, a worker's job)."""
+    tmp = no_links(Path(root) / "tmp", base=Path(root))
     tmp.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=prefix, dir=tmp))
     os.chmod(folder, 0o700)

@@ -71,3 +71,29 @@ def _quiet_env() -> None:
     # No Dagster unless a test starts one (and points the API at it): never a webserver that happens to
     # listen on the default port of the machine running the tests.
     os.environ.setdefault("DALGO_DAGSTER_URL", "http://127.0.0.1:9")
+
+
+# The longest modules, longest first (measured with ``--durations``). ``scripts/test`` runs a module on one
+# xdist worker (``--dist loadfile``); xdist's own order puts the modules with the fewest tests last, so a
+# module of a few long tests (a daemon keeping a target fresh for minutes) ran alone on one worker at the
+# end while the other idled. With ``--no-loadscope-reorder`` the workers take modules in this order.
+LONGEST_MODULES = (
+    "tests/deploy/test_serve.py",
+    "tests/deploy/test_up.py",
+    "tests/sources/test_flows.py",
+    "tests/automation/test_daemon.py",
+    "tests/core/test_dbt_assets.py",
+    "tests/api/test_postgres_backend.py",
+    "tests/ingestion/test_several_connections.py",
+    "tests/ingestion/test_dlt_sources.py",
+    "tests/ingestion/test_embedded.py",
+    "tests/ingestion/test_schema_changes.py",
+)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest modules first; every other test keeps its place (a stable sort: pytest-django's order
+    of database tests and each module's own order stay)."""
+    rank = {module: i for i, module in enumerate(LONGEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))

@@ -6,7 +6,7 @@
   libraries, the platform's Python environment (read-only), the policy's read-only inputs and the
   organization's root (writable); its own network, pid, ipc and uts namespaces; a new user namespace
   without capabilities; an empty ``/tmp``; the environment cleared and rebuilt from the policy; a
-  system-call filter refusing symbolic links (``seccomp``). The platform's state, the secrets key, the API
+  system-call filter refusing symbolic links and FIFOs (``seccomp``). The platform's state, the secrets key, the API
   and Dagster databases and every other organization are not there to be named. The network is the
   policy's endpoints and the egress proxy, nothing else (not Dagit, not the API, not Dagster's database).
 - ``off``: for development on a machine without bubblewrap, and only when set explicitly: the
@@ -32,7 +32,7 @@ from typing import Any
 
 from dalgo_core.sandbox.policy import Policy
 from dalgo_core.sandbox.relay import PROXY_PORT, Relays
-from dalgo_core.sandbox.seccomp import no_links_filter
+from dalgo_core.sandbox.seccomp import tenant_filter
 
 MODE_ENV = "DALGO_SANDBOX"
 _FORWARD = Path(__file__).with_name("forward.py")
@@ -64,6 +64,13 @@ def mode() -> str:
     return value
 
 
+def _filter_file(folder: Path) -> Path:
+    """The sandbox's system-call filter, written in ``folder`` for bubblewrap to read."""
+    path = folder / "seccomp.bpf"
+    path.write_bytes(tenant_filter())
+    return path
+
+
 def _with_filter(filter_file: Path, bwrap_args: list[str]) -> list[str]:
     """``bwrap_args`` started with ``filter_file`` open on ``_FILTER_FD`` for its ``--seccomp``: through
     ``sh``, so every caller's own ``subprocess`` call (which closes other descriptors) passes it."""
@@ -77,16 +84,17 @@ def _bwrap_works() -> str | None:
     if not exe:
         return "bubblewrap is not installed (Debian: apt-get install bubblewrap)"
     with tempfile.TemporaryDirectory(prefix="dalgo-sandbox-") as tmp:
-        filter_file = Path(tmp) / "seccomp.bpf"
         try:
-            filter_file.write_bytes(no_links_filter())
-        except RuntimeError as exc:
+            filter_file = _filter_file(Path(tmp))
+        except RuntimeError as exc:  # seccomp.Unsupported
             return str(exc)
         args = [exe, "--unshare-all", "--unshare-user", "--die-with-parent", "--seccomp", str(_FILTER_FD)]
         probe = subprocess.run(
             _with_filter(filter_file, [*args, "--ro-bind", "/", "/", "true"]), capture_output=True, text=True
         )
-    return None if probe.returncode == 0 else f"bubblewrap cannot create namespaces here: {probe.stderr.strip()}"
+    if probe.returncode == 0:
+        return None
+    return f"bubblewrap cannot create namespaces or load its system-call filter here: {probe.stderr.strip()}"
 
 
 def status() -> str:
@@ -174,8 +182,7 @@ def sandboxed(policy: Policy, argv: Sequence[str], env: dict[str, str] | None = 
             relays.egress()
             routes.append(["127.0.0.1", PROXY_PORT, f"{_INSIDE}/egress"])
         hosts = _hosts_file(folder, names)
-        filter_file = folder / "seccomp.bpf"
-        filter_file.write_bytes(no_links_filter())
+        filter_file = _filter_file(folder)
         args = [
             "bwrap",
             "--unshare-all",

@@ -49,7 +49,7 @@ def _op(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
     return struct.pack("=HBBI", code, jt, jf, k)
 
 
-def no_links_filter(machine: str | None = None) -> bytes:
+def tenant_filter(machine: str | None = None) -> bytes:
     """The compiled filter for ``machine`` (this one by default)."""
     machine = machine or platform.machine()
     if machine not in _ARCHES:

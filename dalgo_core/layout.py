@@ -107,6 +107,19 @@ def read_org_file(path: Path, max_bytes: int | None = SMALL_FILE_BYTES) -> bytes
     return data
 
 
+def write_org_file(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path``, a file of an organization's root, atomically through a new file: a reader
+    sees the old file or the new one, and whatever stood there (a link, a FIFO, a huge file) is replaced,
+    never opened."""
+    path = no_links(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+    return path
+
+
 def scratch_dir(root: Path | str, prefix: str) -> Path:
     """A new private folder (mode 0700) in ``<root>/tmp``, ``root`` being where a call of tenant code may
     write (an organization's root): where the platform hands that call its inputs (a connector's config

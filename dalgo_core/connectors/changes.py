@@ -29,8 +29,6 @@ the platform is to add.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -265,12 +263,7 @@ def catalog_dir(org: str, connection: str) -> Path:
 
 
 def _write(path: Path, data: Any) -> None:
-    """Atomically, through a new file (never through a link planted in the tenant's root)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".catalog-")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle)
-    os.replace(tmp, path)
+    layout.write_org_file(path, json.dumps(data).encode())
 
 
 def _read(path: Path) -> Any | None:

@@ -8,8 +8,6 @@ default credentials; run-time code fills both from the spec's secret references 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -93,16 +91,12 @@ def profiles_dir(spec: OrgSpec) -> Path:
 def write_profiles(spec: OrgSpec) -> Path:
     """Write ``profiles.yml`` for the organization if it changed; return its folder."""
     folder = profiles_dir(spec)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = layout.no_links(folder / "profiles.yml")
+    path = folder / "profiles.yml"
     text = render_profiles(spec).encode()
     try:
         current = layout.read_org_file(path, max_bytes=len(text))
     except (FileNotFoundError, layout.RefusedFile):
         current = None
     if current != text:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".profiles-")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text)
-        os.replace(tmp, path)  # whatever was there (a FIFO, a huge file) is replaced, never opened
+        layout.write_org_file(path, text)
     return folder

@@ -9,7 +9,6 @@ ignored, so pointing an organization at a new Airbyte never syncs a stranger's c
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +46,8 @@ def read_state(spec: OrgSpec) -> dict[str, Any]:
 
 def write_state(spec: OrgSpec, state: dict[str, Any]) -> Path:
     """Write atomically: a code location loading meanwhile sees the old file or the new one."""
-    path = layout.no_links(state_path(spec))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = layout.no_links(path.with_suffix(".json.tmp"))
-    tmp.write_text(json.dumps({**state, **_server_of(spec)}, indent=2, sort_keys=True))
-    os.replace(tmp, path)
-    return path
+    data = json.dumps({**state, **_server_of(spec)}, indent=2, sort_keys=True).encode()
+    return layout.write_org_file(state_path(spec), data)
 
 
 def connection_id(spec: OrgSpec, conn: ConnectionSpec, state: dict[str, Any] | None = None) -> str | None:

@@ -144,15 +144,17 @@ class PostgresServer:
         return DatabaseJanitor(user=self.superuser, host=self.host, port=self.port, dbname=database)
 
     def create_database(self, name: str, owner: str | None = None, password: str | None = None) -> str:
-        """Create a database (and its owner role, which logs in with ``password``); return a DSN that
-        connects as the owner."""
+        """Create a fresh database (dropping one of that name an earlier test of the session left) and its
+        owner role, which logs in with ``password``; return a DSN that connects as the owner."""
         janitor = self.janitor(name)
+        janitor.drop()
         janitor.init()
         if owner:
             with janitor.cursor() as cursor:
                 role, secret = sql.Identifier(owner), sql.Literal(password or "")
-                if not cursor.execute("select 1 from pg_roles where rolname = %s", (owner,)).fetchone():
-                    cursor.execute(sql.SQL("create role {} login password {}").format(role, secret))
+                exists = cursor.execute("select 1 from pg_roles where rolname = %s", (owner,)).fetchone()
+                verb = "alter" if exists else "create"
+                cursor.execute(sql.SQL(verb + " role {} login password {}").format(role, secret))
                 cursor.execute(sql.SQL("alter database {} owner to {}").format(sql.Identifier(name), role))
         return self.dsn(name, owner, password)
 

@@ -25,6 +25,7 @@ from dalgo_api.accounts.api import router as accounts_router
 from dalgo_api.common_responses import declare_common_errors
 from dalgo_api.errors import ApiError, error_body
 from dalgo_api.orgs.api import invitations, organizations, users
+from dalgo_api.renderers import JsonRenderer
 from dalgo_core import spec as spec_models
 from dalgo_core.spec import SpecError
 
@@ -37,6 +38,7 @@ api = NinjaAPI(
     "Authenticate with `Authorization: Bearer <token>` from `POST /api/login/`; name the organization "
     "with the `x-dalgo-org` header.",
     urls_namespace="api",
+    renderer=JsonRenderer(),
 )
 
 

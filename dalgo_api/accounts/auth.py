@@ -79,6 +79,7 @@ def forget_authentications(**_: object) -> None:
     organization or role, so a logout, a password change or a removed membership applies in this process
     at once (and in the other API processes within ``AUTH_TTL_SECONDS``)."""
     _auth_cache.clear()
+    _membership_cache.clear()
 
 
 def _remembered(key: tuple[str, str | None, str], find: Callable[[], RequestContext]) -> RequestContext:
@@ -182,22 +183,41 @@ class PermissionAuth(TokenAuth):
         return request.headers.get(ORG_HEADER)
 
 
+# user id -> (expiry, {organization slug: (organization, role slug)})
+_membership_cache: dict[int, tuple[float, dict[str, tuple[Org, str]]]] = {}
+
+
+def _memberships(user: User) -> dict[str, tuple[Org, str]]:
+    """The user's organizations and roles there, read in one query and remembered for
+    ``AUTH_TTL_SECONDS`` in this process (forgotten with the callers): a member of many organizations
+    switching among them costs one membership query per second, not one per organization."""
+    from dalgo_api.orgs.models import OrgUser
+
+    now = time.monotonic()
+    hit = _membership_cache.get(user.pk)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    found = {m.org.slug: (m.org, m.role.slug) for m in OrgUser.objects.filter(user=user).select_related("org", "role")}
+    if len(_membership_cache) >= AUTH_CACHE_MAX:
+        _membership_cache.clear()
+    _membership_cache[user.pk] = (now + AUTH_TTL_SECONDS, found)
+    return found
+
+
 def _enter_org(ctx: RequestContext, slug: str | None) -> None:
     """Set the organization and the role the membership (or Super Admin status) gives there."""
-    from dalgo_api.orgs.models import Org, OrgUser
+    from dalgo_api.orgs.models import Org
 
     if not slug:
-        memberships = list(OrgUser.objects.filter(user=ctx.user).select_related("org", "role")[:2])
+        memberships = list(_memberships(ctx.user).values())
         if len(memberships) != 1 or ctx.user.is_superuser:
             raise ApiError(400, f"name the organization with the '{ORG_HEADER}' header")
-        ctx.org, ctx.role = memberships[0].org, memberships[0].role.slug
+        ctx.org, ctx.role = memberships[0]
     elif ctx.user.is_superuser:
         ctx.org = Org.objects.filter(slug=slug).first()
         ctx.role = Role.SUPER_ADMIN
     else:
-        members = OrgUser.objects.filter(user=ctx.user, org__slug=slug).select_related("org", "role")[:1]
-        member = next(iter(members), None)  # unique (user, org): no ORDER BY needed, unlike first()
-        ctx.org, ctx.role = (member.org, member.role.slug) if member else (None, None)
+        ctx.org, ctx.role = _memberships(ctx.user).get(slug, (None, None))
     if ctx.org is None:
         raise ApiError(404, f"organization '{slug}' not found")
     ctx.permissions = role_permissions(ctx.role)

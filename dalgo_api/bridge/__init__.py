@@ -5,7 +5,8 @@
 - ``locations``: reloading an organization's code location, the daemon's view of it, pools;
 - ``assets``: the organization's asset graph;
 - ``runs``: launching (a launch Dagster accepted always returns its run id), cancelling, retrying, listing runs
-  and reading their logs;
+  and reading their logs (``run_records``: a run as the API's ``RunInfo``; ``recent_runs``: each
+  organization's newest runs kept in the process, for the first page of its list);
 - ``queue``: why a queued run waits;
 - ``signals``: what the alerts watch (ended runs and their checks, freshness state changes, code
   locations that do not load), for every organization at once, from cursors the caller keeps;
@@ -29,6 +30,7 @@ from dalgo_api.bridge.locations import (
 )
 from dalgo_api.bridge.observations import report_observations
 from dalgo_api.bridge.queue import queue_position, waiting_reason
+from dalgo_api.bridge.recent_runs import warm as keep_recent_runs
 from dalgo_api.bridge.runs import (
     ASSET_JOB,
     LAUNCH_MAX_SECONDS,
@@ -71,6 +73,7 @@ __all__ = [
     "captured_log",
     "dagit_url",
     "ensure_pools",
+    "keep_recent_runs",
     "launch_run",
     "launched_as",
     "list_runs",

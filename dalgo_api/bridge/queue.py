@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dalgo_api.bridge.runs import RunInfo, execution_plan
+from dalgo_api.bridge.run_records import RunInfo
+from dalgo_api.bridge.runs import execution_plan
 from dalgo_api.bridge.transport import instance, storage_call
 from dalgo_core.names import LOCATION_TAG, location_name
 

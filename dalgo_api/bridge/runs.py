@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from dalgo_api.bridge import recent_runs
 from dalgo_api.bridge.assets import absolute_path, relative_key
 from dalgo_api.bridge.locations import DAEMON_WAIT_SECONDS, ensure_pools, wait_for_daemon
+from dalgo_api.bridge.run_records import RunInfo, records_page, run_info
 from dalgo_api.bridge.transport import (
     TIMEOUT_SECONDS,
     DagsterRejected,
@@ -37,55 +39,17 @@ from dalgo_core.names import (
     ORG_TAG,
     PIPELINE_TAG,
     REPOSITORY,
-    SCHEDULE_TAG,
-    SENSOR_TAG,
     TRIGGER_TAG,
     location_name,
-    location_org,
 )
 
 ASSET_JOB = "__ASSET_JOB"
 FINISHED_RUN_TTL_SECONDS = 3600
 ASSET_SCAN_LIMIT = 5000
-FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 # the longest ``launch_run`` takes: the daemon wait, its last GraphQL call and the launch's, and a margin
 LAUNCH_MAX_SECONDS = DAEMON_WAIT_SECONDS + 2 * TIMEOUT_SECONDS + 60
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """A run of an organization, with asset keys relative to it."""
-
-    run_id: str
-    org: str | None
-    status: str  # Dagster's status: QUEUED, STARTED, SUCCESS, ...
-    job: str
-    tags: dict[str, str]
-    assets: list[str] | None
-    created_at: datetime
-    updated_at: datetime | None
-    started_at: float | None
-    ended_at: float | None
-    plan_snapshot_id: str | None = field(default=None, repr=False)
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED
-
-    @property
-    def trigger(self) -> str | None:
-        """What started the run: the API's own tag, else Dagster's schedule, sensor or automation tags."""
-        if self.tags.get(TRIGGER_TAG):
-            return self.tags[TRIGGER_TAG]
-        if SCHEDULE_TAG in self.tags:
-            return "schedule"
-        if self.tags.get(AUTOMATION_TAG) == "true":
-            return "automation"
-        if SENSOR_TAG in self.tags:
-            return "sensor"
-        return None
 
 
 @dataclass(frozen=True)
@@ -99,28 +63,6 @@ class RunEvent:
     message: str
     asset: str | None = None
     file_key: str | None = None
-
-
-def _run_info(record: Any) -> RunInfo:
-    run = record.dagster_run
-    tags = dict(run.tags)
-    org = location_org(tags.get(LOCATION_TAG, ""))
-    assets = None
-    if run.asset_selection and org:
-        assets = sorted(k for k in (relative_key(org, a.path) for a in run.asset_selection) if k is not None)
-    return RunInfo(
-        run_id=run.run_id,
-        org=org,
-        status=run.status.value,
-        job=run.job_name,
-        tags=tags,
-        assets=assets or None,
-        created_at=record.create_timestamp,
-        updated_at=record.update_timestamp,
-        started_at=record.start_time,
-        ended_at=record.end_time,
-        plan_snapshot_id=run.execution_plan_snapshot_id,
-    )
 
 
 # --- launching and cancelling ----------------------------------------------------------------------
@@ -188,6 +130,7 @@ def _after_launch(slug: str, run_id: str) -> None:
     """What a launch does once Dagster accepted it; a failure is logged, never raised."""
     try:
         runs_changed(slug)
+        recent_runs.changed()
         run = storage_call(instance().get_run_by_id, run_id)
         if run is not None and run.run_op_concurrency is not None:
             ensure_pools(run.run_op_concurrency.all_pools or ())
@@ -240,6 +183,7 @@ def cancel_run(slug: str, run_id: str) -> None:
         raise DagsterRejected(f"run {run_id} cannot be cancelled: {exc.detail}") from None
     finally:
         runs_changed(slug)
+        recent_runs.changed()
 
 
 # --- reading runs ----------------------------------------------------------------------------------
@@ -264,7 +208,7 @@ def _run(run_id: str) -> RunInfo | None:
     run = cache.get(key)
     if run is None:
         records = storage_call(instance().get_run_records, RunsFilter(run_ids=[run_id]), limit=1)
-        run = _run_info(records[0]) if records else None
+        run = run_info(records[0]) if records else None
         if run is not None and run.finished:
             cache.set(key, run, FINISHED_RUN_TTL_SECONDS)
     return run
@@ -295,6 +239,19 @@ class RunQuery:
     limit: int = 20
     cursor: str | None = None
 
+    @property
+    def first_page(self) -> bool:
+        """The newest runs, no filter: answered from the runs this process keeps (``recent_runs``)."""
+        return not (
+            self.statuses
+            or self.created_after
+            or self.created_before
+            or self.trigger
+            or self.pipeline
+            or self.asset_key
+            or self.cursor
+        )
+
 
 def list_runs(slug: str, query: RunQuery) -> tuple[list[RunInfo], str | None]:
     """A page of the organization's runs, newest first, and the cursor of the next page (or None)."""
@@ -313,15 +270,18 @@ def list_runs(slug: str, query: RunQuery) -> tuple[list[RunInfo], str | None]:
         created_after=query.created_after,
         created_before=query.created_before,
     )
+    if query.first_page and (kept := recent_runs.first_page(slug, query.limit)) is not None:
+        runs, more = kept
+        return runs, (runs[-1].run_id if more and runs else None)
     inst = instance()
     if query.cursor and run_for_org(slug, query.cursor) is None:
         return [], None
     if query.asset_key is None:
-        records = _records_page(inst, filters, query.limit + 1, query.cursor)
+        records = records_page(inst, filters, query.limit + 1, query.cursor)
     else:
         records = _runs_touching(inst, filters, [absolute_path(slug, query.asset_key)], query)
     more = len(records) > query.limit
-    runs = [_run_info(r) for r in records[: query.limit]]
+    runs = [run_info(r) for r in records[: query.limit]]
     return runs, (runs[-1].run_id if more and runs else None)
 
 
@@ -336,7 +296,7 @@ def runs_of_assets(slug: str, keys: Sequence[str], limit: int, cursor: str | Non
     filters = RunsFilter(tags={LOCATION_TAG: location_name(slug)})
     records = _runs_touching(instance(), filters, [absolute_path(slug, k) for k in keys], query)
     more = len(records) > limit
-    runs = [_run_info(r) for r in records[:limit]]
+    runs = [run_info(r) for r in records[:limit]]
     return runs, (runs[-1].run_id if more and runs else None)
 
 
@@ -365,19 +325,6 @@ def materializations(slug: str, run: RunInfo) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _records_page(inst: Any, filters: Any, limit: int, cursor: str | None) -> list[Any]:
-    """``get_run_records(filters, limit, cursor)`` in two cheap queries. With a tag filter, Dagster's one
-    query makes SQLite sort every matching run together with its serialized body before the limit; the
-    ids alone sort several times faster, then the page's records are read by id."""
-    from dagster import RunsFilter
-
-    ids = storage_call(inst.get_run_ids, filters, limit=limit, cursor=cursor)
-    if not ids:
-        return []
-    by_id = {r.dagster_run.run_id: r for r in storage_call(inst.get_run_records, RunsFilter(run_ids=ids))}
-    return [by_id[run_id] for run_id in ids if run_id in by_id]
-
-
 def _runs_touching(inst: Any, filters: Any, paths: list[list[str]], query: RunQuery) -> list[Any]:
     """Runs that selected or materialized one of some assets. Dagster's run storage cannot filter on
     assets, so this scans the organization's recent runs (at most ``ASSET_SCAN_LIMIT``)."""
@@ -386,7 +333,7 @@ def _runs_touching(inst: Any, filters: Any, paths: list[list[str]], query: RunQu
     keys = {AssetKey(path) for path in paths}
     found, cursor, scanned = [], query.cursor, 0
     while len(found) <= query.limit and scanned < ASSET_SCAN_LIMIT:
-        page = _records_page(inst, filters, 500, cursor)
+        page = records_page(inst, filters, 500, cursor)
         if not page:
             break
         scanned += len(page)

@@ -26,6 +26,9 @@ T = TypeVar("T")
 STATEMENT_TIMEOUT_MS = 15_000
 POOL_RECYCLE_SECONDS = 3600
 POOL_MAX_OVERFLOW = 20
+# connections each storage keeps open: a worker's request threads (``dalgo serve``: 4) and its background
+# readers (the run lists' refresh)
+POOL_KEPT_CONNECTIONS = 6
 
 
 class DagsterUnavailable(ApiError):
@@ -158,11 +161,26 @@ def instance() -> Any:
                     pool_recycle=POOL_RECYCLE_SECONDS,
                     max_overflow=POOL_MAX_OVERFLOW,
                 )
+                _keep_connections(inst, POOL_KEPT_CONNECTIONS)
                 _remember_schema_checks(inst.run_storage)
                 _instances[home] = inst
             except Exception as exc:
                 raise DagsterUnavailable(f"Dagster's instance at {home} cannot be opened: {exc}") from exc
         return _instances[home]
+
+
+def _keep_connections(inst: Any, size: int) -> None:
+    """Keep up to ``size`` connections of each PostgreSQL storage open. Dagster's webserver pool keeps one
+    (``optimize_for_webserver``: ``pool_size=1``) and opens a new connection for every storage call that
+    overlaps another, closing it after: with a worker's threads reading at once, a third of the API's
+    storage calls paid a PostgreSQL connection (a new server process and its authentication). The pool's
+    queue is given room for ``size``; nothing else of Dagster's engine changes (on SQLite there is none)."""
+    from sqlalchemy.pool import QueuePool
+
+    for storage in (inst.run_storage, inst.event_log_storage, inst.schedule_storage):
+        pool = getattr(getattr(storage, "_engine", None), "pool", None)
+        if isinstance(pool, QueuePool) and pool.size() < size:
+            pool._pool.maxsize = size
 
 
 # Dagster's SQL run storage asks the database for the runs table's columns on every run read
@@ -180,11 +198,12 @@ def _remember_schema_checks(storage: Any) -> None:
             setattr(storage, name, functools.cache(check))
 
 
-def open_in_background() -> None:
+def open_in_background(then: Callable[[], None] | None = None) -> None:
     """Open Dagster's instance in a thread as an API server process starts, so that the first request
     needing it does not pay Dagster's import and the storage's opening (2-3 s): ``dalgo_api.wsgi`` calls
-    it (with the GraphQL client's imports). A request arriving meanwhile waits on the same lock; an
-    instance that cannot be opened yet is opened again by the request that needs it."""
+    it (with the GraphQL client's imports), and ``then()`` after, in the same thread. A request arriving
+    meanwhile waits on the same lock; an instance that cannot be opened yet is opened again by the
+    request that needs it."""
 
     def open_quietly() -> None:
         import dagster_graphql  # noqa: F401 - the GraphQL client's imports, paid here too
@@ -192,6 +211,8 @@ def open_in_background() -> None:
 
         with contextlib.suppress(DagsterUnavailable):
             instance()
+        if then is not None:
+            then()
 
     threading.Thread(target=open_quietly, name="dagster-instance", daemon=True).start()
 

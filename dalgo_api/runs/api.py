@@ -129,11 +129,19 @@ def list_runs(request: HttpRequest, filters: Query[RunFilters]) -> dict:
     """The organization's runs, newest first, a page at a time: every run of its code location, whoever
     launched it (this API, Dagit, its sensors and schedules). A new run shows within two seconds."""
     slug = request.auth.org.slug
-    return cache.run_list(slug, filters.model_dump_json(), lambda: _run_page(slug, filters))
+    query = _run_query(filters)
+    if query.first_page:  # the newest runs: kept up to date in this process by the bridge
+        return _run_page(slug, query)
+    return cache.run_list(slug, filters.model_dump_json(), lambda: _run_page(slug, query))
 
 
-def _run_page(slug: str, filters: RunFilters) -> dict:
-    query = bridge.RunQuery(
+def _run_page(slug: str, query: bridge.RunQuery) -> dict:
+    found, next_cursor = bridge.list_runs(slug, query)
+    return {"runs": services.run_outs(slug, found), "next_cursor": next_cursor}
+
+
+def _run_query(filters: RunFilters) -> bridge.RunQuery:
+    return bridge.RunQuery(
         statuses=list(filters.status),
         created_after=filters.created_after,
         created_before=filters.created_before,
@@ -143,8 +151,6 @@ def _run_page(slug: str, filters: RunFilters) -> dict:
         limit=filters.limit,
         cursor=filters.cursor,
     )
-    found, next_cursor = bridge.list_runs(slug, query)
-    return {"runs": [services.run_out(slug, r) for r in found], "next_cursor": next_cursor}
 
 
 @runs.get("/{run_id}", response=RunOut, auth=has_permission(["can_view_runs"], lookup=_run))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -95,8 +96,27 @@ def _time(ts: float | None) -> datetime | None:
     return datetime.fromtimestamp(ts, tz=UTC) if ts else None
 
 
-def run_out(slug: str, run: bridge.RunInfo, *, detail: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Shown:
+    """What showing the organization's runs needs besides each run: read once per answer."""
+
+    dagit_url: str
+    freshness: tuple[tuple[str, tuple[str, ...]], ...]  # its freshness pipelines and their selections
+
+
+def _shown(slug: str) -> _Shown:
+    try:
+        version = specs.org_spec_path(slug).stat().st_mtime_ns
+    except FileNotFoundError:
+        freshness: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    else:
+        freshness = _freshness_selections(slug, version)
+    return _Shown(bridge.dagit_url(), freshness)
+
+
+def run_out(slug: str, run: bridge.RunInfo, *, detail: bool = False, shown: _Shown | None = None) -> dict[str, Any]:
     """A run as the API shows it; ``detail`` adds the queue position and reason and the error."""
+    shown = shown or _shown(slug)
     out = {
         "run_id": run.run_id,
         "status": run.status,
@@ -104,12 +124,12 @@ def run_out(slug: str, run: bridge.RunInfo, *, detail: bool = False) -> dict[str
         "job": run.job,
         "trigger": run.trigger,
         "user": run.tags.get(USER_TAG),
-        "pipeline": run.tags.get(PIPELINE_TAG) or _automation_pipeline(slug, run),
+        "pipeline": run.tags.get(PIPELINE_TAG) or _automation_pipeline(shown, run),
         "assets": run.assets,
         "created_at": run.created_at,
         "started_at": _time(run.started_at),
         "ended_at": _time(run.ended_at),
-        "dagit_url": f"{bridge.dagit_url()}/runs/{run.run_id}",
+        "dagit_url": f"{shown.dagit_url}/runs/{run.run_id}",
     }
     if detail and out["state"] == "queued":
         out["queue"] = {"position": bridge.queue_position(run.run_id), "reason": bridge.waiting_reason(slug, run)}
@@ -118,28 +138,45 @@ def run_out(slug: str, run: bridge.RunInfo, *, detail: bool = False) -> dict[str
     return out
 
 
+def run_outs(slug: str, runs: Sequence[bridge.RunInfo]) -> list[dict[str, Any]]:
+    """A page of runs as the API shows them."""
+    shown = _shown(slug)
+    return [run_out(slug, run, shown=shown) for run in runs]
+
+
 @functools.lru_cache(maxsize=512)
 def _freshness_selections(slug: str, spec_version: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """The organization's freshness pipelines and their selections, read once per spec version."""
     return tuple((p.name, tuple(p.assets)) for p in specs.load_spec(slug).pipelines if p.freshness)
 
 
-def _automation_pipeline(slug: str, run: bridge.RunInfo) -> str | None:
+def _automation_pipeline(shown: _Shown, run: bridge.RunInfo) -> str | None:
     """An automation run serves the freshness targets among its assets (one sensor keeps every target
     of the organization): the pipelines they belong to, comma-separated."""
-    if run.trigger != "automation" or not run.assets:
-        return None
-    try:
-        version = specs.org_spec_path(slug).stat().st_mtime_ns
-    except FileNotFoundError:
+    if run.trigger != "automation" or not run.assets or not shown.freshness:
         return None
     paths = [a.split("/") for a in run.assets]
     names = [
         name
-        for name, patterns in _freshness_selections(slug, version)
+        for name, patterns in shown.freshness
         if any(selection_matches(p, path) for p in patterns for path in paths)
     ]
     return ",".join(names) or None
+
+
+def keep_recent_runs() -> None:
+    """Read every organization's newest runs as an API server process starts (``bridge.recent_runs``);
+    a failure is logged: the lists are then read when first asked."""
+    from django.db import close_old_connections
+
+    from dalgo_api.orgs.models import Org
+
+    try:
+        bridge.keep_recent_runs(list(Org.objects.values_list("slug", flat=True)))
+    except Exception:
+        logger.warning("reading the organizations' newest runs at start failed", exc_info=True)
+    finally:
+        close_old_connections()
 
 
 def get_run(slug: str, run_id: str) -> bridge.RunInfo:

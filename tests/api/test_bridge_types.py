@@ -33,6 +33,6 @@ def test_the_bridge_exports_takes_and_returns_no_dagster_type():
         if inspect.isclass(exported):
             classes.add(exported)
         named[name] = {c.__module__ for c in classes}
-    assert named["run_for_org"] >= {"dalgo_api.bridge.runs"}  # RunInfo: the hints are read
+    assert named["run_for_org"] >= {"dalgo_api.bridge.run_records"}  # RunInfo: the hints are read
     dagsters = {name: modules for name, modules in named.items() if any(m.startswith("dagster") for m in modules)}
     assert not dagsters

@@ -1,8 +1,10 @@
 """The API reads Dagster's PostgreSQL storage on connections it keeps, as the webserver does: a run list
-is not a new database connection (a server process and its authentication) per storage query."""
+or a run read by several request threads at once is not a new database connection (a server process and
+its authentication) per storage query."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import psycopg2
@@ -11,6 +13,7 @@ import pytest
 from dalgo_api import bridge
 from dalgo_api.bridge import transport
 from dalgo_ops.instance import pg_env_from_url, write_postgres_instance
+from tests.api_dagster.test_recent_runs import add_run
 from tests.support.postgres import PostgresServer
 
 DATABASE = "dagster_kept"
@@ -39,6 +42,29 @@ def test_run_reads_keep_their_postgresql_connection(
         for _ in range(10):
             assert bridge.list_runs("acme", query) == ([], None)
         assert backends(postgres) == kept
+
+        # a worker's request threads read at once: each storage keeps the connections they use, and
+        # reads after them open none (Dagster's own pool kept one and opened one per overlapping read)
+        inst = transport.instance()
+        run_ids = [add_run(inst, "acme") for _ in range(4)]
+
+        def read_runs() -> None:
+            for _ in range(25):
+                for run_id in run_ids:
+                    assert bridge.run_for_org("acme", run_id) is not None
+
+        def in_threads() -> None:
+            threads = [threading.Thread(target=read_runs) for _ in range(transport.POOL_KEPT_CONNECTIONS)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+
+        in_threads()
+        kept = backends(postgres)
+        in_threads()
+        assert backends(postgres) == kept
+        assert len(kept) <= 3 * transport.POOL_KEPT_CONNECTIONS  # the run, event log and schedule storages
     finally:
         for instance in transport._instances.values():
             instance.dispose()

@@ -183,41 +183,47 @@ class PermissionAuth(TokenAuth):
         return request.headers.get(ORG_HEADER)
 
 
-# user id -> (expiry, {organization slug: (organization, role slug)})
-_membership_cache: dict[int, tuple[float, dict[str, tuple[Org, str]]]] = {}
+# user id -> (expiry, {organization slug: (the organization's row, role slug)})
+_membership_cache: dict[int, tuple[float, dict[str, tuple[tuple[Any, ...], str]]]] = {}
 
 
-def _memberships(user: User) -> dict[str, tuple[Org, str]]:
-    """The user's organizations and roles there, read in one query and remembered for
-    ``AUTH_TTL_SECONDS`` in this process (forgotten with the callers): a member of many organizations
-    switching among them costs one membership query per second, not one per organization."""
-    from dalgo_api.orgs.models import OrgUser
+def _membership(user: User, slug: str) -> tuple[Org, str] | None:
+    """The organization named ``slug`` and the user's role there, if a member. The user's memberships
+    are read in one query (rows, no objects: a member of a hundred organizations costs one row each) and
+    remembered for ``AUTH_TTL_SECONDS`` in this process (forgotten with the callers): a member switching
+    among many organizations costs one membership query per second, not one per organization."""
+    from dalgo_api.orgs.models import Org, OrgUser
 
+    fields = [f.attname for f in Org._meta.concrete_fields]
     now = time.monotonic()
     hit = _membership_cache.get(user.pk)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    found = {m.org.slug: (m.org, m.role.slug) for m in OrgUser.objects.filter(user=user).select_related("org", "role")}
-    if len(_membership_cache) >= AUTH_CACHE_MAX:
-        _membership_cache.clear()
-    _membership_cache[user.pk] = (now + AUTH_TTL_SECONDS, found)
-    return found
+    if hit is None or hit[0] <= now:
+        rows = OrgUser.objects.filter(user=user).values_list("role__slug", *(f"org__{f}" for f in fields))
+        found = {row[1 + fields.index("slug")]: (row[1:], row[0]) for row in rows}
+        if len(_membership_cache) >= AUTH_CACHE_MAX:
+            _membership_cache.clear()
+        hit = _membership_cache[user.pk] = (now + AUTH_TTL_SECONDS, found)
+    member = hit[1].get(slug)
+    if member is None:
+        return None
+    values, role = member
+    return Org.from_db(Org.objects.db, fields, values), role
 
 
 def _enter_org(ctx: RequestContext, slug: str | None) -> None:
     """Set the organization and the role the membership (or Super Admin status) gives there."""
-    from dalgo_api.orgs.models import Org
+    from dalgo_api.orgs.models import Org, OrgUser
 
     if not slug:
-        memberships = list(_memberships(ctx.user).values())
+        memberships = list(OrgUser.objects.filter(user=ctx.user).select_related("org", "role")[:2])
         if len(memberships) != 1 or ctx.user.is_superuser:
             raise ApiError(400, f"name the organization with the '{ORG_HEADER}' header")
-        ctx.org, ctx.role = memberships[0]
+        ctx.org, ctx.role = memberships[0].org, memberships[0].role.slug
     elif ctx.user.is_superuser:
         ctx.org = Org.objects.filter(slug=slug).first()
         ctx.role = Role.SUPER_ADMIN
     else:
-        ctx.org, ctx.role = _memberships(ctx.user).get(slug, (None, None))
+        ctx.org, ctx.role = _membership(ctx.user, slug) or (None, None)
     if ctx.org is None:
         raise ApiError(404, f"organization '{slug}' not found")
     ctx.permissions = role_permissions(ctx.role)

@@ -12,14 +12,18 @@ each request replaces the process's whole environment, exactly as a fresh ``dbt`
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
 import socket
 import sys
+import time
 
 SOCKET_NAME = "dbt-parser.sock"
 MAX_REQUEST = 1 << 20
+COLLECT_AFTER_SECONDS = 1.0  # quiet this long after a parse: the garbage collector runs
+MAX_PARSES_UNCOLLECTED = 5
 
 
 def _read_line(conn: socket.socket) -> bytes:
@@ -86,13 +90,23 @@ def main() -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(SOCKET_NAME)
     listener.listen(8)
-    listener.settimeout(idle)
     home = os.getcwd()
+    # The collector runs between parses, never during one: a full collection of a warm parser's objects
+    # took 150-170 ms, one parse in five (a new project parses in ~115 ms), while an API change waited.
+    gc.disable()
+    last_request, parses_since_collect = time.monotonic(), 0
     while True:
+        quiet = time.monotonic() - last_request
+        listener.settimeout(COLLECT_AFTER_SECONDS if parses_since_collect else max(idle - quiet, 0.01))
         try:
             conn, _ = listener.accept()
         except TimeoutError:
-            break
+            if parses_since_collect:  # a quiet moment after parsing: collect now
+                gc.collect()
+                parses_since_collect = 0
+            if time.monotonic() - last_request >= idle:
+                break
+            continue
         with conn:
             conn.settimeout(None)
             try:
@@ -102,6 +116,10 @@ def main() -> None:
             with contextlib.suppress(OSError):
                 conn.sendall(json.dumps({"ok": ok}).encode() + b"\n")
         os.chdir(home)
+        last_request, parses_since_collect = time.monotonic(), parses_since_collect + 1
+        if parses_since_collect >= MAX_PARSES_UNCOLLECTED:  # parses back to back: memory stays bounded
+            gc.collect()
+            parses_since_collect = 0
     with contextlib.suppress(FileNotFoundError):
         os.unlink(os.path.join(home, SOCKET_NAME))
 

@@ -1,6 +1,7 @@
 """The request guard: input no endpoint can use is refused before any view (or the database) sees it.
 
 - a body larger than ``DATA_UPLOAD_MAX_MEMORY_SIZE``: 413 (Django would raise ``RequestDataTooBig``);
+- a ``Host`` header that is not one of ``ALLOWED_HOSTS`` (or not a host name at all): 400;
 - a NUL byte in the path, the query string, a header or the body (raw, ``%00`` in the query, ``\\u0000`` in
   JSON): 400 naming where, down to the parameter or JSON field (``query.cursor``, ``body.source.version``):
   PostgreSQL cannot store NUL in text, and no name, slug or value needs one.
@@ -18,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import DisallowedHost, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 
 from dalgo_api.errors import json_error
@@ -84,6 +85,14 @@ def _too_large(size: int | None = None) -> HttpResponse:
 
 def refusal(request: HttpRequest) -> HttpResponse | None:
     """The 400/413 answer for a request no endpoint may see, else ``None``."""
+    try:
+        request.get_host()
+    except DisallowedHost:  # Django would answer its HTML error page (and log it as an error)
+        return json_error(
+            400,
+            "Host: not a host name this API answers to (DALGO_API_ALLOWED_HOSTS)",
+            [{"field": "header.host", "message": "not an allowed host"}],
+        )
     if "\x00" in request.path_info:
         return _nul("path")
     query = request.META.get("QUERY_STRING", "")

@@ -22,6 +22,13 @@ def _error(response, status: int) -> str:
     return body["detail"]
 
 
+@pytest.mark.parametrize("host", ["'lE", "evil.example.org", "a b", "[::1"])
+def test_a_host_header_the_api_does_not_answer_to_is_a_json_400(api, world: OrgWorld, host: str):
+    for path in ("/api/currentuser", "/api/notifications/preferences/0", "/admin/"):
+        r = api.client.get(path, HTTP_HOST=host, HTTP_AUTHORIZATION=f"Bearer {world.tokens['account-manager']}")
+        assert _error(r, 400).startswith("Host: "), path
+
+
 def test_malformed_json(api, world: OrgWorld):
     r = api.call("POST", "/api/login/", raw='{"email": "a@b.org", ')
     assert _error(r, 400) == "malformed JSON: the request body cannot be parsed"

@@ -198,8 +198,8 @@ def _membership(user: User, slug: str) -> tuple[Org, str] | None:
     now = time.monotonic()
     hit = _membership_cache.get(user.pk)
     if hit is None or hit[0] <= now:
-        rows = OrgUser.objects.filter(user=user).values_list("role__slug", *(f"org__{f}" for f in fields))
-        found = {row[1 + fields.index("slug")]: (row[1:], row[0]) for row in rows}
+        rows = OrgUser.objects.filter(user=user).values_list("org__slug", "role__slug", *(f"org__{f}" for f in fields))
+        found = {slug: (values, role) for slug, role, *values in rows}
         if len(_membership_cache) >= AUTH_CACHE_MAX:
             _membership_cache.clear()
         hit = _membership_cache[user.pk] = (now + AUTH_TTL_SECONDS, found)

@@ -21,9 +21,9 @@ def _first_int(metadata: dict[str, Any], keys: tuple[str, ...]) -> int | None:
     return next((metadata[k] for k in keys if isinstance(metadata.get(k), int)), None)
 
 
-def sync_out(slug: str, connection: ConnectionSpec, run: bridge.RunInfo) -> dict[str, Any]:
-    """One sync of the connection: the run, and the records each of its streams loaded."""
-    out = runs.run_out(slug, run)
+def sync_out(slug: str, connection: ConnectionSpec, run: bridge.RunInfo, out: dict[str, Any]) -> dict[str, Any]:
+    """One sync of the connection: the run (``out``: as ``runs.run_outs`` shows it), and the records each
+    of its streams loaded."""
     found = bridge.materializations(slug, run)
     streams = [
         {
@@ -50,7 +50,8 @@ def history(slug: str, connection: ConnectionSpec, limit: int, cursor: str | Non
     """A page of the connection's syncs, newest first: every run that synced one of its streams."""
     keys = [f"{connection.name}/{s.name}" for s in connection.streams]
     found, next_cursor = bridge.runs_of_assets(slug, keys, limit, cursor)
-    return {"syncs": [sync_out(slug, connection, r) for r in found], "next_cursor": next_cursor}
+    syncs = [sync_out(slug, connection, r, out) for r, out in zip(found, runs.run_outs(slug, found), strict=True)]
+    return {"syncs": syncs, "next_cursor": next_cursor}
 
 
 def schema_changes(slug: str, connection: ConnectionSpec) -> dict[str, Any]:

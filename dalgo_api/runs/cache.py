@@ -5,9 +5,10 @@
   are append-only, so the page and its cursor stay the same), or any page of a run that ended more than
   ``SETTLED_SECONDS`` ago (its worker has exited and logged its last event). The latest page of a
   running run is always read from Dagster, so a client following it sees every new event.
-- The answer of a run list, per organization and query: every client polling an organization's run
-  list shares one storage query per ``LIST_TTL_SECONDS``. Past that age, and up to ``LIST_STALE_SECONDS``,
-  the list is still answered at once while one background thread reads it again (stale while
+- The answer of a filtered run list or of a page after the first, per organization and query (the first
+  page without filters comes from the newest runs the bridge keeps, ``bridge.recent_runs``): every client
+  polling such a list shares one storage query per ``LIST_TTL_SECONDS``. Past that age, and up to
+  ``LIST_STALE_SECONDS``, the list is still answered at once while one background thread reads it again (stale while
   revalidating), so no request waits for the storage query while clients keep polling; an older list
   is read before answering. A run launched or cancelled through this process shows in its next list at
   once; one launched elsewhere (another API worker, Dagit, a sensor or a schedule) within

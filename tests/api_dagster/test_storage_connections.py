@@ -13,7 +13,7 @@ import pytest
 from dalgo_api import bridge
 from dalgo_api.bridge import transport
 from dalgo_ops.instance import pg_env_from_url, write_postgres_instance
-from tests.api_dagster.test_recent_runs import add_run
+from tests.support.dagster_runs import add_run
 from tests.support.postgres import PostgresServer
 
 DATABASE = "dagster_kept"

@@ -71,6 +71,21 @@ def code_servers(path: Path) -> dict[str, int]:
     return servers
 
 
+def workspace_slugs(path: Path) -> list[str]:
+    """The organizations a workspace file lists, whatever its entries (modules or code servers)."""
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        return []
+    slugs = []
+    for entry in config.get("load_from") or []:
+        for target in entry.values() if isinstance(entry, dict) else ():
+            name = str((target or {}).get("location_name", ""))
+            if name.startswith(LOCATION_PREFIX):
+                slugs.append(name.removeprefix(LOCATION_PREFIX))
+    return sorted(slugs)
+
+
 def assign_ports(slugs: list[str], current: dict[str, int], base: int) -> dict[str, int]:
     """A port per organization: the one it has, else the lowest free one from ``base``. An organization
     keeps its port while others come and go, so adding one never moves another's code server."""

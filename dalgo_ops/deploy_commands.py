@@ -60,8 +60,14 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
         folder = Path(args.output or K8S_DIR)
         repository, _, tag = args.image.partition(":")
-        slugs = write_helm(folder, repository=repository, tag=tag or "latest", postgres_host=args.postgres_host)
-        print(f"wrote {folder / 'dagster-values.yaml'} and api.yaml: {len(slugs)} organization(s)")
+        write_helm(
+            folder,
+            repository=repository,
+            tag=tag or "latest",
+            postgres_host=args.postgres_host,
+            storage_class=args.storage_class,
+        )
+        print(f"wrote {folder / 'dagster-values.yaml'} and api.yaml (organizations: the controller's, live)")
     return 0
 
 
@@ -81,4 +87,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", help="folder (default deploy/docker or deploy/k8s)")
     p.add_argument("--image", default="dalgo:latest", help="helm: the image holding the platform and the orgs")
     p.add_argument("--postgres-host", default="postgresql", help="helm: the external PostgreSQL host")
+    p.add_argument("--storage-class", help="helm: a ReadWriteMany storage class for the shared volume")
     p.set_defaults(func=cmd_deploy)

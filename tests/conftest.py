@@ -80,6 +80,7 @@ def _quiet_env() -> None:
 LONGEST_MODULES = (
     "tests/deploy/test_serve.py",
     "tests/deploy/test_up.py",
+    "tests/deploy/test_kubernetes_live.py",
     "tests/sources/test_flows.py",
     "tests/automation/test_daemon.py",
     "tests/core/test_dbt_assets.py",

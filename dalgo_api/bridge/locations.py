@@ -115,33 +115,66 @@ def _code_server_answers(port: int) -> bool:
     return True
 
 
+LOCATION_ENTRY = """
+query($name: String!) { workspaceLocationEntryOrError(name: $name) { __typename
+  ... on WorkspaceLocationEntry { loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } }
+"""
+# a code server the webserver lists but cannot reach yet: on Kubernetes, a pod still starting
+UNREACHABLE = ("UNAVAILABLE", "Could not reach user code server", "failed to connect")
+
+
+def _location_state(name: str) -> str:
+    """``absent``, ``loaded``, ``starting`` (listed, its code server not reachable yet) or ``failed``."""
+    entry = graphql(LOCATION_ENTRY, {"name": name})["workspaceLocationEntryOrError"]
+    if not entry or entry["__typename"] != "WorkspaceLocationEntry":
+        return "absent"
+    loaded = entry.get("locationOrLoadError") or {}
+    if loaded.get("__typename") == "PythonError":
+        return "starting" if any(text in loaded.get("message", "") for text in UNREACHABLE) else "failed"
+    return "loaded" if loaded else "starting"
+
+
+def _reload_until(slug: str, done: set[str], what: str) -> None:
+    """Make the webserver re-read its workspace until the organization's location is in one of the
+    ``done`` states. On one host the first pass does it; on Kubernetes the controller first starts the
+    code server and rewrites the workspace ConfigMap, which the kubelet then refreshes in the webserver's
+    pod (``dalgo_ops.k8s``). With Dagster down the organization stays as it is: Dagster reads the
+    workspace when it starts."""
+    name = location_name(slug)
+    deadline = time.monotonic() + RELOAD_TIMEOUT_SECONDS
+    try:
+        while True:
+            reload_workspace()
+            state = _location_state(name)
+            if state in done:
+                return
+            if time.monotonic() > deadline:
+                logger.warning("organization %s %s; its location is still %s in Dagster", slug, what, state)
+                return
+            time.sleep(1)
+    except (DagsterUnavailable, DagsterRejected) as exc:
+        logger.warning("organization %s %s; Dagster did not reload its workspace: %s", slug, what, exc)
+
+
 def add_location(slug: str, port: int | None) -> None:
     """A new organization: once its code server answers (``port``, under ``dalgo serve``, whose
     supervisor starts it when the workspace gains it), the webserver re-reads the workspace and loads
     the location. The daemon re-reads the workspace within a minute; the first run waits for it
-    (``wait_for_daemon``). With Dagster down the organization stays created: Dagster loads it when it
-    starts."""
+    (``wait_for_daemon``)."""
     deadline = time.monotonic() + RELOAD_TIMEOUT_SECONDS
     while port is not None and not _code_server_answers(port):
         if time.monotonic() > deadline:
             logger.warning("organization %s: its code server on port %s did not answer", slug, port)
             break
         time.sleep(0.5)
-    try:
-        reload_workspace()
-    except (DagsterUnavailable, DagsterRejected) as exc:
-        logger.warning("organization %s created; Dagster did not reload its workspace: %s", slug, exc)
+    _reload_until(slug, {"loaded", "failed"}, "created")
 
 
 def remove_location(slug: str) -> None:
     """The organization was deleted and its workspace entry removed: the webserver drops its location
-    now (the daemon re-reads the same workspace file within a minute). With Dagster down, the webserver
-    reads the workspace file when it starts."""
+    now (the daemon re-reads the same workspace file within a minute)."""
     forget_location(slug)
-    try:
-        reload_workspace()
-    except (DagsterUnavailable, DagsterRejected) as exc:
-        logger.warning("organization %s deleted; Dagster did not reload its workspace: %s", slug, exc)
+    _reload_until(slug, {"absent"}, "deleted")
 
 
 def ensure_pools(pools: Iterable[str]) -> None:

@@ -19,8 +19,9 @@ import yaml
 from dalgo_core.spec import list_org_slugs
 from dalgo_ops.cli import main
 from dalgo_ops.compose import compose_config, write_compose
-from dalgo_ops.helm import dagster_values, write_helm
-from dalgo_ops.naming import code_server_service, org_secret_name, user_deployment_name
+from dalgo_ops.helm import api_manifests, dagster_values, write_helm
+from dalgo_ops.k8s.objects import WORKSPACE_CONFIGMAP
+from dalgo_ops.naming import code_server_service, org_secret_name
 from tests.support.orgs import copy_demo_org, write_spec
 
 SCHEMA = Path(__file__).with_name("helm") / "values.schema.json"
@@ -94,61 +95,77 @@ def test_repo_deployment_files_are_current() -> None:
     slugs = list_org_slugs(REPO / "orgs")
     assert yaml.safe_load((REPO / "deploy" / "docker" / "compose.yaml").read_text()) == compose_config(slugs)
     values = yaml.safe_load((REPO / "deploy" / "k8s" / "dagster-values.yaml").read_text())
-    assert values == dagster_values(slugs)
+    assert values == dagster_values()
+    assert list(yaml.safe_load_all((REPO / "deploy" / "k8s" / "api.yaml").read_text())) == api_manifests()
 
 
-def test_helm_values_give_each_org_a_user_deployment_and_validate(three_orgs: list[str], tmp_path: Path) -> None:
+def test_helm_values_leave_code_servers_to_the_controller_and_validate(tmp_path: Path) -> None:
     assert main(["deploy", "helm", "--output", str(tmp_path), "--image", "registry.example.org/dalgo:1.2.3"]) == 0
     values = yaml.safe_load((tmp_path / "dagster-values.yaml").read_text())
     jsonschema.validate(values, json.loads(SCHEMA.read_text()))
-
-    deployments = {d["name"]: d for d in values["dagster-user-deployments"]["deployments"]}
-    assert set(deployments) == {user_deployment_name(s) for s in three_orgs}
-    servers = {s["name"]: s for s in values["dagsterWebserver"]["workspace"]["servers"]}
-    for slug in three_orgs:
-        deployment = deployments[user_deployment_name(slug)]
-        args = deployment["codeServerArgs"]
-        assert args[args.index("-a") + 1] == slug and args[args.index("--location-name") + 1] == f"org_{slug}"
-        assert deployment["image"] == {
-            "repository": "registry.example.org/dalgo",
-            "tag": "1.2.3",
-            "pullPolicy": "IfNotPresent",
-        }
-        assert deployment["envSecrets"] == [{"name": org_secret_name(slug), "optional": True}]
-        server = servers[f"org_{slug}"]
-        assert (server["host"], server["port"]) == (deployment["name"], deployment["port"])
+    # no user deployment of the chart's: the webserver and the daemon read the controller's workspace
+    assert values["dagster-user-deployments"] == {
+        "enabled": True,
+        "enableSubchart": False,
+        "imagePullSecrets": [],
+        "deployments": [],
+    }
+    assert values["dagsterWebserver"]["workspace"]["externalConfigmap"] == WORKSPACE_CONFIGMAP
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     assert values["postgresql"]["enabled"] is False
     assert values["postgresql"]["postgresqlScheme"] == "postgresql+psycopg2"
     limits = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
     assert limits[0]["key"] == "dagster/code_location" and limits[0]["value"] == {"applyLimitPerUniqueValue": True}
 
-    api = list(yaml.safe_load_all((tmp_path / "api.yaml").read_text()))
-    assert [(m["kind"], m["metadata"]["name"]) for m in api] == [
+    manifests = {(m["kind"], m["metadata"]["name"]): m for m in yaml.safe_load_all((tmp_path / "api.yaml").read_text())}
+    assert set(manifests) == {
+        ("PersistentVolumeClaim", "dalgo-data"),
         ("Deployment", "dalgo-api"),
         ("Service", "dalgo-api"),
         ("Deployment", "dalgo-alerts"),
-    ]
-    pod = api[0]["spec"]["template"]["spec"]
-    alerts = api[2]["spec"]["template"]["spec"]  # the alert dispatcher: the API's settings and instance
+        ("ServiceAccount", "dalgo-controller"),
+        ("Role", "dalgo-controller"),
+        ("RoleBinding", "dalgo-controller"),
+        ("Deployment", "dalgo-controller"),
+    }
+    assert manifests["PersistentVolumeClaim", "dalgo-data"]["spec"]["accessModes"] == ["ReadWriteMany"]
+    pod = manifests["Deployment", "dalgo-api"]["spec"]["template"]["spec"]
+    alerts = manifests["Deployment", "dalgo-alerts"]["spec"]["template"]["spec"]
+    controller = manifests["Deployment", "dalgo-controller"]["spec"]["template"]["spec"]
     assert alerts["containers"][0]["command"] == ["python", "manage.py", "dispatch_alerts", "--loop"]
     assert alerts["containers"][0]["env"] == pod["containers"][0]["env"] and alerts["volumes"] == pod["volumes"]
     assert pod["containers"][0]["image"] == "registry.example.org/dalgo:1.2.3"
-    assert "migrate" in pod["initContainers"][0]["command"][-1]
-    # the API reads runs from the instance the chart renders, with the chart's database password
-    assert pod["volumes"] == [{"name": "dagster-instance", "configMap": {"name": "dagster-instance"}}]
+    init = pod["initContainers"][0]["command"][-1]
+    assert "dalgo prepare" in init and "migrate" in init and ".seeded" in init
+    # the API reads runs from the instance the chart renders, with the chart's database password, and
+    # writes organizations on the volume the controller and the code servers read
+    assert {"name": "dagster-instance", "configMap": {"name": "dagster-instance"}} in pod["volumes"]
+    for spec in (pod, alerts, controller):
+        assert {"name": "dalgo-data", "persistentVolumeClaim": {"claimName": "dalgo-data"}} in spec["volumes"]
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    controller_env = {e["name"]: e for e in controller["containers"][0]["env"]}
+    assert env["DALGO_WORKSPACE_FILE"] == controller_env["DALGO_WORKSPACE_FILE"]
+    assert env["DALGO_ORGS_DIR"]["value"].startswith("/srv/dalgo/data/")
+    assert controller_env["DALGO_K8S_IMAGE"]["value"] == "registry.example.org/dalgo:1.2.3"
     assert env["DAGSTER_PG_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "dagster-postgresql-secret"
     assert env["DALGO_DAGSTER_URL"]["value"] == "http://dagster-webserver:80"
-    assert api[1]["spec"]["selector"] == api[0]["spec"]["selector"]["matchLabels"]
+    assert manifests["Service", "dalgo-api"]["spec"]["selector"] == pod_labels(manifests["Deployment", "dalgo-api"])
+    # the controller may manage the code servers' objects and nothing else
+    rules = manifests["Role", "dalgo-controller"]["rules"]
+    assert sorted(r for rule in rules for r in rule["resources"]) == ["configmaps", "deployments", "services"]
+    assert controller["serviceAccountName"] == "dalgo-controller"
 
 
-def test_helm_values_schema_rejects_a_broken_deployment(three_orgs: list[str], tmp_path: Path) -> None:
-    """The vendored schema is not a rubber stamp: a user deployment without a port is refused."""
+def pod_labels(deployment: dict) -> dict:
+    return deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_helm_values_schema_rejects_a_broken_workspace(tmp_path: Path) -> None:
+    """The vendored schema is not a rubber stamp: a workspace without its servers list is refused."""
     write_helm(tmp_path)
     values = yaml.safe_load((tmp_path / "dagster-values.yaml").read_text())
-    del values["dagster-user-deployments"]["deployments"][0]["port"]
-    with pytest.raises(jsonschema.ValidationError, match="'port' is a required property"):
+    del values["dagsterWebserver"]["workspace"]["servers"]
+    with pytest.raises(jsonschema.ValidationError, match="'servers' is a required property"):
         jsonschema.validate(values, json.loads(SCHEMA.read_text()))
 
 

@@ -142,6 +142,7 @@ def _reload_until(slug: str, done: set[str], what: str) -> None:
     workspace when it starts."""
     name = location_name(slug)
     deadline = time.monotonic() + RELOAD_TIMEOUT_SECONDS
+    pause = 1.0  # doubling up to 15 s: each pass reloads every location of the webserver
     try:
         while True:
             reload_workspace()
@@ -151,7 +152,8 @@ def _reload_until(slug: str, done: set[str], what: str) -> None:
             if time.monotonic() > deadline:
                 logger.warning("organization %s %s; its location is still %s in Dagster", slug, what, state)
                 return
-            time.sleep(1)
+            time.sleep(pause)
+            pause = min(pause * 2, 15.0)
     except (DagsterUnavailable, DagsterRejected) as exc:
         logger.warning("organization %s %s; Dagster did not reload its workspace: %s", slug, what, exc)
 

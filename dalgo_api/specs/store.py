@@ -50,7 +50,7 @@ def slugify_name(name: str, taken: set[str]) -> str:
     base = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "org"
     if not base[0].isalpha():
         base = f"org_{base}"
-    base = base[:SLUG_MAX]
+    base = base[:SLUG_MAX].rstrip("_")  # a slug ends in a letter or digit: it names DNS labels too
     slug, n = base, 1
     while slug in taken or org_spec_path(slug).parent.exists():
         n += 1

@@ -42,6 +42,7 @@ from dalgo_ops.k8s.objects import (
     workspace,
     workspace_configmap,
 )
+from dalgo_ops.naming import user_deployment_name
 
 logger = logging.getLogger("dalgo.k8s")
 POLL_SECONDS = 0.5
@@ -56,6 +57,7 @@ class Changes:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
     workspace_written: bool = False
 
     def __bool__(self) -> bool:
@@ -74,29 +76,20 @@ class Controller:
         self.core = client.CoreV1Api(api_client)
 
     def reconcile(self, slugs: list[str]) -> Changes:
+        from kubernetes.client.exceptions import ApiException
+
         changes = Changes()
         ns = self.cluster.namespace
         deployments = _by_org(self.apps.list_namespaced_deployment(ns, label_selector=SELECTOR).items)
         services = _by_org(self.core.list_namespaced_service(ns, label_selector=SELECTOR).items)
         hosts = {}
         for slug in slugs:
-            service = services.get(slug) or self._create(
-                self.core.create_namespaced_service,
-                self.core.read_namespaced_service,
-                code_server_service(slug, self.cluster),
-            )
-            hosts[slug] = _service_host(service)
-            body = code_server_deployment(slug, self.cluster)
-            current = deployments.get(slug)
-            if current is None:
-                self._create(self.apps.create_namespaced_deployment, self.apps.read_namespaced_deployment, body)
-                changes.created.append(slug)
-            elif (current.metadata.annotations or {}).get(TEMPLATE_HASH) != body["metadata"]["annotations"][
-                TEMPLATE_HASH
-            ]:
-                body["metadata"]["resourceVersion"] = current.metadata.resource_version
-                self.apps.replace_namespaced_deployment(current.metadata.name, ns, body)
-                changes.updated.append(slug)
+            try:
+                hosts[slug] = self._code_server(slug, services.get(slug), deployments.get(slug), changes)
+            except ApiException as exc:  # this organization's alone: its location shows the error
+                logger.error("organization %s: its code server cannot be made: %s", slug, _reason(exc))
+                changes.failed.append(slug)
+                hosts[slug] = user_deployment_name(slug)
         # the workspace before deleting: a deleted organization's location leaves before its server goes
         changes.workspace_written = self._write_workspace(HEADER + yaml.safe_dump(workspace(hosts), sort_keys=False))
         for slug, deployment in deployments.items():
@@ -107,6 +100,22 @@ class Controller:
             if slug not in hosts:
                 _absent_ok(self.core.delete_namespaced_service, service.metadata.name, ns)
         return changes
+
+    def _code_server(self, slug: str, service: Any, current: Any, changes: Changes) -> str:
+        """Create or update the organization's Service and Deployment; return the Service's host."""
+        if service is None:
+            body = code_server_service(slug, self.cluster)
+            service = self._create(self.core.create_namespaced_service, self.core.read_namespaced_service, body)
+        body = code_server_deployment(slug, self.cluster)
+        wanted = body["metadata"]["annotations"][TEMPLATE_HASH]
+        if current is None:
+            self._create(self.apps.create_namespaced_deployment, self.apps.read_namespaced_deployment, body)
+            changes.created.append(slug)
+        elif (current.metadata.annotations or {}).get(TEMPLATE_HASH) != wanted:
+            body["metadata"]["resourceVersion"] = current.metadata.resource_version
+            self.apps.replace_namespaced_deployment(current.metadata.name, self.cluster.namespace, body)
+            changes.updated.append(slug)
+        return _service_host(service)
 
     def _create(self, create: Callable[..., Any], read: Callable[..., Any], body: dict[str, Any]) -> Any:
         from kubernetes.client.exceptions import ApiException
@@ -156,10 +165,11 @@ class Controller:
                     seen, last = stamp, time.monotonic()
                     if changes:
                         logger.info(
-                            "code servers: created %s, updated %s, deleted %s; workspace %s",
+                            "code servers: created %s, updated %s, deleted %s, failed %s; workspace %s",
                             changes.created,
                             changes.updated,
                             changes.deleted,
+                            changes.failed,
                             "rewritten" if changes.workspace_written else "unchanged",
                         )
             stop.wait(POLL_SECONDS)
@@ -167,6 +177,16 @@ class Controller:
 
 def _by_org(items: list[Any]) -> dict[str, Any]:
     return {item.metadata.labels[ORG_LABEL]: item for item in items if ORG_LABEL in (item.metadata.labels or {})}
+
+
+def _reason(exc: Any) -> str:
+    """The API server's message of a refusal (its ``Status`` body), else the exception."""
+    import json
+
+    try:
+        return json.loads(exc.body)["message"]
+    except (TypeError, ValueError, KeyError):
+        return str(exc)
 
 
 def _service_host(service: Any) -> str:

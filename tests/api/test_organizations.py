@@ -39,6 +39,11 @@ def test_create_rename_delete_org_with_its_spec_and_location(api, world: OrgWorl
     # same name again: a unique slug
     again = api.post("/api/organizations/", {"name": "Demo NGO!"}, token=token)
     assert again.json()["slug"] == "demo_ngo_2"
+    # a long name cut at the slug's 40 characters never ends in "_": slugs name DNS labels on Kubernetes
+    long = api.post("/api/organizations/", {"name": "Friends of the Rural Schools of Karnataka Trust"}, token=token)
+    assert long.json()["slug"] == "friends_of_the_rural_schools_of_karnatak"
+    cut = api.post("/api/organizations/", {"name": "Friends of the Rural Schools of Karnata Trust"}, token=token)
+    assert cut.json()["slug"] == "friends_of_the_rural_schools_of_karnata"
 
     r = api.put("/api/organizations/demo_ngo", {"name": "Demo NGO (renamed)"}, token=token)
     assert r.status_code == 200 and load_org_spec("demo_ngo").name == "Demo NGO (renamed)"

@@ -154,3 +154,16 @@ def _tiny_spec() -> dict:
         "selector": {"matchLabels": labels},
         "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}},
     }
+
+
+def test_an_organization_the_cluster_refuses_fails_alone(kube: KubernetesStandin) -> None:
+    """A folder named so that its Service name is not a DNS label (``bad_`` -> ``org-bad-``): the API
+    server refuses its objects; the others are made, and its location shows the error in Dagster."""
+    changes = controller(kube).reconcile(["acme", "bad_"])
+    assert changes.created == ["acme"] and changes.failed == ["bad_"]
+    deployments, services, entries = cluster_state(kube)
+    assert set(deployments) == set(services) == {"org-acme"}
+    assert (
+        entries["org_bad_"]["host"] == "org-bad-"
+        and entries["org_acme"]["host"] == services["org-acme"].spec.cluster_ip
+    )

@@ -30,6 +30,23 @@ def _projects_root(dalgo_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(dbt_projects.LOCAL_ROOT_ENV, str(dalgo_env / "projects"))
 
 
+# two project macros documented with doc(): one in its description, one in its argument's only
+DOCUMENTED = {
+    "models/c.sql": "select {{ cents('1') }} as c, {{ halve('4') }} as h\n",
+    "macros/cents.sql": "{% macro cents(dollars) %}({{ dollars }} * 100){% endmacro %}\n",
+    "macros/halve.sql": "{% macro halve(x) %}({{ x }} / 2){% endmacro %}\n",
+    "macros/docs.md": (
+        "{% docs cents_doc %}Cents from dollars.{% enddocs %}\n"
+        "{% docs dollars_doc %}The amount, in dollars.{% enddocs %}\n"
+    ),
+    "macros/schema.yml": (
+        "version: 2\nmacros:\n  - name: cents\n    description: '{{ doc(\"cents_doc\") }}'\n"
+        "  - name: halve\n    description: Half of it.\n"
+        "    arguments:\n      - name: x\n        type: string\n        description: '{{ doc(\"dollars_doc\") }}'\n"
+    ),
+}
+
+
 def _org(dalgo_env: Path, slug: str, projects: dict[str, dict[str, str]]) -> None:
     entries = []
     for name, files in projects.items():
@@ -54,6 +71,12 @@ def _nodes(slug: str, project: str) -> dict[str, tuple[str, dict]]:
     return {k: (n["checksum"]["checksum"], n["config"]["meta"]) for k, n in manifest["nodes"].items()}
 
 
+def _macro_docs(slug: str, project: str) -> dict[str, tuple[str, list[str]]]:
+    """Each macro's description and its arguments' descriptions, rendered."""
+    macros = _manifest(slug, project)["macros"].items()
+    return {k: (m["description"], [a["description"] for a in m["arguments"]]) for k, m in macros}
+
+
 def _macro_calls(slug: str, project: str) -> dict[str, list[str]]:
     """Which macros each macro calls: what dbt reads from every macro's parsed Jinja."""
     return {k: m["depends_on"]["macros"] for k, m in _manifest(slug, project)["macros"].items()}
@@ -70,7 +93,11 @@ def test_one_warm_parser_per_organization_writes_the_manifests_a_cold_parse_writ
 
     # a second project of the organization: the same parser, already warm
     warm_calls = _macro_calls("tenant", "one")
-    _org(dalgo_env, "tenant", {"one": {"models/a.sql": MODEL}, "two": {"models/b.sql": "select 2 as id\n"}})
+    _org(
+        dalgo_env,
+        "tenant",
+        {"one": {"models/a.sql": MODEL}, "two": {"models/b.sql": "select 2 as id\n"}, "three": DOCUMENTED},
+    )
     with monkeypatch.context() as no_cold_parse:
         no_cold_parse.setattr(dbt_projects, "run_dbt", lambda *a: pytest.fail(f"parsed cold: {a}"))
         _prepare_through_the_api_path("tenant")
@@ -78,9 +105,14 @@ def test_one_warm_parser_per_organization_writes_the_manifests_a_cold_parse_writ
     assert set(_nodes("tenant", "two")) == {"model.two.b"}
 
     assert _macro_calls("tenant", "two") == warm_calls  # dbt's and the adapter's, parsed once by this parser
+    warm_docs = _macro_docs("tenant", "three")
+    # a project macro documented with doc(): rendered; dbt's own, without Jinja, as they are
+    assert warm_docs["macro.three.cents"] == ("Cents from dollars.", [])
+    assert warm_docs["macro.three.halve"] == ("Half of it.", ["The amount, in dollars."])
     prepare_projects(load_org_spec("tenant"), force=True)  # cold, the way every other path parses
     assert _nodes("tenant", "one") == warm
     assert _macro_calls("tenant", "one") == warm_calls
+    assert _macro_docs("tenant", "three") == warm_docs
 
 
 def test_a_warm_parser_reads_no_other_organization(dalgo_env):

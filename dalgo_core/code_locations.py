@@ -25,6 +25,11 @@ def code_server_args(slug: str) -> list[str]:
     return ["-m", LOCATIONS_MODULE, "-a", slug, "--location-name", location_name(slug)]
 
 
+def code_server_entry(slug: str, host: str, port: int) -> dict[str, Any]:
+    """The workspace entry of an organization's long-lived code server at ``host:port``."""
+    return {"grpc_server": {"host": host, "port": port, "location_name": location_name(slug)}}
+
+
 def workspace_config(
     slugs: list[str], *, grpc_host: str = "127.0.0.1", ports: dict[str, int] | None = None
 ) -> dict[str, Any]:
@@ -44,9 +49,7 @@ def workspace_config(
                 }
             )
         else:
-            entries.append(
-                {"grpc_server": {"host": grpc_host, "port": ports[slug], "location_name": location_name(slug)}}
-            )
+            entries.append(code_server_entry(slug, grpc_host, ports[slug]))
     return {"load_from": entries}
 
 
@@ -57,33 +60,29 @@ def grpc_base_port() -> int | None:
     return int(value) if value else None
 
 
-def code_servers(path: Path) -> dict[str, int]:
-    """The organizations a workspace file serves from long-lived code servers, with their ports."""
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        return {}
-    servers = {}
-    for entry in config.get("load_from") or []:
-        server = entry.get("grpc_server") if isinstance(entry, dict) else None
-        if server and str(server.get("location_name", "")).startswith(LOCATION_PREFIX):
-            servers[server["location_name"].removeprefix(LOCATION_PREFIX)] = int(server["port"])
-    return servers
-
-
-def workspace_slugs(path: Path) -> list[str]:
-    """The organizations a workspace file lists, whatever its entries (modules or code servers)."""
+def _entries(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """A workspace file's entries of organizations: (slug, what the entry says), whatever their kind."""
     try:
         config = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
         return []
-    slugs = []
+    found = []
     for entry in config.get("load_from") or []:
         for target in entry.values() if isinstance(entry, dict) else ():
             name = str((target or {}).get("location_name", ""))
             if name.startswith(LOCATION_PREFIX):
-                slugs.append(name.removeprefix(LOCATION_PREFIX))
-    return sorted(slugs)
+                found.append((name.removeprefix(LOCATION_PREFIX), target))
+    return found
+
+
+def code_servers(path: Path) -> dict[str, int]:
+    """The organizations a workspace file serves from long-lived code servers, with their ports."""
+    return {slug: int(target["port"]) for slug, target in _entries(path) if "port" in target}
+
+
+def workspace_slugs(path: Path) -> list[str]:
+    """The organizations a workspace file lists, whatever its entries (modules or code servers)."""
+    return sorted(slug for slug, _ in _entries(path))
 
 
 def assign_ports(slugs: list[str], current: dict[str, int], base: int) -> dict[str, int]:

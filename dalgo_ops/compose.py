@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dalgo_core.code_locations import code_server_args
-from dalgo_core.names import location_name
+from dalgo_core.code_locations import code_server_args, code_server_entry
 from dalgo_core.spec import list_org_slugs
 from dalgo_ops.naming import (
     APP_DIR,
@@ -55,18 +54,7 @@ def grpc_port(index: int) -> int:
 
 
 def workspace_config(slugs: list[str]) -> dict[str, Any]:
-    return {
-        "load_from": [
-            {
-                "grpc_server": {
-                    "host": code_server_service(s),
-                    "port": grpc_port(i),
-                    "location_name": location_name(s),
-                }
-            }
-            for i, s in enumerate(slugs)
-        ]
-    }
+    return {"load_from": [code_server_entry(s, code_server_service(s), grpc_port(i)) for i, s in enumerate(slugs)]}
 
 
 # Services that run tenant code (code servers and their runs, dbt parse in prepare and the API): bubblewrap

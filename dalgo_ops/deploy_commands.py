@@ -67,7 +67,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             postgres_host=args.postgres_host,
             storage_class=args.storage_class,
         )
-        print(f"wrote {folder / 'dagster-values.yaml'} and api.yaml (organizations: the controller's, live)")
+        print(f"wrote {folder / 'dagster-values.yaml'} and api.yaml (code servers: the controller's)")
     return 0
 
 

@@ -19,6 +19,7 @@ reconciliation every ``RESYNC_SECONDS`` repairs anything changed by hand.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import os
 import threading
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from dalgo_core.code_locations import HEADER, workspace_slugs, write_workspace
 from dalgo_ops.k8s.objects import (
@@ -69,15 +72,11 @@ class Controller:
     (``run``)."""
 
     def __init__(self, cluster: Cluster, api_client: Any) -> None:
-        from kubernetes import client
-
         self.cluster = cluster
         self.apps = client.AppsV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
 
     def reconcile(self, slugs: list[str]) -> Changes:
-        from kubernetes.client.exceptions import ApiException
-
         changes = Changes()
         ns = self.cluster.namespace
         deployments = _by_org(self.apps.list_namespaced_deployment(ns, label_selector=SELECTOR).items)
@@ -118,8 +117,6 @@ class Controller:
         return _service_host(service)
 
     def _create(self, create: Callable[..., Any], read: Callable[..., Any], body: dict[str, Any]) -> Any:
-        from kubernetes.client.exceptions import ApiException
-
         try:
             return create(self.cluster.namespace, body)
         except ApiException as exc:
@@ -128,8 +125,6 @@ class Controller:
             return read(body["metadata"]["name"], self.cluster.namespace)
 
     def _write_workspace(self, text: str) -> bool:
-        from kubernetes.client.exceptions import ApiException
-
         ns = self.cluster.namespace
         body = workspace_configmap(text, self.cluster)
         try:
@@ -181,8 +176,6 @@ def _by_org(items: list[Any]) -> dict[str, Any]:
 
 def _reason(exc: Any) -> str:
     """The API server's message of a refusal (its ``Status`` body), else the exception."""
-    import json
-
     try:
         return json.loads(exc.body)["message"]
     except (TypeError, ValueError, KeyError):
@@ -201,8 +194,6 @@ def _service_host(service: Any) -> str:
 
 
 def _absent_ok(delete: Callable[..., Any], name: str, namespace: str) -> None:
-    from kubernetes.client.exceptions import ApiException
-
     try:
         delete(name, namespace)
     except ApiException as exc:
@@ -213,8 +204,6 @@ def _absent_ok(delete: Callable[..., Any], name: str, namespace: str) -> None:
 def api_client() -> Any:
     """The Kubernetes API: ``DALGO_KUBERNETES_API`` (a URL, tests), else the pod's service account, else
     the local kubeconfig."""
-    from kubernetes import client, config
-
     url = os.environ.get("DALGO_KUBERNETES_API")
     if url:
         configuration = client.Configuration()

@@ -12,12 +12,12 @@ folder the API writes, Dalgo's home (manifests, warehouses, encrypted secrets) a
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from dalgo_core.code_locations import code_server_args
-from dalgo_core.names import location_name
+from dalgo_core.code_locations import code_server_args, code_server_entry
 from dalgo_ops.naming import APP_DIR, DAGSTER_HOME, org_secret_name, user_deployment_name
 
 GRPC_PORT = 3030
@@ -162,12 +162,7 @@ def code_server_service(slug: str, cluster: Cluster) -> dict[str, Any]:
 
 def workspace(hosts: dict[str, str]) -> dict[str, Any]:
     """The webserver's and the daemon's workspace: slug -> the host of its code server's Service."""
-    return {
-        "load_from": [
-            {"grpc_server": {"host": host, "port": GRPC_PORT, "location_name": location_name(slug)}}
-            for slug, host in sorted(hosts.items())
-        ]
-    }
+    return {"load_from": [code_server_entry(slug, host, GRPC_PORT) for slug, host in sorted(hosts.items())]}
 
 
 def workspace_configmap(text: str, cluster: Cluster) -> dict[str, Any]:
@@ -180,6 +175,4 @@ def workspace_configmap(text: str, cluster: Cluster) -> dict[str, Any]:
 
 
 def _digest(value: Any) -> str:
-    import hashlib
-
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]

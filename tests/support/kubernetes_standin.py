@@ -1705,13 +1705,14 @@ class _Handler(BaseHTTPRequestHandler):
             data, content_type = payload.encode(), "text/plain"
         else:
             data, content_type = json.dumps(payload).encode() + b"\n", "application/json"
+        # recorded before the answer leaves: a client that has its answer finds its request in the list
+        standin.requests.append(Request(self.command, parts.path, code))
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-cache, private")
         self.end_headers()
         self.wfile.write(data)
-        standin.requests.append(Request(self.command, parts.path, code))
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
 

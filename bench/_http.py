@@ -20,6 +20,14 @@ from typing import Any
 QUIET = ["--keep-alive", "30", "--log-level", "warning"]
 
 
+def api_server() -> str:
+    """How ``dalgo serve`` runs the API here (``dalgo_ops.gunicorn_conf``), as the benchmarks print it."""
+    from dalgo_ops import gunicorn_conf
+
+    kind = "sync" if gunicorn_conf.threads == 1 else f"gthread x {gunicorn_conf.threads} threads"
+    return f"gunicorn {gunicorn_conf.workers} {kind} workers"
+
+
 def api_env(root: Path, **extra: str) -> dict[str, str]:
     """The environment of a benchmark's API: its state, organizations and SQLite database under ``root``."""
     return {

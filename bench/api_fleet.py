@@ -5,10 +5,10 @@ and the API's database, creates 100 organizations in the API and seeds 1,000 run
 (100,000 runs) into Dagster's run storage with its own insertion values and tags, and ten events per
 run into its event log with the storage's own row builder (a run's start, its step, dbt's output lines,
 two materializations, the step's and the run's end; a failed run's error); the newest run of each
-organization is still running. Then it serves the API under gunicorn (2 gthread workers of 4 threads,
-as ``dalgo serve`` starts it on 2 cores) and Dagster's webserver, and runs 20 client processes (one
-keep-alive connection each, each request for a random organization and a random run of it) against
-both, a phase each:
+organization is still running. Then it serves the API under gunicorn as ``dalgo serve`` starts it
+(``dalgo_ops.gunicorn_conf``: a sync worker per core and one more) and Dagster's webserver, and runs 20
+client processes (one HTTP connection each, kept alive where the server allows it; each request for a
+random organization and a random run of it) against both, a phase each:
 
 - a run list (the first page, 20 runs: ``GET /api/runs/`` vs ``runsOrError`` by code location),
 - a run's detail (``GET /api/runs/<id>`` vs ``runOrError``),
@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _http import QUIET, Client, api_env, free_port, pct, print_phases, run_clients, stop_all, wait_http
+from _http import QUIET, Client, api_env, api_server, free_port, pct, print_phases, run_clients, stop_all, wait_http
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -52,7 +52,7 @@ from dagster._core.execution.plan.objects import StepFailureData, StepSuccessDat
 from dagster._utils.error import SerializableErrorInfo  # noqa: E402
 
 from dalgo_ops.instance import pg_env_from_url, write_postgres_instance  # noqa: E402
-from dalgo_ops.serve import API_THREADS, API_WORKERS, gunicorn_argv  # noqa: E402
+from dalgo_ops.serve import gunicorn_argv  # noqa: E402
 from tests.support.postgres import PostgresServer  # noqa: E402
 
 BIN = REPO / ".venv" / "bin"
@@ -60,8 +60,6 @@ ORGS = 100
 RUNS_PER_ORG = 1000
 CLIENTS = 20
 SECONDS = 8.0
-WORKERS = API_WORKERS  # as dalgo serve starts the API
-THREADS = API_THREADS
 PAGE = 20
 LOG_PAGE = 100
 BATCH = 200  # runs per insert (one connection for the whole seeding)
@@ -266,7 +264,7 @@ def main() -> None:
                 root / "webserver.log",
             )
         )
-        procs.append(start([*gunicorn_argv(f"127.0.0.1:{api_port}", WORKERS, THREADS), *QUIET], env, root / "api.log"))
+        procs.append(start([*gunicorn_argv(f"127.0.0.1:{api_port}"), *QUIET], env, root / "api.log"))
         wait_http(gql_port, "/server_info")
         wait_http(api_port, "/api/health")
         tokens = [
@@ -320,7 +318,7 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
     print(
-        f"{CLIENTS} clients, {SECONDS:g} s per phase; API: gunicorn {WORKERS}x{THREADS} gthread; PostgreSQL; "
+        f"{CLIENTS} clients, {SECONDS:g} s per phase; API: {api_server()}; PostgreSQL; "
         f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.1f}"
     )
     print_phases(results)

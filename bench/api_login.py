@@ -25,15 +25,13 @@ import tempfile
 import threading
 from pathlib import Path
 
-from _http import QUIET, Client, api_env, free_port, pct, run_clients, wait_http
+from _http import QUIET, Client, api_env, api_server, free_port, pct, run_clients, wait_http
 
-from dalgo_ops.serve import API_THREADS, API_WORKERS, gunicorn_argv
+from dalgo_ops.serve import gunicorn_argv
 
 REPO = Path(__file__).resolve().parent.parent
 CLIENTS = 20
 SECONDS = 8.0
-WORKERS = API_WORKERS  # as dalgo serve starts the API
-THREADS = API_THREADS
 PASSWORD = "Bench-pass-2024"
 
 
@@ -54,7 +52,7 @@ for i in range({CLIENTS}):
 
 
 def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    cmd = [*gunicorn_argv(f"127.0.0.1:{port}", WORKERS, THREADS), *QUIET]
+    cmd = [*gunicorn_argv(f"127.0.0.1:{port}"), *QUIET]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     try:
         wait_http(port, "/api/health", timeout=60)
@@ -116,10 +114,7 @@ def main() -> None:
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
-    print(
-        f"server: gunicorn {WORKERS} gthread workers x {THREADS} threads, SQLite; "
-        f"{CLIENTS} clients, {SECONDS:g} s per phase; cpus {os.cpu_count()}"
-    )
+    print(f"server: {api_server()}, SQLite; {CLIENTS} clients, {SECONDS:g} s per phase; cpus {os.cpu_count()}")
     print(f"login: {len(login_lat)} logins p50 {pct(login_lat, 50):.0f} ms p99 {pct(login_lat, 99):.0f} ms")
     print(f"health: {health_rps:.0f} req/s p50 {pct(health_lat, 50):.1f} ms p99 {pct(health_lat, 99):.1f} ms")
     print(f"currentuser+users: {api_rps:.0f} req/s p50 {pct(api_lat, 50):.1f} ms p99 {pct(api_lat, 99):.1f} ms")

@@ -4,9 +4,9 @@ leaving Dagster's queue, on the embedded default (SQLite instance, queued run co
 
 Everything runs in one temporary folder: a Dagster instance (``deploy/dagster/dagster.yaml``) seeded
 through the instance API with 10,000 runs of two organizations (tags, statuses, and events for some),
-the Dagster webserver (GraphQL) and daemon, and the API under gunicorn (2 gthread workers of 4 threads,
-as ``dalgo serve`` starts it on 2 cores; SQLite). Each phase runs 20 client processes (one keep-alive
-connection each) for a few seconds; the same client code measures both servers.
+the Dagster webserver (GraphQL) and daemon, and the API under gunicorn as ``dalgo serve`` starts it
+(``dalgo_ops.gunicorn_conf``; SQLite). Each phase runs 20 client processes (one connection each, kept
+alive where the server allows it) for a few seconds; the same client code measures both servers.
 
 Run with no arguments: ``.venv/bin/python bench/api_runs.py``. The last line is
 ``runs api ratio <api req/s / graphql req/s>: api ... p50 ... p99 ..., graphql ...; post-to-start ...``.
@@ -24,16 +24,14 @@ import time
 import uuid
 from pathlib import Path
 
-from _http import QUIET, Client, api_env, free_port, pct, print_phases, run_clients, stop_all, wait_http
+from _http import QUIET, Client, api_env, api_server, free_port, pct, print_phases, run_clients, stop_all, wait_http
 
-from dalgo_ops.serve import API_THREADS, API_WORKERS, gunicorn_argv
+from dalgo_ops.serve import gunicorn_argv
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = REPO / ".venv" / "bin"
 CLIENTS = 20
 SECONDS = 6.0
-WORKERS = API_WORKERS  # as dalgo serve starts the API
-THREADS = API_THREADS
 RUNS = 10_000
 ORG = "bench_ngo"
 OTHER = "other_ngo"
@@ -201,7 +199,7 @@ def main() -> None:
         procs.append(start([str(BIN / "dagster-daemon"), "run", "-w", workspace], env, root / "daemon.log"))
         procs.append(
             start(
-                [*gunicorn_argv(f"127.0.0.1:{api_port}", WORKERS, THREADS), *QUIET],
+                [*gunicorn_argv(f"127.0.0.1:{api_port}"), *QUIET],
                 env,
                 root / "gunicorn.log",
             )
@@ -229,7 +227,7 @@ def main() -> None:
 
     print(
         f"seeded {RUNS} runs in {seeded:.1f} s; {CLIENTS} clients, {SECONDS:g} s per phase; "
-        f"API: gunicorn {WORKERS}x{THREADS} gthread; cpus {os.cpu_count()}"
+        f"API: {api_server()}; cpus {os.cpu_count()}"
     )
     print_phases(results)
     print("post-to-start (POST until the run leaves the queue): " + ", ".join(f"{s:.2f} s" for s in starts))

@@ -44,7 +44,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     """The whole platform on the embedded default: ``dalgo serve``'s topology (a reloadable code server
     per organization, Dagster's webserver and daemon, the API under gunicorn) on Dagster's SQLite storage
     and the API's SQLite database under ``$DALGO_HOME``, every organization of the folder loaded."""
-    from dalgo_ops.serve import ServeConfig, env_int, serve
+    from dalgo_ops.gunicorn_conf import setting
+    from dalgo_ops.serve import ServeConfig, serve
 
     config = ServeConfig(
         postgres_url="",
@@ -52,7 +53,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         webserver_port=args.port,
         api_port=args.api_port,
         grpc_base_port=args.grpc_base_port,
-        api_workers=env_int("DALGO_API_WORKERS", 1),  # one user trying the platform: one worker's threads
+        # one person trying the platform: one worker's threads
+        api_workers=setting("DALGO_API_WORKERS", 1),
+        api_threads=setting("DALGO_API_THREADS", 4),
         run_dir=layout.run_dir(),
         demo_user=(args.demo_org, args.demo_email) if args.demo_org else None,
     )

@@ -15,6 +15,7 @@ from typing import Any
 from dalgo_core.code_locations import code_server_args, code_server_entry
 from dalgo_core.spec import list_org_slugs
 from dalgo_ops.naming import (
+    API_COMMAND,
     APP_DIR,
     CODE_SERVER_PORT,
     DAGSTER_HOME,
@@ -170,9 +171,7 @@ def compose_config(slugs: list[str], image: str = "${DALGO_IMAGE:-dalgo:latest}"
             [
                 "sh",
                 "-c",
-                "python manage.py migrate --noinput && python manage.py collectstatic --noinput && "
-                "exec gunicorn dalgo_api.wsgi:application --bind 0.0.0.0:8000 --worker-class gthread "
-                "--workers $${DALGO_API_WORKERS} --threads 4 --timeout 60 --access-logfile -",
+                f"python manage.py migrate --noinput && python manage.py collectstatic --noinput && exec {API_COMMAND}",
             ],
             image,
             environment=api_env,

@@ -9,6 +9,11 @@ APP_DIR = "/srv/dalgo"
 DAGSTER_HOME = "/opt/dagster/dagster_home"
 CODE_SERVER_PORT = 4000
 
+WSGI_APP = "dalgo_api.wsgi:application"
+GUNICORN_CONF = "python:dalgo_ops.gunicorn_conf"  # the API's workers, threads and timeouts
+# the API in a container (compose, the Helm chart): its access log on the container's output
+API_COMMAND = f"gunicorn --config {GUNICORN_CONF} {WSGI_APP} --bind 0.0.0.0:8000 --access-logfile -"
+
 
 def dns_label(slug: str) -> str:
     """``demo_ngo`` -> ``demo-ngo``: slugs never hold a hyphen, so the mapping cannot collide."""

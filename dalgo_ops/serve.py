@@ -47,23 +47,12 @@ from dalgo_core.pools import all_org_pools
 from dalgo_core.spec import list_org_slugs
 from dalgo_ops.forkserver.client import SOCKET_ENV
 from dalgo_ops.instance import REPO, pg_env_from_url, write_embedded_instance, write_postgres_instance
+from dalgo_ops.naming import GUNICORN_CONF, WSGI_APP
 from dalgo_ops.processes import ProcessSpec, Supervisor, signal_group, stop_from_pid_files
 from dalgo_ops.runs import RunReporter, end_runs_in_flight
 from dalgo_ops.webserver import locations_settled
 
 BIN = Path(sys.executable).parent
-WSGI_APP = "dalgo_api.wsgi:application"
-
-
-# the API's gunicorn under ``dalgo serve`` (``DALGO_API_WORKERS``, ``DALGO_API_THREADS``): on 2 cores, two
-# processes of four threads answer the account endpoints with the shortest tail (``bench/api_login.py``)
-API_WORKERS = 2
-API_THREADS = 4
-
-
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value else default
 
 
 @dataclass
@@ -75,8 +64,8 @@ class ServeConfig:
     operator_port: int | None = None  # a second, read-only webserver for operators
     api_port: int = 8000
     grpc_base_port: int = 4000
-    api_workers: int = field(default_factory=lambda: env_int("DALGO_API_WORKERS", API_WORKERS))
-    api_threads: int = field(default_factory=lambda: env_int("DALGO_API_THREADS", API_THREADS))
+    api_workers: int | None = None  # None: ``dalgo_ops.gunicorn_conf``'s (``DALGO_API_WORKERS``, else the cores + 1)
+    api_threads: int | None = None  # None: ``dalgo_ops.gunicorn_conf``'s (``DALGO_API_THREADS``, else 1)
     demo_user: tuple[str, str] | None = None  # (organization, email): ``dalgo up`` prints its login
     demo_login: str = ""
     dagster_home: Path = field(default_factory=lambda: layout.dagster_home().absolute())
@@ -264,29 +253,20 @@ def daemon(config: ServeConfig, env: dict[str, str]) -> ProcessSpec:
     return ProcessSpec("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(config.workspace)], env, REPO)
 
 
-def gunicorn_argv(bind: str, workers: int, threads: int) -> list[str]:
-    """The API under gunicorn's threaded workers (``dalgo serve``; the API benchmarks run it the same way)."""
-    return [
-        str(BIN / "gunicorn"),
-        WSGI_APP,
-        "--bind",
-        bind,
-        "--workers",
-        str(workers),
-        "--worker-class",
-        "gthread",
-        "--threads",
-        str(threads),
-    ]
+def gunicorn_argv(bind: str, workers: int | None = None, threads: int | None = None) -> list[str]:
+    """The API under gunicorn as ``dalgo_ops.gunicorn_conf`` sets it up (``dalgo serve``; the API
+    benchmarks and tests run it the same way); ``workers`` and ``threads`` override its defaults."""
+    argv = [str(BIN / "gunicorn"), "--config", GUNICORN_CONF, WSGI_APP, "--bind", bind]
+    if workers is not None:
+        argv += ["--workers", str(workers)]
+    if threads is not None:
+        argv += ["--threads", str(threads)]
+    return argv
 
 
 def api(config: ServeConfig, env: dict[str, str]) -> ProcessSpec:
     argv = [
         *gunicorn_argv(f"{config.host}:{config.api_port}", config.api_workers, config.api_threads),
-        "--timeout",
-        "60",
-        "--graceful-timeout",
-        "20",
         "--max-requests",
         "5000",
         "--max-requests-jitter",

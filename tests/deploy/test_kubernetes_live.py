@@ -15,6 +15,7 @@ run launcher makes Jobs, which the stand-in does not run).
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 import requests
 
+from dalgo_ops.naming import API_COMMAND
 from tests.deploy.live_changes import Platform, first_hour_of_an_organization
 from tests.support.kubernetes_standin import Kubelet, KubernetesStandin
 
@@ -169,10 +171,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platform
             mounts=[*mounts, workspace_mount],
         )
         apps.create_namespaced_deployment(NS, daemon)
-        gunicorn = ["gunicorn", "dalgo_api.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "1"]
-        gunicorn += ["--worker-class", "gthread", "--threads", "4", "--timeout", "900"]
+        gunicorn = shlex.split(API_COMMAND)  # the chart's command, with two workers
         apps.create_namespaced_deployment(
-            NS, _deployment("dalgo-api", gunicorn, api_env, 8000, volumes=volumes[:2], mounts=mounts)
+            NS,
+            _deployment(
+                "dalgo-api", gunicorn, {**api_env, "DALGO_API_WORKERS": "2"}, 8000, volumes=volumes[:2], mounts=mounts
+            ),
         )
         core.create_namespaced_service(NS, _service("dalgo-api", 8000))
         kubelet.wait_ready("dalgo-api", timeout=180)

@@ -265,8 +265,6 @@ def start_topology(root: Path, postgres: PostgresServer) -> Topology:
         "BETA_PG_PASSWORD": "beta-secret",
         "DALGO_API_SIGNUP_CODE": SIGNUP_CODE,
         "DALGO_API_SECRET_KEY": "test-" + "k" * 60,
-        "DALGO_API_WORKERS": "2",
-        "DALGO_API_THREADS": "4",
         "DALGO_AUTOMATION_INTERVAL_SECONDS": "5",
         "DALGO_DBT_PROJECTS_DIR": str(root / "projects"),
         "DALGO_GIT_SCHEMES": "https,ssh,file",  # the tests' git repositories are local

@@ -1,6 +1,7 @@
-"""A live platform for the sources and connections flows: the API under gunicorn (two worker processes,
-so a task started by one is polled through the other) on a SQLite file, Dagster's webserver and daemon,
-and the organizations of the module, each with an Account Manager's token.
+"""A live platform for the sources and connections flows: the API under gunicorn (two sync worker
+processes, as production runs it, so a task started by one is polled through the other) on a SQLite
+file, Dagster's webserver and daemon, and the organizations of the module, each with an Account
+Manager's token.
 
 Tasks run as the API starts them in production: a detached worker process per task, writing its row in
 the API's database. Connector venvs are shared by the test session (``embedded_env``'s folder).
@@ -137,7 +138,7 @@ def start_platform(root: Path, connectors: Path, orgs: dict[str, dict[str, Any]]
         log = root / "api.log"
         with log.open("wb") as out:
             gunicorn = subprocess.Popen(
-                [*gunicorn_argv(f"127.0.0.1:{port}", 2, 2), "--log-level", "warning"],
+                [*gunicorn_argv(f"127.0.0.1:{port}", workers=2), "--log-level", "warning"],
                 cwd=REPO,
                 env=env,
                 stdout=out,

@@ -1,0 +1,52 @@
+"""How gunicorn serves the API (``gunicorn -c python:dalgo_ops.gunicorn_conf dalgo_api.wsgi:application``):
+the one place ``dalgo serve``, ``dalgo up``, the compose file, the Helm chart and the API benchmarks take it
+from. Read from the environment as gunicorn starts:
+
+- ``DALGO_API_WORKERS``: worker processes; by default one more than the cores this process may use;
+- ``DALGO_API_THREADS``: requests a worker serves at once; 1 by default.
+
+With one thread a worker is gunicorn's sync worker: it takes a connection only when it is free, so requests
+wait in one queue, the listening socket's, and the next free worker takes the oldest. That is what keeps the
+slowest answers close to the median when many clients read runs and logs at once: a request's work is
+Python (Dagster's storage reads, Django), which a worker's threads cannot share (the interpreter lock), and
+a threaded worker keeps each keep-alive connection it accepted, so a worker holding more of them answers
+all of them later. Measured with ``bench/api_fleet.py`` on 2 cores (20 clients): 2 threaded workers of
+4 threads answered one client's requests in 8 ms on average and another's in 31 ms; 3 sync workers answer
+every client alike. A sync worker answers with ``Connection: close`` and reads a request at once, as
+gunicorn's sync worker does: behind a proxy that buffers (nginx, a Kubernetes ingress), as deploy/README.md
+puts it.
+
+One more worker than cores keeps the cores busy while a worker waits on PostgreSQL; more only add switches
+between processes (6 workers on 2 cores: the log page's p99 67 ms against 52). ``dalgo up`` (one person
+trying the platform) runs one worker of 4 threads instead (gunicorn then uses its threaded worker).
+
+A sync worker serves one request to its end, and gunicorn restarts a worker silent for ``timeout`` seconds,
+so the timeout is longer than the longest request the API answers: a change that prepares a dbt project
+(at most 900 s, ``dalgo_core.dbt_projects``) and reloads the organization's location (300 s), or undoes a
+refused change with a second reload.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def setting(name: str, default: int) -> int:
+    """A positive integer from the environment, else ``default``."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return int(value)
+
+
+def default_workers() -> int:
+    """One more than the cores this process may run on."""
+    return len(os.sched_getaffinity(0)) + 1
+
+
+workers = setting("DALGO_API_WORKERS", default_workers())
+threads = setting("DALGO_API_THREADS", 1)
+timeout = setting("DALGO_API_TIMEOUT_SECONDS", 1800)
+graceful_timeout = 20

@@ -1,0 +1,62 @@
+"""How gunicorn runs the API (``dalgo_ops/gunicorn_conf.py``), read by gunicorn itself as ``dalgo serve``,
+the compose file and the Helm chart start it, from the environment they give it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dalgo_ops.gunicorn_conf import setting
+from dalgo_ops.naming import API_COMMAND, GUNICORN_CONF, WSGI_APP
+from dalgo_ops.serve import gunicorn_argv
+from tests.support.orgs import REPO
+
+READ_CONFIG = """
+import sys
+from gunicorn.app.wsgiapp import WSGIApplication
+sys.argv = sys.argv[1:]
+cfg = WSGIApplication().cfg  # gunicorn's own reading of its command line and config file; no app import
+print(cfg.worker_class_str, cfg.workers, cfg.threads, cfg.timeout)
+"""
+
+
+def gunicorn_reads(argv: list[str], **env: str) -> tuple[str, int, int, int]:
+    """(worker class, workers, threads, timeout) as gunicorn reads ``argv`` (its arguments) in ``env``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DALGO_API_")}
+    done = subprocess.run(
+        [sys.executable, "-c", READ_CONFIG, *argv], cwd=REPO, env={**clean, **env}, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    kind, workers, threads, timeout = done.stdout.split()
+    return kind, int(workers), int(threads), int(timeout)
+
+
+def test_production_runs_one_sync_worker_per_core_and_one_more() -> None:
+    kind, workers, threads, timeout = gunicorn_reads(["gunicorn", *API_COMMAND.split()[1:]])
+    assert (kind, workers, threads) == ("sync", len(os.sched_getaffinity(0)) + 1, 1)
+    # longer than a change that prepares a dbt project (900 s) and reloads its location (300 s)
+    assert timeout >= 1500
+
+
+def test_operators_set_workers_threads_and_timeout() -> None:
+    argv = ["gunicorn", "--config", GUNICORN_CONF, WSGI_APP]
+    got = gunicorn_reads(argv, DALGO_API_WORKERS="5", DALGO_API_THREADS="1", DALGO_API_TIMEOUT_SECONDS="600")
+    assert got == ("sync", 5, 1, 600)
+    # more than one thread: gunicorn's threaded worker
+    assert gunicorn_reads(argv, DALGO_API_WORKERS="1", DALGO_API_THREADS="4")[:3] == ("gthread", 1, 4)
+
+
+def test_dalgo_serve_and_up_start_gunicorn_with_the_config() -> None:
+    assert gunicorn_reads(gunicorn_argv("127.0.0.1:0"))[0] == "sync"
+    # dalgo up: one person trying the platform, one worker of four threads
+    assert gunicorn_reads(gunicorn_argv("127.0.0.1:0", workers=1, threads=4))[:3] == ("gthread", 1, 4)
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "three", "2.5"])
+def test_a_bad_setting_names_the_variable(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DALGO_API_WORKERS", value)
+    with pytest.raises(ValueError, match=f"DALGO_API_WORKERS must be a positive integer, not '{value}'"):
+        setting("DALGO_API_WORKERS", 3)

@@ -26,8 +26,8 @@ T = TypeVar("T")
 STATEMENT_TIMEOUT_MS = 15_000
 POOL_RECYCLE_SECONDS = 3600
 POOL_MAX_OVERFLOW = 20
-# connections each storage keeps open: a worker's request threads (``dalgo serve``: 4) and its background
-# readers (the run lists' refresh)
+# connections each storage keeps open at most: a worker's request threads (``dalgo up``: 4) and its
+# background readers (the run lists' refresh); a sync worker (``dalgo serve``) uses two or three
 POOL_KEPT_CONNECTIONS = 6
 
 
@@ -162,6 +162,7 @@ def instance() -> Any:
                     max_overflow=POOL_MAX_OVERFLOW,
                 )
                 _keep_connections(inst, POOL_KEPT_CONNECTIONS)
+                _no_ping(inst)
                 _remember_schema_checks(inst.run_storage)
                 _instances[home] = inst
             except Exception as exc:
@@ -181,6 +182,18 @@ def _keep_connections(inst: Any, size: int) -> None:
         pool = getattr(getattr(storage, "_engine", None), "pool", None)
         if isinstance(pool, QueuePool) and pool.size() < size:
             pool._pool.maxsize = size
+
+
+def _no_ping(inst: Any) -> None:
+    """Use a pooled PostgreSQL connection without testing it first. The instance yaml's plugin
+    (``dalgo_pool_pre_ping``) has each pool send ``SELECT 1`` before every use, so that the webserver
+    never fails a read after a PostgreSQL restart; that is a round trip more for each of the API's storage
+    reads (two for a run's log page). The API reads again instead when a connection turns out closed
+    (``storage_call``), so no request fails either."""
+    for storage in (inst.run_storage, inst.event_log_storage, inst.schedule_storage):
+        pool = getattr(getattr(storage, "_engine", None), "pool", None)
+        if pool is not None:
+            pool._pre_ping = False
 
 
 # Dagster's SQL run storage asks the database for the runs table's columns on every run read
@@ -218,10 +231,19 @@ def open_in_background(then: Callable[[], None] | None = None) -> None:
 
 
 def storage_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Call the instance; a storage failure (database down) is ``DagsterUnavailable``."""
-    from sqlalchemy.exc import SQLAlchemyError
+    """Call the instance; a storage failure (database down) is ``DagsterUnavailable``. A call on a pooled
+    connection the server had closed (PostgreSQL restarted) is made once more: SQLAlchemy has then dropped
+    every connection the pool held before the failure, so the second call connects anew. The API's
+    storage calls are reads, and two idempotent writes (a pool's default limit; an asset observation,
+    which the failed call could only have stored if the server closed the connection after committing it)."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
     try:
-        return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            return fn(*args, **kwargs)
     except SQLAlchemyError as exc:
         raise DagsterUnavailable(f"Dagster's run storage cannot be read ({type(exc).__name__})") from exc

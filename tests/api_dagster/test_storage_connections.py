@@ -68,3 +68,36 @@ def test_run_reads_keep_their_postgresql_connection(
     finally:
         for instance in transport._instances.values():
             instance.dispose()
+
+
+def test_reads_need_no_test_query_and_survive_a_postgresql_restart(
+    dalgo_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API reads on its kept connections without a ``SELECT 1`` before each read (the instance yaml's
+    pre-ping, which the webserver keeps); a read on a connection PostgreSQL closed as it restarted is made
+    again on a new one, so no request fails."""
+    with PostgresServer() as server:  # its own: restarting the session's would disturb other tests
+        dsn = server.create_database("dagster_restart", owner="dagster_restart", password="restart-secret")
+        for name, value in pg_env_from_url(dsn).items():
+            monkeypatch.setenv(name, value)
+        write_postgres_instance(dalgo_env / "dagster")
+        monkeypatch.setattr(transport, "_instances", {})
+        try:
+            inst = transport.instance()
+            run_id = add_run(inst, "acme")
+            pings: list[object] = []
+            for storage in (inst.run_storage, inst.event_log_storage):
+                dialect = storage._engine.dialect
+                monkeypatch.setattr(dialect, "do_ping", lambda conn, d=dialect.do_ping: pings.append(conn) or d(conn))
+            query = bridge.RunQuery(limit=5)
+            for _ in range(3):
+                assert [run.run_id for run in bridge.list_runs("acme", query)[0]] == [run_id]
+                assert bridge.run_logs("acme", bridge.run_for_org("acme", run_id), None, 10)[0] == []
+
+            server.restart()
+            assert [run.run_id for run in bridge.list_runs("acme", query)[0]] == [run_id]
+            assert bridge.run_logs("acme", bridge.run_for_org("acme", run_id), None, 10)[0] == []
+            assert pings == []
+        finally:
+            for instance in transport._instances.values():
+                instance.dispose()

@@ -105,8 +105,17 @@ class Client:
         return json.loads(payload), elapsed
 
 
+# Seconds of load before and after a phase's measured window, not counted: the 20 clients' simultaneous
+# first requests, and the clients that finished their window exiting (a Python process's teardown) while
+# the others' last requests were still answered, made most of a phase's slowest 1% (bench/api_fleet.py's
+# log pages: 36 of 44 fell in the first 0.2 s or the last 30 ms of an 8 s phase).
+RAMP_SECONDS = 0.5
+
+
 def run_clients(port: int, call: Callable[[Client], float], clients: int, seconds: float) -> tuple[float, list[float]]:
-    """``call(client)`` (returning a request's seconds) in ``clients`` client processes for ``seconds``.
+    """``call(client)`` (returning a request's seconds) in ``clients`` client processes; the requests
+    started within a window of ``seconds`` are counted, the load running ``RAMP_SECONDS`` before and
+    after it (the steady state a server sees from clients that come and go, not a harness's start and end).
 
     Each client is its own process with one keep-alive connection, as independent browsers are: client
     threads in one process would queue for its interpreter lock and add that wait to every latency.
@@ -121,9 +130,12 @@ def run_clients(port: int, call: Callable[[Client], float], clients: int, second
         try:
             call(client)
             barrier.wait()
-            stop_at = time.monotonic() + seconds
-            while time.monotonic() < stop_at:
-                latencies.append(call(client))
+            begin = time.monotonic() + RAMP_SECONDS
+            end = begin + seconds
+            while (started := time.monotonic()) < end + RAMP_SECONDS:
+                took = call(client)
+                if begin <= started < end:
+                    latencies.append(took)
             results.put((latencies, None))
         except BaseException as exc:  # reported by the parent
             barrier.abort()
@@ -133,16 +145,14 @@ def run_clients(port: int, call: Callable[[Client], float], clients: int, second
     for proc in procs:
         proc.start()
     barrier.wait(timeout=120)
-    started = time.monotonic()
     collected = [results.get(timeout=seconds + 120) for _ in procs]
-    elapsed = time.monotonic() - started
     for proc in procs:
         proc.join()
     errors = [error for _, error in collected if error]
     if errors:
         raise RuntimeError(f"{len(errors)} client(s) failed: {errors[0]}")
     latencies = [lat for own, _ in collected for lat in own]
-    return len(latencies) / elapsed, latencies
+    return len(latencies) / seconds, latencies
 
 
 def stop_all(procs: list[subprocess.Popen]) -> None:

@@ -50,7 +50,7 @@ LOGS_QUERY = """query($runId: ID!, $limit: Int) { logsForRun(runId: $runId, limi
 
 def prepare_api(env: dict[str, str], root: Path) -> str:
     """Migrate; create the organization (spec + workspace), a tiny dbt project, a member and a token."""
-    project = root / "projects" / "tiny"
+    project = root / "dbt_projects" / ORG / "tiny"  # the operator's projects root (beside the orgs folder)
     (project / "models").mkdir(parents=True)
     (project / "dbt_project.yml").write_text("name: tiny\nversion: '1.0.0'\nconfig-version: 2\nprofile: dalgo\n")
     (project / "models" / "numbers.sql").write_text("select 1 as n\n")

@@ -17,7 +17,7 @@ gunicorn's sync worker does: behind a proxy that buffers (nginx, a Kubernetes in
 puts it.
 
 One more worker than cores keeps the cores busy while a worker waits on PostgreSQL; more only add switches
-between processes (6 workers on 2 cores: the log page's p99 67 ms against 52). ``dalgo up`` (one person
+between processes (5 workers on 2 cores: the log page's p99 86 ms against 54 with 3). ``dalgo up`` (one person
 trying the platform) runs one worker of 4 threads instead (gunicorn then uses its threaded worker).
 
 A sync worker serves one request to its end, and gunicorn restarts a worker silent for ``timeout`` seconds,

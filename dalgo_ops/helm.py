@@ -11,6 +11,7 @@ and go through the API with no ``helm upgrade``. ``dalgo deploy helm`` rewrites 
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -160,11 +161,7 @@ def api_manifests(
     container = {
         "name": "api",
         "image": image,
-        "command": [
-            "sh",
-            "-c",
-            f"exec {API_COMMAND}",
-        ],
+        "command": shlex.split(API_COMMAND),
         "ports": [{"name": "http", "containerPort": 8000}],
         "env": env,
         "envFrom": env_from,

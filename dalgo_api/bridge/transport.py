@@ -170,6 +170,12 @@ def instance() -> Any:
         return _instances[home]
 
 
+def _pools(inst: Any) -> list[Any]:
+    """The connection pools of the instance's storages (SQLAlchemy engines; on SQLite too)."""
+    engines = (getattr(s, "_engine", None) for s in (inst.run_storage, inst.event_log_storage, inst.schedule_storage))
+    return [pool for pool in (getattr(e, "pool", None) for e in engines) if pool is not None]
+
+
 def _keep_connections(inst: Any, size: int) -> None:
     """Keep up to ``size`` connections of each PostgreSQL storage open. Dagster's webserver pool keeps one
     (``optimize_for_webserver``: ``pool_size=1``) and opens a new connection for every storage call that
@@ -178,8 +184,7 @@ def _keep_connections(inst: Any, size: int) -> None:
     queue is given room for ``size``; nothing else of Dagster's engine changes (on SQLite there is none)."""
     from sqlalchemy.pool import QueuePool
 
-    for storage in (inst.run_storage, inst.event_log_storage, inst.schedule_storage):
-        pool = getattr(getattr(storage, "_engine", None), "pool", None)
+    for pool in _pools(inst):
         if isinstance(pool, QueuePool) and pool.size() < size:
             pool._pool.maxsize = size
 
@@ -190,10 +195,8 @@ def _no_ping(inst: Any) -> None:
     never fails a read after a PostgreSQL restart; that is a round trip more for each of the API's storage
     reads (two for a run's log page). The API reads again instead when a connection turns out closed
     (``storage_call``), so no request fails either."""
-    for storage in (inst.run_storage, inst.event_log_storage, inst.schedule_storage):
-        pool = getattr(getattr(storage, "_engine", None), "pool", None)
-        if pool is not None:
-            pool._pre_ping = False
+    for pool in _pools(inst):
+        pool._pre_ping = False
 
 
 # Dagster's SQL run storage asks the database for the runs table's columns on every run read

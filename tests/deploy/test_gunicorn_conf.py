@@ -49,9 +49,9 @@ def test_operators_set_workers_threads_and_timeout() -> None:
     assert gunicorn_reads(argv, DALGO_API_WORKERS="1", DALGO_API_THREADS="4")[:3] == ("gthread", 1, 4)
 
 
-def test_dalgo_serve_and_up_start_gunicorn_with_the_config() -> None:
+def test_dalgo_serve_starts_gunicorn_with_the_config_and_its_overrides() -> None:
     assert gunicorn_reads(gunicorn_argv("127.0.0.1:0"))[0] == "sync"
-    # dalgo up: one person trying the platform, one worker of four threads
+    # what dalgo up passes (one person trying the platform): one worker of four threads
     assert gunicorn_reads(gunicorn_argv("127.0.0.1:0", workers=1, threads=4))[:3] == ("gthread", 1, 4)
 
 

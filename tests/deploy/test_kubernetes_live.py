@@ -171,7 +171,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platform
             mounts=[*mounts, workspace_mount],
         )
         apps.create_namespaced_deployment(NS, daemon)
-        gunicorn = shlex.split(API_COMMAND)  # the chart's command, with two workers
+        gunicorn = shlex.split(API_COMMAND)  # the chart's command (dalgo_ops.helm), with two workers
         apps.create_namespaced_deployment(
             NS,
             _deployment(

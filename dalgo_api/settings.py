@@ -146,11 +146,12 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files (docs, admin) under gunicorn
     # before anything reads the request: 413 for an oversized body, 400 for NUL bytes
     "dalgo_api.middleware.RequestGuardMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's session, CSRF, user and messages middleware, for the admin's pages only (not under /api/)
+    "dalgo_api.site_middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "dalgo_api.site_middleware.CsrfViewMiddleware",
+    "dalgo_api.site_middleware.AuthenticationMiddleware",
+    "dalgo_api.site_middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # every successful change under /api/ goes to the audit log
     "dalgo_api.audit.middleware.AuditMiddleware",

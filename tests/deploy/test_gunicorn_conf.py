@@ -4,15 +4,20 @@ the compose file and the Helm chart start it, from the environment they give it.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from dalgo_ops.gunicorn_conf import setting
 from dalgo_ops.naming import API_COMMAND, GUNICORN_CONF, WSGI_APP
-from dalgo_ops.serve import gunicorn_argv
+from dalgo_ops.serve import BIN, gunicorn_argv, http_ok
 from tests.support.orgs import REPO
+from tests.support.postgres import free_port
 
 READ_CONFIG = """
 import sys
@@ -60,3 +65,56 @@ def test_a_bad_setting_names_the_variable(value: str, monkeypatch: pytest.Monkey
     monkeypatch.setenv("DALGO_API_WORKERS", value)
     with pytest.raises(ValueError, match=f"DALGO_API_WORKERS must be a positive integer, not '{value}'"):
         setting("DALGO_API_WORKERS", 3)
+
+
+@pytest.fixture
+def one_sync_worker(tmp_path: Path) -> Iterator[int]:
+    """gunicorn with the API's config and one sync worker, serving ``tests.support.tiny_wsgi``; its port."""
+    port = free_port()
+    log = tmp_path / "gunicorn.log"
+    argv = [str(BIN / "gunicorn"), "--config", GUNICORN_CONF, "tests.support.tiny_wsgi:app"]
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [*argv, "--bind", f"127.0.0.1:{port}", "--workers", "1"], cwd=REPO, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not http_ok(f"http://127.0.0.1:{port}/"):
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.1)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _answer(conn: socket.socket) -> bytes:
+    """Everything the server sent on ``conn`` up to its end of the connection."""
+    chunks = []
+    while chunk := conn.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_sync_worker_takes_the_next_client_while_the_last_one_keeps_its_connection(one_sync_worker: int) -> None:
+    """gunicorn's own close waits up to 2 s for the client to close its end; the worker answers no one
+    meanwhile. A client that read its answer and holds the connection (a slow network, a busy machine)
+    must not hold the worker."""
+    address = ("127.0.0.1", one_sync_worker)
+    with socket.create_connection(address) as slow:
+        slow.sendall(b"GET / HTTP/1.1\r\nHost: api\r\n\r\n")
+        assert _answer(slow).startswith(b"HTTP/1.1 200 OK")
+        # the slow client keeps its end open; the next one is answered well before 2 s
+        with socket.create_connection(address, timeout=1.5) as nxt:
+            nxt.sendall(b"GET / HTTP/1.1\r\nHost: api\r\n\r\n")
+            assert _answer(nxt).startswith(b"HTTP/1.1 200 OK")
+
+
+def test_a_refused_request_whose_body_was_not_read_still_gets_its_answer(one_sync_worker: int) -> None:
+    """Closing with a request body unread would make the kernel reset the connection, and the client
+    lose the answer: such a connection keeps gunicorn's lingering close."""
+    body = b"x" * 48_000
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", one_sync_worker), timeout=10) as conn:
+            conn.sendall(b"POST / HTTP/1.1\r\nHost: api\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            assert _answer(conn).startswith(b"HTTP/1.1 401 Unauthorized")

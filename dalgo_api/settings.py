@@ -146,10 +146,10 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files (docs, admin) under gunicorn
     # before anything reads the request: 413 for an oversized body, 400 for NUL bytes
     "dalgo_api.middleware.RequestGuardMiddleware",
-    # Django's session, CSRF, user and messages middleware, for the admin's pages only (not under /api/)
+    # Django's session, user and messages middleware, for the admin's pages only (not under /api/)
     "dalgo_api.site_middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "dalgo_api.site_middleware.CsrfViewMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "dalgo_api.site_middleware.AuthenticationMiddleware",
     "dalgo_api.site_middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -1,11 +1,12 @@
 """Django's middleware for the site's pages (the admin under ``/admin/``: its session, the login that sets
-it, the CSRF tokens of its forms, its messages), skipped for the REST API under ``/api/``.
+it, its messages), skipped for the REST API under ``/api/``.
 
 The API authenticates every request by its bearer token (``dalgo_api.accounts.auth``) and reads neither a
-session, a cookie, ``request.user`` nor a message; django-ninja exempts its views from CSRF, which guards
-cookie-authenticated forms. Running these four for each API request only cost time (measured with
-``bench/api_fleet.py`` on 2 cores: about 0.1 ms of a run list's 1 ms). Each class here is Django's own, so
-the admin's checks still find them, and every page outside ``/api/`` gets them as before.
+session, ``request.user`` nor a message. Running these three for each API request only cost time (measured
+with ``bench/api_fleet.py`` on 2 cores: about 0.1 ms of a run list's 1 ms). Each class here is Django's own,
+so the admin's checks still find them, and every page outside ``/api/`` gets them as before. Django's CSRF
+middleware stays as it is for every path (``check --deploy`` asks for it by name; django-ninja exempts its
+views, whose callers send a token, not a cookie).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from django.contrib.auth.middleware import AuthenticationMiddleware as _Authenti
 from django.contrib.messages.middleware import MessageMiddleware as _Messages
 from django.contrib.sessions.middleware import SessionMiddleware as _Sessions
 from django.http import HttpRequest
-from django.middleware.csrf import CsrfViewMiddleware as _Csrf
 
 API_PREFIX = "/api/"
 
@@ -34,10 +34,6 @@ class SiteOnly:
 
 
 class SessionMiddleware(SiteOnly, _Sessions):
-    pass
-
-
-class CsrfViewMiddleware(SiteOnly, _Csrf):
     pass
 
 

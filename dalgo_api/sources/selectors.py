@@ -19,34 +19,26 @@ NamedSource = NamedSourceSpec | NamedDatabaseSource | NamedFileSource
 BUILTIN_KEY = "dlt:"  # the spec key of the platform's own sources: their form is known, never read
 
 SPEC_CACHE_SECONDS = 3600  # a version's spec never changes; a server's connector may be upgraded
-RECENT_SECONDS = 2.0  # what another process may change: an organization's own connectors, specs read
+RECENT_SECONDS = 2.0  # what another process may change: which specs were read
 
 
 def catalog(org: Any) -> list[ConnectorDef]:
     """The connectors the organization may use: the platform's database and files sources, the curated
-    Airbyte connectors, then its operators' own (each API process keeps an organization's own for
-    ``RECENT_SECONDS``; adding one forgets them at once)."""
-    key = f"custom-connectors:{org.pk}"
-    custom = cache.get(key)
-    if custom is None:
-        custom = [
-            ConnectorDef(
-                connector=c.connector,
-                version=c.version,
-                title=c.title,
-                description=c.description,
-                package=c.package,
-                documentation_url=c.documentation_url,
-                custom=True,
-            )
-            for c in CustomConnector.objects.filter(org=org).order_by("connector")
-        ]
-        cache.set(key, custom, RECENT_SECONDS)
+    Airbyte connectors, then its operators' own, read at each call (one indexed query): a connector one
+    API process added is in the next list whichever process answers it."""
+    custom = [
+        ConnectorDef(
+            connector=c.connector,
+            version=c.version,
+            title=c.title,
+            description=c.description,
+            package=c.package,
+            documentation_url=c.documentation_url,
+            custom=True,
+        )
+        for c in CustomConnector.objects.filter(org=org).order_by("connector")
+    ]
     return [*builtin.definitions(), *curated(), *custom]
-
-
-def forget_catalog(org: Any) -> None:
-    cache.delete(f"custom-connectors:{org.pk}")
 
 
 def connector_def(org: Any, connector: str) -> ConnectorDef:

@@ -39,7 +39,6 @@ def add_connector(org: Any, user: Any, payload: Any) -> ConnectorDef:
     ):
         raise ApiError(409, f"connector '{payload.connector}' is already in the catalog of '{org.slug}'")
     CustomConnector.objects.create(org=org, added_by=user, **payload.model_dump())
-    selectors.forget_catalog(org)
     return selectors.connector_def(org, payload.connector)
 
 

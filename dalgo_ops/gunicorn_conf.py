@@ -24,8 +24,8 @@ A sync worker closes a connection as soon as its answer is written (``post_reque
 client sent more than the request it answered. gunicorn's own close after ``Connection: close`` lingers
 until the client closes its end (up to 2 s), so that data still arriving cannot reset the connection
 before the client read its answer; a worker lingering waits on the client's network and scheduling, and
-answers no one meanwhile. Measured with ``bench/api_fleet.py``'s log pages (20 organizations, three runs
-each): 513-577 req/s lingering, 573-654 closing at once.
+answers no one meanwhile. Measured with ``bench/api_fleet.py``'s seeding and log-page clients at 20
+organizations, the two alternated three times in one run: 513-577 req/s lingering, 573-654 closing at once.
 
 A sync worker serves one request to its end, and gunicorn restarts a worker silent for ``timeout`` seconds,
 so the timeout is longer than the longest request the API answers: a change that prepares a dbt project

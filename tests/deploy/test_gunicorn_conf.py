@@ -15,7 +15,7 @@ import pytest
 
 from dalgo_ops.gunicorn_conf import setting
 from dalgo_ops.naming import API_COMMAND, GUNICORN_CONF, WSGI_APP
-from dalgo_ops.serve import BIN, gunicorn_argv, http_ok
+from dalgo_ops.serve import gunicorn_argv, http_ok
 from tests.support.orgs import REPO
 from tests.support.postgres import free_port
 
@@ -67,19 +67,22 @@ def test_a_bad_setting_names_the_variable(value: str, monkeypatch: pytest.Monkey
         setting("DALGO_API_WORKERS", 3)
 
 
+BODY_LIMIT = 16_384  # the API's request size limit here (``DALGO_API_MAX_BODY_BYTES``)
+
+
 @pytest.fixture
-def one_sync_worker(tmp_path: Path) -> Iterator[int]:
-    """gunicorn with the API's config and one sync worker, serving ``tests.support.tiny_wsgi``; its port."""
+def one_sync_worker(dalgo_env: Path) -> Iterator[int]:
+    """The API as ``dalgo serve`` starts it (``gunicorn_argv``), with one sync worker; its port."""
     port = free_port()
-    log = tmp_path / "gunicorn.log"
-    argv = [str(BIN / "gunicorn"), "--config", GUNICORN_CONF, "tests.support.tiny_wsgi:app"]
+    log = dalgo_env / "gunicorn.log"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dalgo_api.settings", "DALGO_API_MAX_BODY_BYTES": str(BODY_LIMIT)}
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [*argv, "--bind", f"127.0.0.1:{port}", "--workers", "1"], cwd=REPO, stdout=out, stderr=out
+            gunicorn_argv(f"127.0.0.1:{port}", workers=1), cwd=REPO, env=env, stdout=out, stderr=out
         )
     try:
-        deadline = time.monotonic() + 30
-        while not http_ok(f"http://127.0.0.1:{port}/"):
+        deadline = time.monotonic() + 60
+        while not http_ok(f"http://127.0.0.1:{port}/api/health"):
             assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.1)
         yield port
@@ -96,25 +99,30 @@ def _answer(conn: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+HEALTH = b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
 def test_a_sync_worker_takes_the_next_client_while_the_last_one_keeps_its_connection(one_sync_worker: int) -> None:
     """gunicorn's own close waits up to 2 s for the client to close its end; the worker answers no one
     meanwhile. A client that read its answer and holds the connection (a slow network, a busy machine)
     must not hold the worker."""
     address = ("127.0.0.1", one_sync_worker)
     with socket.create_connection(address) as slow:
-        slow.sendall(b"GET / HTTP/1.1\r\nHost: api\r\n\r\n")
+        slow.sendall(HEALTH)
         assert _answer(slow).startswith(b"HTTP/1.1 200 OK")
         # the slow client keeps its end open; the next one is answered well before 2 s
         with socket.create_connection(address, timeout=1.5) as nxt:
-            nxt.sendall(b"GET / HTTP/1.1\r\nHost: api\r\n\r\n")
+            nxt.sendall(HEALTH)
             assert _answer(nxt).startswith(b"HTTP/1.1 200 OK")
 
 
-def test_a_refused_request_whose_body_was_not_read_still_gets_its_answer(one_sync_worker: int) -> None:
-    """Closing with a request body unread would make the kernel reset the connection, and the client
-    lose the answer: such a connection keeps gunicorn's lingering close."""
-    body = b"x" * 48_000
+def test_an_upload_refused_before_its_body_is_read_still_gets_its_answer(one_sync_worker: int) -> None:
+    """The API refuses a body over its limit from the ``Content-Length`` alone (413), without reading it.
+    Closing with that body unread would make the kernel reset the connection, and the client lose the
+    answer: such a connection keeps gunicorn's lingering close."""
+    body = b"x" * (3 * BODY_LIMIT)  # within what gunicorn's lingering close drains (64 KiB)
+    head = b"POST /api/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
     for _ in range(20):
         with socket.create_connection(("127.0.0.1", one_sync_worker), timeout=10) as conn:
-            conn.sendall(b"POST / HTTP/1.1\r\nHost: api\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-            assert _answer(conn).startswith(b"HTTP/1.1 401 Unauthorized")
+            conn.sendall(head + b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            assert _answer(conn).startswith(b"HTTP/1.1 413")

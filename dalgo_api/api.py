@@ -4,9 +4,10 @@ Every error answer is ``{"detail": "<sentence>", "errors": [{"field": ..., "mess
 400 bad input (malformed JSON, a rule the body breaks, a NUL byte), 401 no or bad token, 403 missing
 permission, 404 unknown or other organization's object, 409 conflicting state, 413 body too large,
 422 body/path/query that does not validate (each field named), 429 login locked out, 503 Dagster (or
-the warehouse) unreachable. Validation errors never echo the input (it may hold a password).
-Unexpected exceptions are logged and answered 500 without details. The OpenAPI document declares each
-operation's error statuses (``dalgo_api.common_responses``).
+the warehouse) unreachable, or the organization's code location loading or not loading. Validation
+errors never echo the input (it may hold a password). Unexpected exceptions are logged and answered 500
+without details. The OpenAPI document declares each operation's error statuses
+(``dalgo_api.common_responses``).
 """
 
 from __future__ import annotations

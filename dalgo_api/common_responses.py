@@ -44,7 +44,7 @@ def errors(*statuses: int) -> dict[int, type[ErrorOut]]:
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _SPEC = {409}  # the organization's spec cannot be used, or the change conflicts with it
-_DAGSTER = {409, 503}  # ... and Dagster must answer (503 when it cannot be reached)
+_DAGSTER = {409, 503}  # ... and Dagster must answer (503 when it cannot be reached or serves no location yet)
 _CHANGE = {409, 422, 503}  # a spec change Dagster must load (refused with 422 if it cannot)
 # "METHOD /api/path" patterns (fnmatch) -> statuses, for the routers listed
 ROUTER_ERRORS: list[tuple[str, set[int]]] = [

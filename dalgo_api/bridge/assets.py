@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dalgo_api.bridge.locations import not_serving
 from dalgo_api.bridge.transport import graphql
 from dalgo_core.names import FRESHNESS_WARNING_METADATA, REPOSITORY, location_name
 
@@ -102,13 +103,17 @@ def _node(slug: str, raw: dict[str, Any]) -> AssetNode | None:
 
 
 def _raw_asset_nodes(slug: str, query: str) -> list[dict[str, Any]]:
-    """The ``assetNodes`` a query reads from the organization's repository (none if it has none yet)."""
+    """The ``assetNodes`` a query reads from the organization's repository. While its code location serves
+    none (loading, or failed to load), 503 saying so: not an empty graph, which would read as an
+    organization without assets (an empty list, an unknown asset, a selection of nothing)."""
     data = graphql(query, {"loc": location_name(slug), "repo": REPOSITORY})["repositoryOrError"]
-    return data["assetNodes"] if data["__typename"] == "Repository" else []
+    if data["__typename"] != "Repository":
+        raise not_serving(slug)
+    return data["assetNodes"]
 
 
 def asset_nodes(slug: str) -> list[AssetNode]:
-    """Every asset of the organization's code location (empty if the location has no repository yet)."""
+    """Every asset of the organization's code location."""
     nodes = (_node(slug, raw) for raw in _raw_asset_nodes(slug, ASSET_NODES))
     return sorted((n for n in nodes if n is not None), key=lambda n: n.key)
 

@@ -15,6 +15,7 @@ from dalgo_api.bridge.transport import (
     instance,
     storage_call,
 )
+from dalgo_api.errors import ApiError
 from dalgo_core.names import REPOSITORY, automation_sensor_name, location_name
 
 # reloading a location starts a new code server process that imports the organization's definitions
@@ -132,6 +133,20 @@ def _location_state(name: str) -> str:
     if loaded.get("__typename") == "PythonError":
         return "starting" if any(text in loaded.get("message", "") for text in UNREACHABLE) else "failed"
     return "loaded" if loaded else "starting"
+
+
+def not_serving(slug: str) -> ApiError:
+    """The API's answer when the organization's code location serves no repository: 503 saying whether
+    Dagster is still loading it (the platform starting, a reload, a code server restarting), does not list
+    it yet, or failed to load it (Dagster's error is for operators, in Dagit: it can name host paths)."""
+    state = _location_state(location_name(slug))
+    if state == "failed":
+        why = "its code location does not load; an operator can see why in Dagit"
+    elif state == "absent":
+        why = "Dagster has not loaded its code location yet"
+    else:  # starting, or loaded since the read that found no repository
+        why = "Dagster is loading its code location"
+    return ApiError(503, f"organization '{slug}': {why}; try again in a few seconds")
 
 
 def _reload_until(slug: str, done: set[str], what: str) -> None:

@@ -90,7 +90,7 @@ def test_dbt_project_added_through_the_api_becomes_assets(stack: Stack):
         "POST", "/api/dbt/projects/", {"name": "people", "path": str(folder)}, org=slug, role="account-manager"
     )
     assert created.status_code == 201, created.content
-    assets = wait_for(lambda: stack.call("GET", "/api/assets/", org=slug, role="guest").json(), 120, what="assets")
+    assets = wait_for(lambda: served_assets(stack, slug, role="guest"), 120, what="assets")
     by_key = {a["key"]: a for a in assets}
     assert set(by_key) == {"people/people", "people/people_clean", "people/broken"}
     assert {a["kind"] for a in assets} == {"dbt"}
@@ -262,6 +262,15 @@ def test_two_runs_writing_one_duckdb_warehouse_take_turns(stack: Stack):
     assert datetime.fromisoformat(two["started_at"]) >= datetime.fromisoformat(one["ended_at"])
     assert f"waiting for pool warehouse/{slug} (held by run {first})" in reasons, reasons
     assert stack.call("DELETE", "/api/dbt/projects/extra", org=slug).status_code == 204
+
+
+def served_assets(stack: Stack, slug: str, role: str = "super-admin") -> list[dict] | None:
+    """The organization's assets; None while Dagster is still loading its code location (503 saying so)."""
+    response = stack.call("GET", "/api/assets/", org=slug, role=role)
+    if response.status_code == 503 and "loading its code location" in response.json()["detail"]:
+        return None
+    assert response.status_code == 200, response.content
+    return response.json()
 
 
 def listed(stack: Stack, org: str, role: str = "guest") -> list[str]:
@@ -441,15 +450,21 @@ def test_permission_matrix_of_every_endpoint_and_role(
     assert os.environ["DALGO_DAGSTER_URL"] == stack.webserver.url
 
 
-def test_a_new_organizations_first_run_succeeds_and_its_deletion_leaves_nothing_behind(stack: Stack):
-    """Dagster's daemon reads the workspace once a minute and fails a run of a location it has not
-    loaded yet: the API's launch waits for the daemon to know the new organization."""
-    members = create_org_with_members(stack.api, stack.root_token, "Org New")
+def new_org_with_people(stack: Stack, name: str) -> tuple[str, Path]:
+    """A new organization, with its members, and the people dbt project added through the API."""
+    members = create_org_with_members(stack.api, stack.root_token, name)
     slug = members.slug
     stack.orgs[slug] = members
     folder = write_dbt_project(stack.projects(slug), "people", PROJECT_FILES)
     created = stack.call("POST", "/api/dbt/projects/", {"name": "people", "path": str(folder)}, org=slug)
     assert created.status_code == 201, created.content
+    return slug, folder
+
+
+def test_a_new_organizations_first_run_succeeds_and_its_deletion_leaves_nothing_behind(stack: Stack):
+    """Dagster's daemon reads the workspace once a minute and fails a run of a location it has not
+    loaded yet: the API's launch waits for the daemon to know the new organization."""
+    slug, _ = new_org_with_people(stack, "Org New")
     started = stack.call("POST", "/api/runs/", {"assets": GOOD}, org=slug, role="pipeline-manager")
     assert started.status_code == 201, started.content
     run_id = started.json()["run_id"]
@@ -474,6 +489,46 @@ def test_a_new_organizations_first_run_succeeds_and_its_deletion_leaves_nothing_
     assert stack.call("GET", f"/api/runs/{run_id}/logs", org=again.slug).status_code == 404
 
 
+def test_an_organization_whose_location_does_not_load_is_503_not_an_empty_graph(stack: Stack):
+    """A location that serves no repository (here its dbt project lost its dbt_project.yml on disk, as a
+    bad checkout would) answers every asset read and asset launch with 503 saying so, not an empty graph:
+    no empty list, no unknown asset, no selection of nothing. The other organizations go on; put right
+    and reloaded, the organization's assets are back."""
+    from dalgo_api import bridge
+
+    slug, folder = new_org_with_people(stack, "Org Unloaded")
+    assert {a["key"] for a in wait_for(lambda: served_assets(stack, slug), 120, what="assets")} >= set(GOOD)
+
+    project_file = folder / "dbt_project.yml"
+    kept = project_file.read_text()
+    project_file.unlink()
+    with pytest.raises(bridge.DagsterRejected, match="does not load"):
+        bridge.reload_location(slug)
+    pipeline = {"name": "nightly", "assets": ["people/*"], "schedule": {"cron": "0 1 * * *"}}
+    for method, path, body in (
+        ("GET", "/api/assets/", None),
+        ("GET", "/api/assets/lineage", None),
+        ("GET", "/api/assets/people/people", None),
+        ("POST", "/api/runs/", {"assets": GOOD}),
+        ("POST", "/api/pipelines/", pipeline),
+    ):
+        response = stack.call(method, path, body, org=slug, role="account-manager")
+        assert response.status_code == 503, (method, path, response.content)
+        detail = response.json()["detail"]
+        assert detail == (
+            f"organization '{slug}': its code location does not load; an operator can see why in Dagit; "
+            "try again in a few seconds"
+        )
+    assert served_assets(stack, org_a(stack)) is not None, "another organization's assets stopped answering"
+
+    project_file.write_text(kept)
+    bridge.reload_location(slug)
+    assert {a["key"] for a in served_assets(stack, slug) or []} >= set(GOOD)
+    deleted = stack.api.delete(f"/api/organizations/{slug}", token=stack.root_token, org=slug)
+    assert deleted.status_code == 204, deleted.content
+    del stack.orgs[slug]
+
+
 # --- Idempotency-Key ---------------------------------------------------------------------------------
 # Each test makes sure its organizations have the `people` project (the tests above may have added it
 # already), so that they also run on their own.
@@ -490,7 +545,7 @@ def with_people_project(stack: Stack, slug: str) -> None:
         assert created.status_code == 201, created.content
 
     def has_seed() -> bool:
-        return "people/people" in [a["key"] for a in stack.call("GET", "/api/assets/", org=slug).json()]
+        return "people/people" in [a["key"] for a in served_assets(stack, slug) or []]
 
     wait_for(has_seed, 120, what=f"the people seed of {slug}")
 

@@ -142,7 +142,8 @@ def not_serving(slug: str) -> ApiError:
     state = _location_state(location_name(slug))
     if state == "failed":
         why = "its code location does not load; an operator can see why in Dagit"
-    elif state == "absent":
+        return ApiError(503, f"organization '{slug}': {why}")
+    if state == "absent":
         why = "Dagster has not loaded its code location yet"
     else:  # starting, or loaded since the read that found no repository
         why = "Dagster is loading its code location"

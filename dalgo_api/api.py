@@ -53,7 +53,10 @@ def _field(loc: tuple | list) -> str:
 
 @api.exception_handler(ApiError)
 def _api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
-    return error_response(request, exc.status, exc.detail, exc.errors)
+    response = error_response(request, exc.status, exc.detail, exc.errors)
+    if exc.retry_after is not None:
+        response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @api.exception_handler(ValidationError)

@@ -10,13 +10,23 @@ from django.http import JsonResponse
 
 
 class ApiError(Exception):
-    """An error the caller can act on: its HTTP status, a sentence, and optional per-field errors."""
+    """An error the caller can act on: its HTTP status, a sentence, optional per-field errors, and for
+    a passing condition (Dagster restarting, a code location loading) the seconds after which to ask
+    again (the answer's ``Retry-After``)."""
 
-    def __init__(self, status: int, detail: str, errors: list[dict[str, Any]] | None = None):
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        errors: list[dict[str, Any]] | None = None,
+        *,
+        retry_after: int | None = None,
+    ):
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.errors = errors or []
+        self.retry_after = retry_after
 
 
 def not_found(what: str, ident: object) -> ApiError:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable
 
 from dalgo_api.bridge.transport import (
+    RETRY_AFTER_SECONDS,
     DagsterRejected,
     DagsterUnavailable,
     graphql,
@@ -147,7 +148,7 @@ def not_serving(slug: str) -> ApiError:
         why = "Dagster has not loaded its code location yet"
     else:  # starting, or loaded since the read that found no repository
         why = "Dagster is loading its code location"
-    return ApiError(503, f"organization '{slug}': {why}; try again in a few seconds")
+    return ApiError(503, f"organization '{slug}': {why}; try again in a few seconds", retry_after=RETRY_AFTER_SECONDS)
 
 
 def _reload_until(slug: str, done: set[str], what: str) -> None:

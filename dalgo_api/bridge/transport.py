@@ -31,11 +31,14 @@ POOL_MAX_OVERFLOW = 20
 POOL_KEPT_CONNECTIONS = 6
 
 
+RETRY_AFTER_SECONDS = 5  # Retry-After of a 503 that passes: Dagster restarting, a code location loading
+
+
 class DagsterUnavailable(ApiError):
     """Dagster (its webserver or its instance storage) cannot be reached: the API answers 503."""
 
     def __init__(self, detail: str):
-        super().__init__(503, f"Dagster is unavailable: {detail}; try again shortly")
+        super().__init__(503, f"Dagster is unavailable: {detail}; try again shortly", retry_after=RETRY_AFTER_SECONDS)
 
 
 class DagsterRejected(ApiError):

@@ -36,6 +36,7 @@ def test_dagster_down_is_503_and_changes_nothing(down: tuple[Api, OrgMembers], d
     ):
         response = api.call(method, path, body, token=token, org=org.slug)
         assert response.status_code == 503, (path, response.content)
+        assert response.headers["Retry-After"] == "5"  # a client's retry waits a little, not a spin
         detail = response.json()["detail"]
         assert "Dagster is unavailable" in detail and "127.0.0.1:9" in detail
     assert (dalgo_env / "orgs" / org.slug / "org.yaml").read_text() == spec_before

@@ -268,6 +268,7 @@ def served_assets(stack: Stack, slug: str, role: str = "super-admin") -> list[di
     """The organization's assets; None while Dagster is still loading its code location (503 saying so)."""
     response = stack.call("GET", "/api/assets/", org=slug, role=role)
     if response.status_code == 503 and "loading its code location" in response.json()["detail"]:
+        assert response.headers["Retry-After"] == "5"
         return None
     assert response.status_code == 200, response.content
     return response.json()
@@ -514,6 +515,7 @@ def test_an_organization_whose_location_does_not_load_is_503_not_an_empty_graph(
     ):
         response = stack.call(method, path, body, org=slug, role="account-manager")
         assert response.status_code == 503, (method, path, response.content)
+        assert "Retry-After" not in response.headers  # retrying does not help: an operator must
         detail = response.json()["detail"]
         assert detail == f"organization '{slug}': its code location does not load; an operator can see why in Dagit"
     assert served_assets(stack, org_a(stack)) is not None, "another organization's assets stopped answering"

@@ -209,6 +209,11 @@ def _supervisorctl(topology: Topology, *args: str) -> str:
     return done.stdout + done.stderr
 
 
+def _assets(topology: Topology, slug: str) -> requests.Response:
+    headers = {"Authorization": f"Bearer {topology.operator_token}", "x-dalgo-org": slug}
+    return requests.get(f"{topology.api}/api/assets/", headers=headers, timeout=60)
+
+
 def test_one_organizations_code_server_down_others_go_on(topology: Topology) -> None:
     """An operator stops alpha's code server (supervisord's own control): beta runs and its sensor ticks
     meanwhile. Started again, alpha serves runs; killed, supervisord brings it back by itself."""
@@ -216,6 +221,15 @@ def test_one_organizations_code_server_down_others_go_on(topology: Topology) -> 
     assert "stopped" in _supervisorctl(topology, "stop", "code-server-alpha")
     killed_at = time.time()
     assert not alive(alpha), "the code server survived its stop"
+
+    # once the webserver notices, alpha's assets say its location is loading (never an empty list)
+    deadline = time.time() + 90
+    while (assets := _assets(topology, "alpha")).status_code == 200 and time.time() < deadline:
+        time.sleep(1)
+    assert assets.status_code == 503, assets.text
+    assert "Dagster is loading its code location" in assets.json()["detail"], assets.text
+    assert assets.headers["Retry-After"] == "5"
+    assert _assets(topology, "beta").status_code == 200
 
     run_id = topology.launch_job("beta")
     assert "STOPPED" in _supervisorctl(topology, "status", "code-server-alpha"), "alpha came back too soon"

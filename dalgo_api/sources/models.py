@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import models
 
 from dalgo_api.orgs.models import Org
+from dalgo_core.connectors.catalog import ConnectorDef
 
 
 class CustomConnector(models.Model):
@@ -27,6 +28,18 @@ class CustomConnector(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connector} ({self.package}=={self.version}) of {self.org.slug}"
+
+    def definition(self) -> ConnectorDef:
+        """The connector as the catalog lists it."""
+        return ConnectorDef(
+            connector=self.connector,
+            version=self.version,
+            title=self.title,
+            description=self.description,
+            package=self.package,
+            documentation_url=self.documentation_url,
+            custom=True,
+        )
 
 
 class ConnectorSpec(models.Model):

@@ -26,26 +26,20 @@ def catalog(org: Any) -> list[ConnectorDef]:
     """The connectors the organization may use: the platform's database and files sources, the curated
     Airbyte connectors, then its operators' own, read at each call (one indexed query): a connector one
     API process added is in the next list whichever process answers it."""
-    custom = [
-        ConnectorDef(
-            connector=c.connector,
-            version=c.version,
-            title=c.title,
-            description=c.description,
-            package=c.package,
-            documentation_url=c.documentation_url,
-            custom=True,
-        )
-        for c in CustomConnector.objects.filter(org=org).order_by("connector")
-    ]
-    return [*builtin.definitions(), *curated(), *custom]
+    custom = CustomConnector.objects.filter(org=org).order_by("connector")
+    return [*builtin.definitions(), *curated(), *(c.definition() for c in custom)]
 
 
 def connector_def(org: Any, connector: str) -> ConnectorDef:
-    found = next((c for c in catalog(org) if c.connector == connector), None)
-    if found is None:
+    """The catalog's connector of that name (the platform's and curated ones come first, as ``catalog``
+    lists them); an operator's own is read alone, and only when it is none of those."""
+    found = next((c for c in (*builtin.definitions(), *curated()) if c.connector == connector), None)
+    if found is not None:
+        return found
+    custom = CustomConnector.objects.filter(org=org, connector=connector).first()
+    if custom is None:
         raise not_found("connector", connector)
-    return found
+    return custom.definition()
 
 
 @functools.lru_cache(maxsize=1024)

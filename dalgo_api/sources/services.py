@@ -38,8 +38,7 @@ def add_connector(org: Any, user: Any, payload: Any) -> ConnectorDef:
         or CustomConnector.objects.filter(org=org, connector=payload.connector).exists()
     ):
         raise ApiError(409, f"connector '{payload.connector}' is already in the catalog of '{org.slug}'")
-    CustomConnector.objects.create(org=org, added_by=user, **payload.model_dump())
-    return selectors.connector_def(org, payload.connector)
+    return CustomConnector.objects.create(org=org, added_by=user, **payload.model_dump()).definition()
 
 
 def store_spec(key: str, spec: dict[str, Any]) -> None:

@@ -22,10 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from django.db import transaction
+from django.db.models import F
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
-from dalgo_api.accounts.models import ApiToken, Permission, Role, User, hash_token
+from dalgo_api.accounts.models import AccessGeneration, ApiToken, Permission, Role, User, hash_token
 from dalgo_api.accounts.roles import load_matrix
 from dalgo_api.errors import ApiError
 
@@ -68,26 +70,57 @@ def forget_role_permissions(**_: object) -> None:
     _permissions_cache.clear()
 
 
-AUTH_TTL_SECONDS = 1.0
+clock: Callable[[], float] = time.monotonic  # the remembered callers' ages (a test passes time with it)
+AUTH_TTL_SECONDS = 60.0  # the bound for a change made without Django's signals (an operator's SQL)
 AUTH_CACHE_MAX = 10_000
+CHANGES_POLL_SECONDS = 1.0
 # (token hash, organization slug, what was checked: "token", "org" or "platform") -> (expiry, caller)
 _auth_cache: dict[tuple[str, str | None, str], tuple[float, RequestContext]] = {}
+# the access generation this process's remembered callers were checked at, and when to look at it again
+_followed: dict[str, Any] = {"generation": None, "next_look": 0.0}
 
 
-def forget_authentications(**_: object) -> None:
-    """Drop this process's remembered callers: connected to every change of a token, user, membership,
-    organization or role, so a logout, a password change or a removed membership applies in this process
-    at once (and in the other API processes within ``AUTH_TTL_SECONDS``)."""
+def forget_authentications(sender: Any = None, created: bool = False, **_: object) -> None:
+    """Connected to every change of a token, user, membership, organization or role: forget this
+    process's remembered callers at once, and count the change in the access generation (when the
+    change commits) so every other API process forgets its own within ``CHANGES_POLL_SECONDS``. A new
+    token or user needs neither: no remembered caller was checked against it (so a login forgets
+    nothing)."""
+    if created and sender in (ApiToken, User):
+        return
+    _forget_here()
+    transaction.on_commit(_count_change)
+
+
+def _forget_here() -> None:
     _auth_cache.clear()
     _membership_cache.clear()
 
 
+def _count_change() -> None:
+    if not AccessGeneration.objects.filter(pk=1).update(value=F("value") + 1):
+        AccessGeneration.objects.get_or_create(pk=1)
+
+
+def _follow_changes(now: float) -> None:
+    """Forget the remembered callers if the access generation moved since they were checked (one query
+    per ``CHANGES_POLL_SECONDS`` in this process)."""
+    if now < _followed["next_look"]:
+        return
+    _followed["next_look"] = now + CHANGES_POLL_SECONDS
+    generation = AccessGeneration.objects.filter(pk=1).values_list("value", flat=True).first()
+    if generation != _followed["generation"]:
+        _forget_here()
+        _followed["generation"] = generation
+
+
 def _remembered(key: tuple[str, str | None, str], find: Callable[[], RequestContext]) -> RequestContext:
-    """The caller ``find()`` returns, remembered under ``key`` for ``AUTH_TTL_SECONDS`` in this process:
-    a client polling runs, logs or its own user then costs no token and membership queries (a third of
-    such a request). A refusal (``find`` raises) is never remembered; each request gets a context of its
-    own (``obj`` is per request)."""
-    now = time.monotonic()
+    """The caller ``find()`` returns, remembered under ``key`` in this process until a change of what it
+    was checked against (``forget_authentications``), at most ``AUTH_TTL_SECONDS``: a client polling
+    runs, logs or its own user then costs no token and membership queries. A refusal (``find`` raises)
+    is never remembered; each request gets a context of its own (``obj`` is per request)."""
+    now = clock()
+    _follow_changes(now)
     hit = _auth_cache.get(key)
     if hit is not None and hit[0] > now and not hit[1].token.expired:
         return dataclasses.replace(hit[1])
@@ -190,12 +223,13 @@ _membership_cache: dict[int, tuple[float, dict[str, tuple[tuple[Any, ...], str]]
 def _membership(user: User, slug: str) -> tuple[Org, str] | None:
     """The organization named ``slug`` and the user's role there, if a member. The user's memberships
     are read in one query (rows, no objects: a member of a hundred organizations costs one row each) and
-    remembered for ``AUTH_TTL_SECONDS`` in this process (forgotten with the callers): a member switching
-    among many organizations costs one membership query per second, not one per organization."""
+    remembered with the callers: a member switching among many organizations costs one membership query,
+    not one per organization."""
     from dalgo_api.orgs.models import Org, OrgUser
 
     fields = [f.attname for f in Org._meta.concrete_fields]
-    now = time.monotonic()
+    now = clock()
+    _follow_changes(now)
     hit = _membership_cache.get(user.pk)
     if hit is None or hit[0] <= now:
         rows = OrgUser.objects.filter(user=user).values_list("org__slug", "role__slug", *(f"org__{f}" for f in fields))

@@ -119,3 +119,15 @@ class ApiToken(models.Model):
     @property
     def expired(self) -> bool:
         return self.expires_at <= timezone.now()
+
+
+class AccessGeneration(models.Model):
+    """One row counting the changes to what a caller is checked against: its token, its user, its
+    memberships, their organizations and roles. Each API process remembers the callers it checked and
+    forgets them when the count moves (``dalgo_api.accounts.auth``), so a change made through any API
+    process, on any host, applies in all of them within a second."""
+
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "access generation"

@@ -4,10 +4,14 @@ up with the signup code, accept an invitation."""
 from __future__ import annotations
 
 import re
+import time
 
 from django.core import mail
+from django.db import connection
+from django.db.models import F
 
-from dalgo_api.accounts.models import ApiToken, hash_token
+from dalgo_api.accounts import auth
+from dalgo_api.accounts.models import AccessGeneration, ApiToken, hash_token
 from dalgo_api.orgs.models import Invitation, OrgUser
 from dalgo_core.spec import load_org_spec
 from tests.api.conftest import PASSWORD, OrgWorld
@@ -39,6 +43,24 @@ def test_login_current_user_logout(api, world: OrgWorld, other_world: OrgWorld):
 
     assert api.post("/api/logout/", token=token).status_code == 200
     assert api.get("/api/currentuser", token=token).status_code == 401
+
+
+def test_a_membership_removed_by_another_api_process_is_refused_here_within_a_second(api, world: OrgWorld, monkeypatch):
+    """Another API process (a second gunicorn worker, another host) removed the analyst from the
+    organization: Django's signals ran there, not here, and counted the change in the access
+    generation. This process remembered the analyst; at its next look at the generation (once a second)
+    it forgets and refuses, where it would otherwise go on answering for up to a minute."""
+    token, analyst = world.tokens["analyst"], world.users["analyst"]
+    assert api.get("/api/invitations/", token=token, org=world.slug).status_code == 200  # remembered now
+
+    with connection.cursor() as cursor:  # the other process's change: no signal in this one
+        cursor.execute(f"DELETE FROM {OrgUser._meta.db_table} WHERE user_id = %s", [analyst.pk])
+    AccessGeneration.objects.filter(pk=1).update(value=F("value") + 1)
+    assert api.get("/api/invitations/", token=token, org=world.slug).status_code == 200  # not looked yet
+
+    monkeypatch.setattr(auth, "clock", lambda: time.monotonic() + auth.CHANGES_POLL_SECONDS)
+    refused = api.get("/api/invitations/", token=token, org=world.slug)
+    assert refused.status_code == 404 and world.slug in refused.json()["detail"]
 
 
 def test_change_password_ends_other_sessions(api, world: OrgWorld):

@@ -203,6 +203,25 @@ def test_postgres_restart_while_idle_api_and_daemon_recover(topology: Topology) 
     assert all(psutil.pid_exists(pid) for pid in pids.values())
 
 
+def _current_user_statuses(topology: Topology, token: str) -> Counter:
+    """40 ``GET /api/currentuser`` with ``token``, 16 at a time: every gunicorn worker answers some."""
+    url, headers = f"{topology.api}/api/currentuser", {"Authorization": f"Bearer {token}"}
+    with ThreadPoolExecutor(16) as pool:
+        return Counter(pool.map(lambda _: requests.get(url, headers=headers, timeout=60).status_code, range(40)))
+
+
+def test_a_logout_applies_in_every_api_worker(topology: Topology) -> None:
+    """Each API worker remembers the callers it checked (a minute at most). A logout answered by one
+    worker counts the change in the access generation, in PostgreSQL; the other workers look at it once
+    a second and forget the token: none answers it after that."""
+    token = topology.token("logout@example.org")
+    assert _current_user_statuses(topology, token) == Counter({200: 40})  # every worker remembers it
+    logout = requests.post(f"{topology.api}/api/logout/", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert logout.status_code == 200
+    time.sleep(2)  # the other workers' next look at the generation, with a second to spare
+    assert _current_user_statuses(topology, token) == Counter({401: 40})
+
+
 def _supervisorctl(topology: Topology, *args: str) -> str:
     conf = topology.run_dir / "supervisord.conf"
     done = subprocess.run([str(BIN / "supervisorctl"), "-c", str(conf), *args], capture_output=True, text=True)

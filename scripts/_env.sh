@@ -1,9 +1,17 @@
 # Shared by scripts/up and scripts/test: make sure uv and the locked environment are installed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+apt_install() {  # Debian packages, as root or through sudo
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+# uv: on PATH, else where pip --user puts it, else installed there; where the system's Python refuses
+# pip (PEP 668: Debian 12, Ubuntu 23.04 and later) or has none, into a venv of its own.
+export PATH="$HOME/.local/bin:$HOME/.local/share/dalgo-uv/bin:$PATH"
 if ! command -v uv >/dev/null 2>&1; then
-  python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
-  export PATH="$HOME/.local/bin:$PATH"
+  python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv 2>/dev/null ||
+    { python3 -m venv "$HOME/.local/share/dalgo-uv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$HOME/.local/share/dalgo-uv"; }
+      "$HOME/.local/share/dalgo-uv/bin/pip" install --quiet uv; }
 fi
 # The interpreter: the operating system's python3 when it is 3.11 or newer. Debian and Ubuntu build it with
 # profile-guided optimization and LTO; a Python compiled without them (pyenv's default build, which a
@@ -13,10 +21,6 @@ if [ -z "${UV_PYTHON:-}" ] && /usr/bin/python3 -c 'import sys; sys.exit(sys.vers
   export UV_PYTHON=/usr/bin/python3
 fi
 UV_COMPILE_BYTECODE=1 uv sync --frozen --quiet
-apt_install() {  # Debian packages, as root or through sudo
-  local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
 # bubblewrap: the sandbox tenant code (dbt, connectors, git) runs in
 command -v bwrap >/dev/null 2>&1 || apt_install bubblewrap
 export PATH="$PWD/.venv/bin:$PATH"

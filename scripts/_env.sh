@@ -7,12 +7,15 @@ apt_install() {  # Debian packages, as root or through sudo
 }
 # uv: on PATH, else where pip --user puts it, else installed there; where the system's Python refuses
 # pip (PEP 668: Debian 12, Ubuntu 23.04 and later) or has none, into a venv of its own.
-export PATH="$HOME/.local/bin:$HOME/.local/share/dalgo-uv/bin:$PATH"
-if ! command -v uv >/dev/null 2>&1; then
-  python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv 2>/dev/null ||
-    { python3 -m venv "$HOME/.local/share/dalgo-uv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$HOME/.local/share/dalgo-uv"; }
-      "$HOME/.local/share/dalgo-uv/bin/pip" install --quiet uv; }
-fi
+UV_VENV="$HOME/.local/share/dalgo-uv"
+export PATH="$HOME/.local/bin:$UV_VENV/bin:$PATH"
+install_uv() {
+  python3 -m pip install --quiet --user uv 2>/dev/null && return
+  python3 -m pip install --quiet uv 2>/dev/null && return
+  python3 -m venv "$UV_VENV" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$UV_VENV"; }
+  "$UV_VENV/bin/pip" install --quiet uv
+}
+command -v uv >/dev/null 2>&1 || install_uv
 # The interpreter: the operating system's python3 when it is 3.11 or newer. Debian and Ubuntu build it with
 # profile-guided optimization and LTO; a Python compiled without them (pyenv's default build, which a
 # python3 earlier on PATH may be) runs the API a quarter slower: bench/api_fleet.py's log pages, 470 req/s

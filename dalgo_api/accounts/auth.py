@@ -55,19 +55,14 @@ _permissions_cache: dict[str, tuple[float, frozenset[str]]] = {}
 
 def role_permissions(role: str) -> frozenset[str]:
     """A role's permission slugs, from the tables the migration (or ``seed_roles``) loaded from
-    ``roles.csv``. Kept per process for ``PERMISSIONS_TTL_SECONDS`` (a query less per request), so a
-    change made in the admin applies everywhere within that time."""
+    ``roles.csv``. Kept per process (a query less per request) and forgotten with the remembered callers
+    when a role or its permissions change (``forget_authentications``), at most ``PERMISSIONS_TTL_SECONDS``."""
     now = time.monotonic()
     cached = _permissions_cache.get(role)
     if cached is None or cached[0] < now:
         slugs = frozenset(Permission.objects.filter(roles__slug=role).values_list("slug", flat=True))
         cached = _permissions_cache[role] = (now + PERMISSIONS_TTL_SECONDS, slugs)
     return cached[1]
-
-
-def forget_role_permissions(**_: object) -> None:
-    """Drop this process's cache (connected to role changes, and used by tests)."""
-    _permissions_cache.clear()
 
 
 clock: Callable[[], float] = time.monotonic  # the remembered callers' ages (a test passes time with it)
@@ -95,6 +90,7 @@ def forget_authentications(sender: Any = None, created: bool = False, **_: objec
 def _forget_here() -> None:
     _auth_cache.clear()
     _membership_cache.clear()
+    _permissions_cache.clear()
 
 
 def _count_change() -> None:

@@ -141,13 +141,14 @@ def not_serving(slug: str) -> ApiError:
     Dagster is still loading it (the platform starting, a reload, a code server restarting), does not list
     it yet, or failed to load it (Dagster's error is for operators, in Dagit: it can name host paths)."""
     state = _location_state(location_name(slug))
-    if state == "failed":
-        why = "its code location does not load; an operator can see why in Dagit"
-        return ApiError(503, f"organization '{slug}': {why}")
-    if state == "absent":
-        why = "Dagster has not loaded its code location yet"
-    else:  # starting, or loaded since the read that found no repository
-        why = "Dagster is loading its code location"
+    if state == "failed":  # waiting does not help: no Retry-After
+        return ApiError(
+            503, f"organization '{slug}': its code location does not load; an operator can see why in Dagit"
+        )
+    # starting, not listed yet, or loaded since the read that found no repository
+    why = (
+        "Dagster has not loaded its code location yet" if state == "absent" else "Dagster is loading its code location"
+    )
     return ApiError(503, f"organization '{slug}': {why}; try again in a few seconds", retry_after=RETRY_AFTER_SECONDS)
 
 

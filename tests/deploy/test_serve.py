@@ -173,16 +173,26 @@ def test_killed_run_worker_is_failed_by_run_monitoring_and_retried(topology: Top
     assert topology.sql("select count(*) from analytics.slow", dsn=warehouse) == [(10,)]
 
 
+def _statuses(calls: list[tuple[str, dict[str, str]]]) -> Counter:
+    """The statuses of ``GET url`` with its headers for each call, 16 at a time: every gunicorn worker
+    answers some."""
+    with ThreadPoolExecutor(16) as pool:
+        return Counter(pool.map(lambda c: requests.get(c[0], headers=c[1], timeout=60).status_code, calls))
+
+
+def _current_user_calls(topology: Topology, token: str) -> list[tuple[str, dict[str, str]]]:
+    return [(f"{topology.api}/api/currentuser", {"Authorization": f"Bearer {token}"})] * 40
+
+
 def _api_statuses(topology: Topology, token: str) -> Counter:
     """One round of API requests, all at once: 40 ``currentuser`` (Django's database, on every gunicorn
     worker thread), and for each organization its runs (Dagster's storage, read by the API) and its
     assets (the webserver's GraphQL, its pooled storage)."""
-    calls = [(f"{topology.api}/api/currentuser", {"Authorization": f"Bearer {token}"})] * 40
+    calls = _current_user_calls(topology, token)
     member = {"Authorization": f"Bearer {topology.operator_token}"}
     for slug in ORGS:
         calls += [(f"{topology.api}/api/{path}/", {**member, "x-dalgo-org": slug}) for path in ("runs", "assets")]
-    with ThreadPoolExecutor(16) as pool:
-        return Counter(pool.map(lambda c: requests.get(c[0], headers=c[1], timeout=60).status_code, calls))
+    return _statuses(calls)
 
 
 def test_postgres_restart_while_idle_api_and_daemon_recover(topology: Topology) -> None:
@@ -203,23 +213,16 @@ def test_postgres_restart_while_idle_api_and_daemon_recover(topology: Topology) 
     assert all(psutil.pid_exists(pid) for pid in pids.values())
 
 
-def _current_user_statuses(topology: Topology, token: str) -> Counter:
-    """40 ``GET /api/currentuser`` with ``token``, 16 at a time: every gunicorn worker answers some."""
-    url, headers = f"{topology.api}/api/currentuser", {"Authorization": f"Bearer {token}"}
-    with ThreadPoolExecutor(16) as pool:
-        return Counter(pool.map(lambda _: requests.get(url, headers=headers, timeout=60).status_code, range(40)))
-
-
 def test_a_logout_applies_in_every_api_worker(topology: Topology) -> None:
     """Each API worker remembers the callers it checked (a minute at most). A logout answered by one
     worker counts the change in the access generation, in PostgreSQL; the other workers look at it once
     a second and forget the token: none answers it after that."""
     token = topology.token("logout@example.org")
-    assert _current_user_statuses(topology, token) == Counter({200: 40})  # every worker remembers it
+    assert _statuses(_current_user_calls(topology, token)) == Counter({200: 40})  # every worker remembers it
     logout = requests.post(f"{topology.api}/api/logout/", headers={"Authorization": f"Bearer {token}"}, timeout=30)
     assert logout.status_code == 200
     time.sleep(2)  # the other workers' next look at the generation, with a second to spare
-    assert _current_user_statuses(topology, token) == Counter({401: 40})
+    assert _statuses(_current_user_calls(topology, token)) == Counter({401: 40})
 
 
 def _supervisorctl(topology: Topology, *args: str) -> str:

@@ -128,9 +128,12 @@ def _system_binds() -> list[str]:
         if Path("/etc", name).exists():
             args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
     # The Python the platform runs on, and its environment (dbt, adapters, connectors' own live elsewhere).
-    for prefix in dict.fromkeys((sys.base_prefix, sys.prefix)):
-        if not prefix.startswith("/usr/"):
-            args += ["--ro-bind", prefix, prefix]
+    # An environment reached through a symbolic link is shown at its real path too: its scripts (dbt's)
+    # name the interpreter by the path it was installed at.
+    prefixes = (sys.base_prefix, sys.prefix)
+    for path in dict.fromkeys(p for prefix in prefixes for p in (prefix, os.path.realpath(prefix))):
+        if not path.startswith("/usr/"):
+            args += ["--ro-bind", path, path]
     return args
 
 

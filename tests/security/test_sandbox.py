@@ -5,6 +5,7 @@ only its own endpoints (never Dagit, the API or Dagster's database on 127.0.0.1)
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -182,6 +183,29 @@ def test_tenant_code_cannot_plant_a_link_in_its_root(two_orgs):
     assert {out[k] for k in ("symlink", "symlinkat", "relative", "fifo")} == {errno.EPERM}, out
     assert out["hard link of its own file"] == "ok"
     assert (mine / "warehouse.duckdb").read_text() == "rows of tenant" and not (mine / "up").exists()
+
+
+@pytest.mark.skipif(sandbox.mode() != "bwrap", reason="the sandbox is off on this machine")
+def test_tenant_dbt_runs_when_the_platform_environment_is_reached_through_a_link(dalgo_env: Path):
+    """A host whose environment is a symbolic link (a release folder linking a shared venv): dbt's script
+    names the interpreter at the path it was installed at, which the sandbox shows beside the link."""
+    link = dalgo_env / "linked-env"
+    link.symlink_to(Path(sys.prefix).resolve(), target_is_directory=True)
+    root = layout.org_root("tenant")
+    root.mkdir(parents=True)
+    call = (
+        "import sys; from dalgo_core import sandbox; "
+        "r = sandbox.run(sandbox.Policy(org='tenant', root=sys.argv[1]), [sys.argv[2], '--version'], "
+        "capture_output=True, text=True, timeout=120); print(r.returncode, r.stdout, r.stderr)"
+    )
+    out = subprocess.run(
+        [str(link / "bin" / "python"), "-c", call, str(root), str(link / "bin" / "dbt")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("0 ") and "Core:" in out.stdout, out.stdout
 
 
 def test_a_policy_passes_only_the_variables_it_names(monkeypatch):

@@ -49,30 +49,30 @@ class RequestContext:
     obj: Any = None  # the object named by the path, found by the operation's ``lookup``
 
 
-PERMISSIONS_TTL_SECONDS = 30.0
-_permissions_cache: dict[str, tuple[float, frozenset[str]]] = {}
-
-
-def role_permissions(role: str) -> frozenset[str]:
-    """A role's permission slugs, from the tables the migration (or ``seed_roles``) loaded from
-    ``roles.csv``. Kept per process (a query less per request) and forgotten with the remembered callers
-    when a role or its permissions change (``forget_authentications``), at most ``PERMISSIONS_TTL_SECONDS``."""
-    now = time.monotonic()
-    cached = _permissions_cache.get(role)
-    if cached is None or cached[0] < now:
-        slugs = frozenset(Permission.objects.filter(roles__slug=role).values_list("slug", flat=True))
-        cached = _permissions_cache[role] = (now + PERMISSIONS_TTL_SECONDS, slugs)
-    return cached[1]
-
-
 clock: Callable[[], float] = time.monotonic  # the remembered callers' ages (a test passes time with it)
 AUTH_TTL_SECONDS = 60.0  # the bound for a change made without Django's signals (an operator's SQL)
 AUTH_CACHE_MAX = 10_000
 CHANGES_POLL_SECONDS = 1.0
 # (token hash, organization slug, what was checked: "token", "org" or "platform") -> (expiry, caller)
 _auth_cache: dict[tuple[str, str | None, str], tuple[float, RequestContext]] = {}
-# the access generation this process's remembered callers were checked at, and when to look at it again
+# role slug -> (expiry, its permission slugs)
+_permissions_cache: dict[str, tuple[float, frozenset[str]]] = {}
+# the access generation what this process remembers was read at, and when to look at it again
 _followed: dict[str, Any] = {"generation": None, "next_look": 0.0}
+
+
+def role_permissions(role: str) -> frozenset[str]:
+    """A role's permission slugs, from the tables the migration (or ``seed_roles``) loaded from
+    ``roles.csv``. Kept per process (a query less per request) like the remembered callers: forgotten
+    when a role or its permissions change, in every process that reads them (the API's, the alert
+    dispatcher's) at its next look at the access generation, at most ``AUTH_TTL_SECONDS``."""
+    now = clock()
+    _follow_changes(now)
+    cached = _permissions_cache.get(role)
+    if cached is None or cached[0] <= now:
+        slugs = frozenset(Permission.objects.filter(roles__slug=role).values_list("slug", flat=True))
+        cached = _permissions_cache[role] = (now + AUTH_TTL_SECONDS, slugs)
+    return cached[1]
 
 
 def forget_authentications(sender: Any = None, created: bool = False, **_: object) -> None:
@@ -99,8 +99,8 @@ def _count_change() -> None:
 
 
 def _follow_changes(now: float) -> None:
-    """Forget the remembered callers if the access generation moved since they were checked (one query
-    per ``CHANGES_POLL_SECONDS`` in this process)."""
+    """Forget the remembered callers, memberships and role permissions if the access generation moved
+    since they were read (one query per ``CHANGES_POLL_SECONDS`` in this process)."""
     if now < _followed["next_look"]:
         return
     _followed["next_look"] = now + CHANGES_POLL_SECONDS

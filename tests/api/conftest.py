@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from dalgo_api.accounts import auth
 from dalgo_api.accounts.models import ApiToken, Role, User
 from dalgo_api.accounts.roles import ROLE_SLUGS
 from dalgo_api.orgs import services
@@ -25,8 +26,12 @@ PASSWORD = "c0rrect-Horse-battery"
 
 
 @pytest.fixture
-def db(db: None, dalgo_env: Path) -> Path:
-    """pytest-django's ``db``, with the organizations' specs and state under ``dalgo_env``."""
+def db(db: None, dalgo_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """pytest-django's ``db``, with the organizations' specs and state under ``dalgo_env``. Each test's
+    database is new, so the API process starts it remembering nothing of the last one's (callers,
+    memberships, role permissions, the access generation it last read), as a new process would."""
+    auth._forget_here()
+    monkeypatch.setattr(auth, "_followed", {"generation": None, "next_look": 0.0})
     return dalgo_env
 
 

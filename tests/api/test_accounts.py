@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import F
 
 from dalgo_api.accounts import auth
-from dalgo_api.accounts.models import AccessGeneration, ApiToken, hash_token
+from dalgo_api.accounts.models import AccessGeneration, ApiToken, Role, hash_token
 from dalgo_api.orgs.models import Invitation, OrgUser
 from dalgo_core.spec import load_org_spec
 from tests.api.conftest import PASSWORD, OrgWorld
@@ -61,6 +61,20 @@ def test_a_membership_removed_by_another_api_process_is_refused_here_within_a_se
     monkeypatch.setattr(auth, "clock", lambda: time.monotonic() + auth.CHANGES_POLL_SECONDS)
     refused = api.get("/api/invitations/", token=token, org=world.slug)
     assert refused.status_code == 404 and world.slug in refused.json()["detail"]
+
+
+def test_a_permission_taken_from_a_role_elsewhere_is_gone_here_at_the_next_look(world: OrgWorld, monkeypatch):
+    """Role permissions are also read outside any request (the alert dispatcher chooses who may see an
+    alert by them). A permission taken from the analyst role by another process (its signal ran there
+    and counted the change) is gone here at this process's next look at the access generation."""
+    held = auth.role_permissions("analyst")
+    taken = sorted(held)[0]
+    Role.permissions.through.objects.filter(role__slug="analyst", permission__slug=taken).delete()  # no signal here
+    AccessGeneration.objects.filter(pk=1).update(value=F("value") + 1)
+    assert taken in auth.role_permissions("analyst")  # not looked yet
+
+    monkeypatch.setattr(auth, "clock", lambda: time.monotonic() + auth.CHANGES_POLL_SECONDS)
+    assert auth.role_permissions("analyst") == held - {taken}
 
 
 def test_change_password_ends_other_sessions(api, world: OrgWorld):

@@ -651,6 +651,22 @@ class OrgSpec(_Model):
                 tables[table] = connection.name
         return self
 
+    def tenant_hosts(self) -> dict[str, tuple[str, int]]:
+        """The database servers the organization names, by the field that names them: its PostgreSQL
+        warehouse, its database sources and connections' own ones (where tenant code and the platform
+        connect for it: ``dalgo_core.egress`` holds each to the operator's networks)."""
+        hosts: dict[str, tuple[str, int]] = {}
+        if isinstance(self.warehouse, PostgresWarehouse):
+            hosts["warehouse.host"] = (self.warehouse.host, self.warehouse.port)
+        for source in self.sources:
+            if isinstance(source, DatabaseSource):
+                hosts[f"sources.{source.name}.host"] = (source.host, source.server_port)
+        for connection in self.connections:
+            source = connection.source
+            if isinstance(source, DatabaseSource) and connection.source_name is None:
+                hosts[f"connections.{connection.name}.source.host"] = (source.host, source.server_port)
+        return hosts
+
     @property
     def airbyte_connections(self) -> list[ConnectionSpec]:
         """The connections an Airbyte connector runs (the others are database and file sources)."""

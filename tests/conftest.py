@@ -71,6 +71,10 @@ def _quiet_env() -> None:
     # No Dagster unless a test starts one (and points the API at it): never a webserver that happens to
     # listen on the default port of the machine running the tests.
     os.environ.setdefault("DALGO_DAGSTER_URL", "http://127.0.0.1:9")
+    # The test machine's databases (the ``postgres`` fixture, warehouses and database sources) listen on
+    # 127.0.0.1, as an operator's tenant databases would in a network it allows (dalgo_core.egress); the
+    # tests of the rule itself (tests/security) take this away.
+    os.environ.setdefault("DALGO_PRIVATE_NETWORKS", "127.0.0.1/32")
 
 
 # The longest modules, longest first (measured with ``--durations``). ``scripts/test`` runs a module on one

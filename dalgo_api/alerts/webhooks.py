@@ -2,7 +2,8 @@
 
 Webhook URLs are tenant strings and secrets (a Slack URL is its own credential). A URL must be ``https``;
 when a message is posted its host is resolved once, refused if it is not a public address (loopback,
-private, link-local: the platform's own services) unless the operator allows private targets
+private, link-local: the platform's own services) unless it is in the operator's networks
+(``DALGO_PRIVATE_NETWORKS``, ``dalgo_core.egress``) or the operator allows private targets
 (``DALGO_WEBHOOK_ALLOW_PRIVATE=1``, which also allows ``http``, for a development machine or a receiver
 inside the operator's network), and the connection goes to that very address, with the host's name for
 TLS, so a name cannot be re-pointed between the check and the post. Redirects are not followed. No URL
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 
-from dalgo_core.egress import public_address
+from dalgo_core.egress import private_networks, public_address
 
 ALLOW_PRIVATE_ENV = "DALGO_WEBHOOK_ALLOW_PRIVATE"
 TIMEOUT_SECONDS = float(os.environ.get("DALGO_WEBHOOK_TIMEOUT_SECONDS", "5"))
@@ -80,7 +81,9 @@ def post(url: str, payload: dict[str, Any]) -> Posted:
         parts = urlsplit(url)
         secure = parts.scheme == "https"
         port = parts.port or (443 if secure else 80)
-        address = public_address(parts.hostname or "", port, allow_private=private_allowed())
+        address = public_address(
+            parts.hostname or "", port, allow_private=private_allowed(), networks=private_networks()
+        )
         pool: urllib3.HTTPConnectionPool
         if secure:
             import certifi

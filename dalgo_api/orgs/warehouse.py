@@ -21,6 +21,7 @@ from dalgo_core.spec import (
     SecretRef,
     Warehouse,
 )
+from dalgo_core.warehouse.connect import postgres_target
 
 PASSWORD_SECRET = "warehouse_password"
 KEYFILE_SECRET = "warehouse_keyfile_json"
@@ -120,8 +121,7 @@ def test_connection(spec: OrgSpec, secret: str | None) -> tuple[bool, str]:
 
             options = {"sslmode": wh.sslmode} if wh.sslmode else {}
             with psycopg.connect(
-                host=wh.host,
-                port=wh.port,
+                **postgres_target(wh.host, wh.port),
                 user=wh.user,
                 password=secret or "",
                 dbname=wh.database,

@@ -23,6 +23,7 @@ from dalgo_api.errors import ApiError, not_found
 from dalgo_api.specs import store as specs
 from dalgo_core import layout
 from dalgo_core.dbt_projects import DBT_TIMEOUT_SECONDS, DbtProjectError, preparing_beside
+from dalgo_core.egress import NotPublic, tenant_address
 from dalgo_core.pools import org_pools
 from dalgo_core.spec import OrgSpec, SpecError
 
@@ -45,6 +46,26 @@ def _invalid(exc: SpecError) -> ApiError:
     return ApiError(422, f"the change is not valid for organization '{exc.org}': {'; '.join(exc.problems)}", errors)
 
 
+def _unreachable_hosts(before: OrgSpec, after: OrgSpec) -> ApiError | None:
+    """A 422 naming each database host the change brings that the platform may not reach for a tenant
+    (loopback, private, link-local: its own services), as ``dalgo_core.egress`` decides. A host already
+    in the spec is left to the connection, which checks it again; so is a name that does not resolve."""
+    known = set(before.tenant_hosts().values())
+    problems = []
+    for field, (host, port) in after.tenant_hosts().items():
+        if (host, port) not in known:
+            try:
+                tenant_address(host, port)
+            except NotPublic as exc:
+                problems.append((field, str(exc)))
+            except OSError:
+                pass
+    if not problems:
+        return None
+    errors = [{"field": field, "message": message} for field, message in problems]
+    return ApiError(422, "; ".join(f"{field}: {message}" for field, message in problems), errors)
+
+
 def change_spec(
     slug: str, edit: Edit, *, prepare: bool = False, dagster_required: bool = True, reload: bool = True
 ) -> OrgSpec:
@@ -57,6 +78,8 @@ def change_spec(
         before = specs.load_spec(slug)
         after = before.model_copy(deep=True)
         edit(after)
+        if refused := _unreachable_hosts(before, after):
+            raise refused
         try:
             saved = specs.save_spec(after)
         except SpecError as exc:

@@ -28,6 +28,7 @@ from dalgo_core.spec import (
     PostgresWarehouse,
     SecretRef,
 )
+from dalgo_core.warehouse.connect import postgres_target
 from dalgo_core.warehouse.profiles import duckdb_path, secret_env_names
 
 
@@ -90,6 +91,7 @@ class WarehouseResource(dg.ConfigurableResource):
                 if self.type == "bigquery" and creds:
                     extra, names = [*extra, creds], ["GOOGLE_APPLICATION_CREDENTIALS"]
                 policy = replace(policy, read_only=(*policy.read_only, *existing(extra))).with_env(names)
+                policy.check_endpoints()  # the step fails here saying why, not in dbt's first call
                 values[POLICY_ENV] = policy.to_json()
             with _environ(values):
                 yield
@@ -138,7 +140,8 @@ class WarehouseResource(dg.ConfigurableResource):
         elif self.type == "postgres":
             import psycopg
 
-            conn = psycopg.connect(**self.postgres_dsn(), connect_timeout=10)
+            dsn = self.postgres_dsn()
+            conn = psycopg.connect(**{**dsn, **postgres_target(dsn["host"], dsn["port"])}, connect_timeout=10)
         else:
             raise NotImplementedError(f"{self.type} warehouses connect through bigquery_client()")
         try:

@@ -33,6 +33,10 @@ def main() -> None:
     bound = [policy.root, *policy.read_only]
     if any(cwd == p or cwd.startswith(p.rstrip("/") + "/") for p in bound):
         policy = replace(policy, cwd=cwd)
+    try:
+        policy.check_endpoints()
+    except OSError as exc:  # its warehouse's host: not one the platform reaches for a tenant, or no such host
+        sys.exit(f"dalgo-dbt: the warehouse cannot be reached: {exc}")
     env = policy.environment()
     with sandboxed(policy, [real_dbt(), *argv], env) as args:
         proc = subprocess.run(

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+from dalgo_core.egress import tenant_address
 
 POLICY_ENV = "DALGO_SANDBOX_POLICY"
 
@@ -49,6 +52,16 @@ class Policy:
         data["env"] = tuple(data.get("env", ()))
         data["endpoints"] = tuple(Endpoint(**e) for e in data.get("endpoints", ()))
         return cls(**data)
+
+    def check_endpoints(self) -> None:
+        """Raise ``NotPublic`` for an endpoint the platform may not reach for the tenant (its own network,
+        ``dalgo_core.egress``), ``OSError`` naming one whose host does not resolve. The relays check
+        again at each connection; this says why before anything starts."""
+        for endpoint in self.endpoints:
+            try:
+                tenant_address(endpoint.host, endpoint.port)
+            except socket.gaierror as exc:
+                raise OSError(f"{endpoint.host}: the host name does not resolve ({exc.strerror})") from None
 
     def with_env(self, names: Iterable[str]) -> Policy:
         return replace(self, env=tuple(dict.fromkeys((*self.env, *names))))

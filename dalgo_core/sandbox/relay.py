@@ -2,36 +2,29 @@
 egress proxy (HTTP CONNECT and plain HTTP) that refuses the platform's own addresses.
 
 Tenant code has its own network namespace; the only ways out are the sockets made here, which exist for
-the length of one call. The egress proxy resolves every host itself and refuses loopback, private,
-link-local and reserved addresses unless the operator allows them (``DALGO_SANDBOX_ALLOW_PRIVATE=1``, for
-development and tests whose services listen on 127.0.0.1); the endpoints of the policy are reached
-whatever their address, because the platform put them there (the organization's warehouse).
+the length of one call. The egress proxy and the relay of each endpoint (the organization's warehouse, a
+database source: hosts a tenant gives) resolve the host themselves at each connection and refuse loopback, private,
+link-local and reserved addresses unless the operator allows them (``dalgo_core.egress``: networks in
+``DALGO_PRIVATE_NETWORKS``; any address with ``DALGO_SANDBOX_ALLOW_PRIVATE=1``, for development), then
+connect to the address they checked.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from dalgo_core import egress
+from dalgo_core.egress import tenant_address
 from dalgo_core.sandbox.forward import pipe
 
 PROXY_PORT = 3128
-ALLOW_PRIVATE_ENV = "DALGO_SANDBOX_ALLOW_PRIVATE"
 
 
 def _splice(a: socket.socket, b: socket.socket) -> None:
     threading.Thread(target=pipe, args=(a, b), daemon=True).start()
     threading.Thread(target=pipe, args=(b, a), daemon=True).start()
-
-
-def public_address(host: str, port: int) -> tuple[str, int]:
-    """Resolve a host for the egress proxy; refuse what is not on the public internet."""
-    allow_private = os.environ.get(ALLOW_PRIVATE_ENV) == "1"
-    return egress.public_address(host, port, allow_private=allow_private), port
 
 
 class Relays:
@@ -62,7 +55,7 @@ class Relays:
     def endpoint(self, index: int, host: str, port: int) -> str:
         def handle(client: socket.socket) -> None:
             try:
-                upstream = socket.create_connection((host, port), timeout=30)
+                upstream = socket.create_connection((tenant_address(host, port), port), timeout=30)
                 upstream.settimeout(None)
             except OSError:
                 client.close()
@@ -93,15 +86,15 @@ def _proxy(client: socket.socket) -> None:
         method, target, version = line.decode("latin-1").split(" ", 2)
         if method == "CONNECT":
             host, _, port = target.rpartition(":")
-            address = public_address(host.strip("[]"), int(port))
+            host, port = host.strip("[]"), int(port)
         else:
             scheme, _, remainder = target.partition("://")
             if scheme != "http":
                 raise ValueError(target)
             hostport, _, path = remainder.partition("/")
             host, _, port = hostport.partition(":")
-            address = public_address(host, int(port or 80))
-        upstream = socket.create_connection(address, timeout=30)
+            port = int(port or 80)
+        upstream = socket.create_connection((tenant_address(host, port), port), timeout=30)
         upstream.settimeout(None)
     except (ValueError, OSError, PermissionError) as exc:
         client.sendall(f"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nX-Dalgo-Refused: {exc}\r\n\r\n".encode())

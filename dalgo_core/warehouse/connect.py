@@ -3,7 +3,7 @@ warehouse test): a DB-API connection that reaches that warehouse and nothing els
 
 A DuckDB file is opened read-only with DuckDB's external access off, so no SQL through it can
 ``ATTACH`` another file or read one (``read_text``, ``read_csv``); a file that does not exist yet is
-not created. PostgreSQL connects with a timeout.
+not created. PostgreSQL connects with a timeout, to the address ``postgres_target`` checked.
 """
 
 from __future__ import annotations
@@ -13,10 +13,18 @@ from collections.abc import Iterator
 from typing import Any
 
 from dalgo_core import layout
+from dalgo_core.egress import tenant_address
 from dalgo_core.spec import DuckDBWarehouse, OrgSpec, PostgresWarehouse
 from dalgo_core.warehouse.profiles import duckdb_path
 
 CONNECT_TIMEOUT_SECONDS = 10
+
+
+def postgres_target(host: str, port: int) -> dict[str, Any]:
+    """libpq's ``host`` and ``port`` for a PostgreSQL server a tenant named, with ``hostaddr``: the address
+    ``dalgo_core.egress`` resolved and allowed, which libpq connects to without resolving the name again
+    (the name still serves TLS verification). Raises ``NotPublic`` for the platform's own network."""
+    return {"host": host, "hostaddr": tenant_address(host, port), "port": port}
 
 
 class WarehouseEmpty(LookupError):
@@ -38,8 +46,7 @@ def read_warehouse(spec: OrgSpec) -> Iterator[Any]:
         import psycopg
 
         conn = psycopg.connect(
-            host=wh.host,
-            port=wh.port,
+            **postgres_target(wh.host, wh.port),
             user=wh.user,
             password=wh.password.resolve(spec.slug),
             dbname=wh.database,

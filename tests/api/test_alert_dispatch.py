@@ -140,6 +140,7 @@ def test_one_alert_per_window_and_a_recovery_for_what_was_alerted(
 
 def test_a_webhook_on_loopback_is_refused_unless_allowed(world: OrgWorld, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("DALGO_WEBHOOK_ALLOW_PRIVATE", raising=False)
+    monkeypatch.delenv("DALGO_PRIVATE_NETWORKS", raising=False)
     with Receiver() as hooks:
         slug = world.slug
         # as if written by hand in the spec: https to a name that resolves to loopback

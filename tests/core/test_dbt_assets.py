@@ -217,12 +217,17 @@ def test_broken_dbt_project_is_a_clear_error_for_that_org_only(dalgo_env: Path, 
     assert org_definitions("good").resolve_asset_graph().get_all_asset_keys()
 
 
-def _materialize_demo(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+def _materialize_demo(instance: dg.DagsterInstance, selection: str | None = None) -> dg.ExecuteInProcessResult:
     spec = load_org_spec("demo_ngo")
     prepare_projects(spec)
     defs = build_org_definitions(spec)
     return dg.materialize(
-        defs.assets, resources=defs.resources, instance=instance, raise_on_error=False, tags={"dalgo/org": "demo_ngo"}
+        defs.assets,
+        resources=defs.resources,
+        instance=instance,
+        raise_on_error=False,
+        tags={"dalgo/org": "demo_ngo"},
+        selection=selection,
     )
 
 
@@ -268,6 +273,16 @@ def test_demo_materializes_end_to_end_on_postgres(dalgo_env: Path, postgres, mon
     assert customers == users > 0
     assert revenue_days > 0
     assert os.environ.get("DALGO_SECRET_DEMO_NGO_PASSWORD") is None
+
+    # the same server outside the operator's networks (as the platform's own database on its loopback
+    # would be): the loaders and dbt refuse it before connecting, and say why
+    monkeypatch.delenv("DALGO_PRIVATE_NETWORKS", raising=False)
+    monkeypatch.delenv("DALGO_SANDBOX_ALLOW_PRIVATE", raising=False)
+    for selection in (None, "kind:dbt"):  # the loaders first, then dbt alone (its sources loaded above)
+        refused = _materialize_demo(dg.DagsterInstance.ephemeral(), selection)
+        assert not refused.success
+        errors = [e.step_failure_data.error.to_string() for e in refused.all_events if e.is_step_failure]
+        assert errors and all(f"{postgres.host}: not a public address" in e for e in errors), errors
 
 
 def test_location_entry_point_restores_the_garbage_collector(dalgo_env: Path) -> None:

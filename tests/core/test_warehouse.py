@@ -35,7 +35,7 @@ def test_postgres_profile_reads_the_password_from_the_environment(tmp_path: Path
         tmp_path,
         {
             "type": "postgres",
-            "host": "db",
+            "host": "localhost",  # resolves: dbt_environment checks it (dalgo_core.egress)
             "port": 6543,
             "user": "acme",
             "database": "wh",
@@ -48,7 +48,8 @@ def test_postgres_profile_reads_the_password_from_the_environment(tmp_path: Path
     assert "s3cret-value" not in text
     output = yaml.safe_load(text)["dalgo"]["outputs"]["postgres"]
     assert output["password"] == "{{ env_var('DALGO_SECRET_ACME_PASSWORD', '') }}"
-    assert (output["host"], output["port"], output["dbname"], output["schema"]) == ("db", 6543, "wh", "analytics")
+    where = (output["host"], output["port"], output["dbname"], output["schema"])
+    assert where == ("localhost", 6543, "wh", "analytics")
     resource = warehouse_resources(spec)["warehouse"]
     assert resource.password_ref == "env:ACME_PG_PASSWORD"
     assert "s3cret-value" not in json.dumps(resource._convert_to_config_dictionary(), default=str)

@@ -417,6 +417,7 @@ def test_file_sources_stay_in_their_folder(
     escaped = materialize(spec, instance, ["escape/people"])
     assert "leads outside the folders file sources may read" in failure_message(escaped)
     monkeypatch.delenv("DALGO_SANDBOX_ALLOW_PRIVATE", raising=False)
+    monkeypatch.delenv("DALGO_PRIVATE_NETWORKS", raising=False)
     refused = materialize(spec, instance, ["web/people"])
     # the egress proxy answers 403 to a private address: the listing finds nothing, or the read is refused
     assert any(m in failure_message(refused) for m in ("no file matches 'people.jsonl'", "403"))

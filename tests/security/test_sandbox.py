@@ -95,8 +95,10 @@ def _probe(policy: Policy, targets: dict) -> dict:
 def test_tenant_code_sees_only_its_root_and_reaches_only_its_endpoints(two_orgs, server: int, monkeypatch):
     mine, theirs = two_orgs
     monkeypatch.delenv("DALGO_SANDBOX_ALLOW_PRIVATE", raising=False)
+    # the operator's network of tenant databases is 127.0.0.2 here; the platform's services stay on 127.0.0.1
+    monkeypatch.setenv("DALGO_PRIVATE_NETWORKS", "127.0.0.2/32")
     warehouse = socket.socket()  # the tenant's own warehouse, the one endpoint its policy names
-    warehouse.bind(("127.0.0.1", 0))
+    warehouse.bind(("127.0.0.2", 0))
     warehouse.listen()
 
     def answer() -> None:
@@ -106,7 +108,7 @@ def test_tenant_code_sees_only_its_root_and_reaches_only_its_endpoints(two_orgs,
 
     threading.Thread(target=answer, daemon=True).start()
     wh_port = warehouse.getsockname()[1]
-    policy = Policy(org="tenant", root=str(mine), endpoints=(Endpoint("127.0.0.1", wh_port),), egress=True)
+    policy = Policy(org="tenant", root=str(mine), endpoints=(Endpoint("127.0.0.2", wh_port),), egress=True)
     platform = layout.platform_dir()
     out = _probe(
         policy,
@@ -121,7 +123,7 @@ def test_tenant_code_sees_only_its_root_and_reaches_only_its_endpoints(two_orgs,
                 str(Path(__file__)),
             ],
             "listed": [str(platform), str(layout.orgs_root()), str(Path.cwd())],
-            "connect": [["127.0.0.1", server], ["127.0.0.1", wh_port]],
+            "connect": [["127.0.0.1", server], ["127.0.0.2", wh_port]],
             "proxy": [f"http://127.0.0.1:{server}/", f"http://localhost:{server}/"],
         },
     )
@@ -131,11 +133,50 @@ def test_tenant_code_sees_only_its_root_and_reaches_only_its_endpoints(two_orgs,
     assert out["listed"][str(layout.orgs_root())] == ["tenant"]  # its own root, no other organization
     assert out["listed"][str(platform)].startswith("DENIED")
     assert out["listed"][str(Path.cwd())] in ([".venv"], "DENIED FileNotFoundError")  # the code: not there
-    assert out["connect"][f"127.0.0.1:{wh_port}"] == "your warehouse"
+    assert out["connect"][f"127.0.0.2:{wh_port}"] == "your warehouse"
     assert out["connect"][f"127.0.0.1:{server}"].startswith("DENIED")
     assert all(v.startswith("DENIED") for v in out["proxy"].values()), out["proxy"]
     assert PLATFORM_SECRET not in out["environ"] and "DALGO_" not in out["environ"]
     assert (mine / "mine.txt").read_text() == "ok"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "169.254.169.254", "10.1.2.3"])
+def test_a_tenant_database_on_the_platforms_network_is_refused_before_tenant_code_runs(two_orgs, host, monkeypatch):
+    """A warehouse or database source is a host the tenant names: pointed at the platform's own services
+    (loopback: Dagit, the API, Dagster's database; cloud metadata; the private network), the call is
+    refused before anything starts, naming the host and what the operator can allow."""
+    from dalgo_core.egress import NotPublic
+
+    mine, _ = two_orgs
+    monkeypatch.delenv("DALGO_SANDBOX_ALLOW_PRIVATE", raising=False)
+    monkeypatch.delenv("DALGO_PRIVATE_NETWORKS", raising=False)
+    policy = Policy(org="tenant", root=str(mine), endpoints=(Endpoint(host, 5432),))
+    with pytest.raises(NotPublic, match=f"{host}: not a public address.*DALGO_PRIVATE_NETWORKS"):
+        sandbox.run(policy, [sys.executable, "-c", "print('ran')"], capture_output=True, text=True, timeout=60)
+
+
+def test_an_endpoint_relay_checks_the_address_at_each_connection(server: int, tmp_path: Path, monkeypatch):
+    """The relay resolves its host again whenever tenant code connects (a name may be re-pointed after the
+    check before the call), and carries nothing to an address outside the operator's networks."""
+    from dalgo_core.sandbox.relay import Relays
+
+    relays = Relays(tmp_path)
+    path = relays.endpoint(0, "127.0.0.1", server)
+    try:
+
+        def through_relay() -> bytes:
+            with socket.socket(socket.AF_UNIX) as conn:
+                conn.settimeout(10)
+                conn.connect(path)
+                return conn.recv(100)
+
+        monkeypatch.setenv("DALGO_PRIVATE_NETWORKS", "127.0.0.1/32")
+        assert through_relay().endswith(b"platform service")
+        monkeypatch.delenv("DALGO_PRIVATE_NETWORKS")
+        monkeypatch.delenv("DALGO_SANDBOX_ALLOW_PRIVATE", raising=False)
+        assert through_relay() == b""  # closed unanswered
+    finally:
+        relays.close()
 
 
 LINKS = r"""

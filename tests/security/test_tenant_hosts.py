@@ -131,3 +131,20 @@ def test_the_spec_names_each_database_host_by_its_field() -> None:
         "sources.shop.host": ("shop.example.org", 5432),
         "connections.b.source.host": ("crm.example.org", 3306),
     }
+
+
+def test_checking_a_database_on_the_platforms_network_answers_why_without_connecting(dalgo_env, postgres) -> None:
+    """``POST /api/sources/check`` of a configuration not saved: its task's check answers that the host is
+    refused, as it answers a wrong password, and the worker never starts (the platform's own PostgreSQL
+    listens there)."""
+    from dalgo_assets.ingestion.dlt import discovery
+    from dalgo_core.connectors import builtin
+    from dalgo_core.spec import OrgSpec
+
+    spec = OrgSpec(slug="tenant", name="Tenant")
+    config = {"host": postgres.host, "port": postgres.port, "database": "postgres", "user": postgres.superuser}
+    steps: list[str] = []
+    succeeded, message, _ = discovery.check(spec, builtin.configured("database", config), steps.append)
+    assert succeeded is False
+    assert message.startswith(f"cannot connect: {postgres.host}: not a public address"), message
+    assert "DALGO_PRIVATE_NETWORKS" in message

@@ -87,6 +87,10 @@ class _Conversation:
         self.error: str | None = None
 
     def run(self, policy: sandbox.Policy, argv: list[str]) -> Any:
+        try:
+            policy.check_endpoints()
+        except OSError as exc:  # the source's or warehouse's host: on the platform's network, or no such host
+            raise WorkerFailed(f"cannot connect: {exc}") from None
         env = policy.environment()
         stderr: deque[str] = deque(maxlen=40)
         try:

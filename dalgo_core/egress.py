@@ -42,8 +42,14 @@ def private_networks(text: str | None = None) -> tuple[Network, ...]:
 def public_address(host: str, port: int, *, allow_private: bool = False, networks: tuple[Network, ...] = ()) -> str:
     """The first address of ``host`` on the public internet or in ``networks`` (any address when
     ``allow_private``); raises ``NotPublic`` for loopback, private, link-local, reserved and multicast
-    addresses outside them, and ``OSError`` when the host does not resolve."""
-    for _family, _, _, _, addr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+    addresses outside them, and ``OSError`` when the host does not resolve (or cannot be a name)."""
+    if host.startswith("[") and host.endswith("]"):  # an IPv6 address as a URL writes it
+        host = host[1:-1]
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except UnicodeError:  # an empty or overlong label ("a..b"): no name at all
+        raise socket.gaierror(socket.EAI_NONAME, "not a host name") from None
+    for _family, _, _, _, addr in found:
         ip = ipaddress.ip_address(addr[0])
         if allow_private or ip.is_global or any(ip in network for network in networks):
             return addr[0]
@@ -56,9 +62,28 @@ def tenant_address(host: str, port: int) -> str:
     what the operator can set; ``OSError`` when the host does not resolve."""
     allow_private = os.environ.get(ALLOW_PRIVATE_ENV) == "1"
     try:
-        return public_address(host, port, allow_private=allow_private, networks=private_networks())
+        networks = private_networks()
+    except ValueError:  # a malformed setting allows no private network (``status`` says so at the start)
+        networks = ()
+    try:
+        return public_address(host, port, allow_private=allow_private, networks=networks)
     except NotPublic:
         raise NotPublic(
             f"{host}: not a public address; the platform connects to a tenant's hosts on the public internet "
             f"only (an operator allows private networks with {NETWORKS_ENV})"
         ) from None
+
+
+def status() -> str:
+    """One line for the start of ``dalgo up`` / ``dalgo serve``: where the platform connects for tenants."""
+    if os.environ.get(ALLOW_PRIVATE_ENV) == "1":
+        return (
+            f"WARNING: {ALLOW_PRIVATE_ENV}=1: tenants' hosts may be any address, the platform's own included; "
+            "for development only"
+        )
+    try:
+        networks = private_networks()
+    except ValueError as exc:
+        return f"ERROR: {exc}; tenants' hosts are held to public addresses until it is mended"
+    allowed = " and ".join(["public addresses", *map(str, networks)])
+    return f"tenants' hosts (databases, web requests, webhooks): {allowed}"

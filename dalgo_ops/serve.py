@@ -38,7 +38,7 @@ from pathlib import Path
 
 import requests
 
-from dalgo_core import layout, sandbox, settings
+from dalgo_core import egress, layout, sandbox, settings
 from dalgo_core.code_locations import GRPC_BASE_PORT_ENV, code_server_args, code_servers, write_workspace
 from dalgo_core.dbt_projects import prepare_organizations
 from dalgo_core.names import location_name
@@ -304,6 +304,7 @@ def start(config: ServeConfig, supervisor: Supervisor) -> list[str]:
 
     slugs = list_org_slugs()
     supervisor.log(f"dalgo serve: {sandbox.status()}")
+    supervisor.log(f"dalgo serve: {egress.status()}")
     if config.postgres_url:
         write_postgres_instance(config.dagster_home)
     else:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import decimal
+import socket
 from collections.abc import Iterator
 from typing import Any
 
 from dalgo_api.errors import ApiError
 from dalgo_core import layout
+from dalgo_core.egress import NotPublic
 from dalgo_core.spec import OrgSpec
 
 MAX_PREVIEW_ROWS = 500
@@ -25,7 +27,8 @@ _NO_ORDER = ("json", "struct", "map", "list", "array", "blob", "bytea", "bool", 
 @contextlib.contextmanager
 def _connect(spec: OrgSpec) -> Iterator[Any]:
     """The warehouse connection; a driver error (warehouse down, DuckDB file locked by a running dbt
-    build) becomes a 503 naming the organization, with the driver's message."""
+    build, a host that does not resolve) becomes a 503 naming the organization, with the driver's message,
+    and a warehouse the platform may not read (a link in its root, a host on its own network) a 409."""
     if spec.warehouse.type == "bigquery":
         raise ApiError(409, f"organization '{spec.slug}': data statistics are not available for BigQuery yet")
     from dalgo_core.warehouse.connect import WarehouseEmpty, read_warehouse
@@ -37,8 +40,12 @@ def _connect(spec: OrgSpec) -> Iterator[Any]:
         raise
     except WarehouseEmpty as exc:
         raise ApiError(404, str(exc)) from None
-    except layout.OutsideRoot as exc:
+    except (layout.OutsideRoot, NotPublic) as exc:  # a link in its root; a host on the platform's network
         raise ApiError(409, f"the warehouse of organization '{spec.slug}' cannot be read: {exc}") from None
+    except socket.gaierror as exc:
+        host = getattr(spec.warehouse, "host", "")
+        message = f"{host}: the host name does not resolve ({exc.strerror})"
+        raise ApiError(503, f"the warehouse of organization '{spec.slug}' cannot be read: {message}") from None
     except Exception as exc:
         if not type(exc).__module__.startswith(("duckdb", "psycopg")):
             raise

@@ -13,7 +13,7 @@ from tests.api.conftest import Api, OrgWorld
 
 WAREHOUSE = "/api/organizations/warehouse"
 PASSWORD = "Wh-s3cret-never-shown"
-PLATFORM_HOSTS = ["127.0.0.1", "localhost", "169.254.169.254", "10.0.0.5", "192.168.1.10", "0.0.0.0"]
+PLATFORM_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]", "169.254.169.254", "10.0.0.5", "192.168.1.10", "0.0.0.0"]
 
 
 @pytest.fixture(autouse=True)
@@ -92,6 +92,18 @@ def test_an_operators_network_is_allowed_and_a_host_already_saved_blocks_no_othe
     source = {"name": "shop", "connector": "database", "config": config}
     r = api.post("/api/sources/", source, token=world.tokens["pipeline-manager"], org=org)
     assert r.status_code == 201, r.content
+    # nor do data statistics read it: a 409 saying why, not an error of the server
+    from dalgo_api.orgs.flags import set_flag
+
+    set_flag("DATA_STATISTICS", True, world.org)
+    preview = api.get("/api/warehouse/tables/analytics/orders/preview", token=token, org=org)
+    assert preview.status_code == 409, preview.content
+    assert "10.20.3.4: not a public address" in preview.json()["detail"]
+    # a name that does not resolve (yet) is saved; reading through it is a 503 naming it
+    assert api.put(WAREHOUSE, _warehouse("wh.field-ngo.org"), token=token, org=org).status_code == 200
+    preview = api.get("/api/warehouse/tables/analytics/orders/preview", token=token, org=org)
+    assert preview.status_code == 503, preview.content
+    assert "wh.field-ngo.org: the host name does not resolve" in preview.json()["detail"]
 
 
 def test_the_spec_names_each_database_host_by_its_field() -> None:

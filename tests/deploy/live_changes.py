@@ -152,6 +152,12 @@ def hostile_tenant(platform: Platform, secrets: list[str], platform_files: list[
     platform's variables and its files. Nothing of the platform reaches a response, a run's logs or
     the tenant's tables."""
     slug = platform.ok("POST", "/api/organizations/", {"name": "Hostile NGO"})["slug"]
+    # its warehouse on the platform's network (cloud metadata, a private address): refused, nothing saved
+    for host in ("169.254.169.254", "10.0.0.5"):
+        body = {"type": "postgres", "host": host, "user": "x", "database": "x", "password": "x-pass"}
+        moved = platform.call("PUT", "/api/organizations/warehouse", body, org=slug)
+        assert moved.status_code == 422 and moved.json()["errors"][0]["field"] == "warehouse.host", moved.text
+    assert platform.ok("GET", "/api/organizations/warehouse", org=slug, status=200)["type"] == "duckdb"
     own = platform.projects_root / slug
     leak = "{{ exceptions.raise_compiler_error('leak=' ~ env_var('DAGSTER_PG_PASSWORD', 'unset')) }}\n"
     leaky = write_dbt_project(own, "leak", {"models/leak.sql": leak})

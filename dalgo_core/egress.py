@@ -23,8 +23,16 @@ NETWORKS_ENV = "DALGO_PRIVATE_NETWORKS"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-class NotPublic(PermissionError):
+class Unreachable(OSError):
+    """A host the platform does not connect to for a tenant (``NotPublic`` or ``NoSuchHost``)."""
+
+
+class NotPublic(Unreachable, PermissionError):
     """The host resolves to no address the platform may reach for a tenant."""
+
+
+class NoSuchHost(Unreachable):
+    """The host name resolves nowhere (or cannot be a name)."""
 
 
 def private_networks(text: str | None = None) -> tuple[Network, ...]:
@@ -37,6 +45,14 @@ def private_networks(text: str | None = None) -> tuple[Network, ...]:
         except ValueError:
             raise ValueError(f"{NETWORKS_ENV}: {item!r} is not a network (write 10.20.0.0/16 or fd00::/8)") from None
     return tuple(networks)
+
+
+def operator_networks() -> tuple[Network, ...]:
+    """The operator's networks; none while the setting is malformed (``status`` names it at the start)."""
+    try:
+        return private_networks()
+    except ValueError:
+        return ()
 
 
 def public_address(host: str, port: int, *, allow_private: bool = False, networks: tuple[Network, ...] = ()) -> str:
@@ -59,19 +75,17 @@ def public_address(host: str, port: int, *, allow_private: bool = False, network
 def tenant_address(host: str, port: int) -> str:
     """The address to connect to for a host a tenant gave (a database, a proxied web request), under the
     operator's rule (``DALGO_PRIVATE_NETWORKS``, ``DALGO_SANDBOX_ALLOW_PRIVATE``). ``NotPublic`` says
-    what the operator can set; ``OSError`` when the host does not resolve."""
+    what the operator can set; ``NoSuchHost`` names a host that does not resolve."""
     allow_private = os.environ.get(ALLOW_PRIVATE_ENV) == "1"
     try:
-        networks = private_networks()
-    except ValueError:  # a malformed setting allows no private network (``status`` says so at the start)
-        networks = ()
-    try:
-        return public_address(host, port, allow_private=allow_private, networks=networks)
+        return public_address(host, port, allow_private=allow_private, networks=operator_networks())
     except NotPublic:
         raise NotPublic(
             f"{host}: not a public address; the platform connects to a tenant's hosts on the public internet "
             f"only (an operator allows private networks with {NETWORKS_ENV})"
         ) from None
+    except socket.gaierror as exc:
+        raise NoSuchHost(f"{host}: the host name does not resolve ({exc.strerror})") from None
 
 
 def status() -> str:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 
-from dalgo_core.egress import private_networks, public_address
+from dalgo_core.egress import operator_networks, public_address
 
 ALLOW_PRIVATE_ENV = "DALGO_WEBHOOK_ALLOW_PRIVATE"
 TIMEOUT_SECONDS = float(os.environ.get("DALGO_WEBHOOK_TIMEOUT_SECONDS", "5"))
@@ -82,7 +82,7 @@ def post(url: str, payload: dict[str, Any]) -> Posted:
         secure = parts.scheme == "https"
         port = parts.port or (443 if secure else 80)
         address = public_address(
-            parts.hostname or "", port, allow_private=private_allowed(), networks=private_networks()
+            parts.hostname or "", port, allow_private=private_allowed(), networks=operator_networks()
         )
         pool: urllib3.HTTPConnectionPool
         if secure:

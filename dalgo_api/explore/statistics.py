@@ -10,13 +10,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import decimal
-import socket
 from collections.abc import Iterator
 from typing import Any
 
 from dalgo_api.errors import ApiError
 from dalgo_core import layout
-from dalgo_core.egress import NotPublic
+from dalgo_core.egress import NoSuchHost, NotPublic
 from dalgo_core.spec import OrgSpec
 
 MAX_PREVIEW_ROWS = 500
@@ -42,10 +41,8 @@ def _connect(spec: OrgSpec) -> Iterator[Any]:
         raise ApiError(404, str(exc)) from None
     except (layout.OutsideRoot, NotPublic) as exc:  # a link in its root; a host on the platform's network
         raise ApiError(409, f"the warehouse of organization '{spec.slug}' cannot be read: {exc}") from None
-    except socket.gaierror as exc:
-        host = getattr(spec.warehouse, "host", "")
-        message = f"{host}: the host name does not resolve ({exc.strerror})"
-        raise ApiError(503, f"the warehouse of organization '{spec.slug}' cannot be read: {message}") from None
+    except NoSuchHost as exc:
+        raise ApiError(503, f"the warehouse of organization '{spec.slug}' cannot be read: {exc}") from None
     except Exception as exc:
         if not type(exc).__module__.startswith(("duckdb", "psycopg")):
             raise

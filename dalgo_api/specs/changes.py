@@ -23,7 +23,7 @@ from dalgo_api.errors import ApiError, not_found
 from dalgo_api.specs import store as specs
 from dalgo_core import layout
 from dalgo_core.dbt_projects import DBT_TIMEOUT_SECONDS, DbtProjectError, preparing_beside
-from dalgo_core.egress import NotPublic, tenant_address
+from dalgo_core.egress import NoSuchHost, NotPublic, tenant_address
 from dalgo_core.pools import org_pools
 from dalgo_core.spec import OrgSpec, SpecError
 
@@ -58,7 +58,7 @@ def _unreachable_hosts(before: OrgSpec, after: OrgSpec) -> ApiError | None:
                 tenant_address(host, port)
             except NotPublic as exc:
                 problems.append((field, str(exc)))
-            except OSError:
+            except NoSuchHost:
                 pass
     if not problems:
         return None

@@ -14,6 +14,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from dalgo_core.egress import Unreachable
 from dalgo_core.sandbox.policy import current_policy
 from dalgo_core.sandbox.runner import mode, sandboxed
 
@@ -33,15 +34,14 @@ def main() -> None:
     bound = [policy.root, *policy.read_only]
     if any(cwd == p or cwd.startswith(p.rstrip("/") + "/") for p in bound):
         policy = replace(policy, cwd=cwd)
-    try:
-        policy.check_endpoints()
-    except OSError as exc:  # its warehouse's host: not one the platform reaches for a tenant, or no such host
-        sys.exit(f"dalgo-dbt: the warehouse cannot be reached: {exc}")
     env = policy.environment()
-    with sandboxed(policy, [real_dbt(), *argv], env) as args:
-        proc = subprocess.run(
-            args, env=env if mode() == "off" else {"PATH": env["PATH"]}, cwd=policy.cwd or policy.root
-        )
+    try:
+        with sandboxed(policy, [real_dbt(), *argv], env) as args:
+            proc = subprocess.run(
+                args, env=env if mode() == "off" else {"PATH": env["PATH"]}, cwd=policy.cwd or policy.root
+            )
+    except Unreachable as exc:  # its warehouse's host: on the platform's network, or no such host
+        sys.exit(f"dalgo-dbt: the warehouse cannot be reached: {exc}")
     sys.exit(proc.returncode)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -54,14 +53,11 @@ class Policy:
         return cls(**data)
 
     def check_endpoints(self) -> None:
-        """Raise ``NotPublic`` for an endpoint the platform may not reach for the tenant (its own network,
-        ``dalgo_core.egress``), ``OSError`` naming one whose host does not resolve. The relays check
-        again at each connection; this says why before anything starts."""
+        """Raise ``egress.Unreachable`` for an endpoint the platform does not connect to for the tenant
+        (on its own network, or no such host). The relays check again at each connection; this says why
+        before anything starts."""
         for endpoint in self.endpoints:
-            try:
-                tenant_address(endpoint.host, endpoint.port)
-            except socket.gaierror as exc:
-                raise OSError(f"{endpoint.host}: the host name does not resolve ({exc.strerror})") from None
+            tenant_address(endpoint.host, endpoint.port)
 
     def with_env(self, names: Iterable[str]) -> Policy:
         return replace(self, env=tuple(dict.fromkeys((*self.env, *names))))

@@ -165,8 +165,8 @@ def endpoint_address(policy: Policy, index: int) -> str:
 @contextlib.contextmanager
 def sandboxed(policy: Policy, argv: Sequence[str], env: dict[str, str] | None = None) -> Iterator[list[str]]:
     """The command line that runs ``argv`` under ``policy``; relays live until the block ends. Raises
-    ``NotPublic`` first if an endpoint (a host the tenant gave) is one the platform may not reach for it
-    (``Policy.check_endpoints``)."""
+    ``egress.Unreachable`` first if an endpoint (a host the tenant gave) is one the platform does not
+    reach for it (``Policy.check_endpoints``)."""
     require()
     policy.check_endpoints()
     if mode() == "off":

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from dalgo_core.egress import NotPublic, private_networks, public_address, status, tenant_address
+from dalgo_core.egress import NotPublic, operator_networks, private_networks, public_address, status, tenant_address
 
 
 def test_the_operators_networks_are_read_and_a_malformed_one_is_named() -> None:
@@ -25,6 +25,7 @@ def test_the_start_says_where_tenants_hosts_may_be(monkeypatch) -> None:
     # a malformed setting is named at the start, and allows no private network meanwhile
     monkeypatch.setenv("DALGO_PRIVATE_NETWORKS", "10.20.0.0/16,db-subnet")
     assert status().startswith("ERROR: DALGO_PRIVATE_NETWORKS: 'db-subnet' is not a network")
+    assert operator_networks() == ()  # what tenant addresses and webhooks are held to meanwhile
     with pytest.raises(NotPublic):
         tenant_address("10.20.3.4", 5432)
 

@@ -30,6 +30,7 @@ from dalgo_assets.warehouse import WarehouseResource
 from dalgo_core import sandbox
 from dalgo_core.connectors import changes
 from dalgo_core.connectors.protocol import drain_stderr
+from dalgo_core.egress import Unreachable
 from dalgo_core.layout import OutsideRoot, scratch_dir
 from dalgo_core.redact import redact
 from dalgo_core.spec import ConnectionSpec, OrgSpec
@@ -87,10 +88,6 @@ class _Conversation:
         self.error: str | None = None
 
     def run(self, policy: sandbox.Policy, argv: list[str]) -> Any:
-        try:
-            policy.check_endpoints()
-        except OSError as exc:  # the source's or warehouse's host: on the platform's network, or no such host
-            raise WorkerFailed(f"cannot connect: {exc}") from None
         env = policy.environment()
         stderr: deque[str] = deque(maxlen=40)
         try:
@@ -113,6 +110,8 @@ class _Conversation:
                 reader.join(timeout=5)
         except sandbox.SandboxUnavailable as exc:
             raise WorkerFailed(str(exc)) from None
+        except Unreachable as exc:  # the source's or warehouse's host: on the platform's network, or no such host
+            raise WorkerFailed(f"cannot connect: {exc}") from None
         for line in stderr:
             self.log("debug", redact(line, self.secrets))
         if self.error is not None:

@@ -118,7 +118,10 @@ def dagster_values(*, postgres_host: str = "postgresql") -> dict[str, Any]:
             "runRetries": {"enabled": True, "maxRetries": 1, "retryOnAssetOrOpFailure": False},
             "env": dalgo_env(),
         },
-        "additionalInstanceConfig": {"concurrency": {"pools": {"default_limit": 1, "granularity": "run"}}},
+        "additionalInstanceConfig": {
+            "concurrency": {"pools": {"default_limit": 1, "granularity": "run"}},
+            "nux": {"enabled": False},  # no "Join the Dagster community" dialog (deploy/dagster/dagster.yaml)
+        },
         "telemetry": {"enabled": False},
     }
 

@@ -2,10 +2,11 @@
 folder installs and brings up the whole platform (Dagster's storage created once, before any process).
 On that one running platform: every location loads and the printed demo login works; the README's API
 section runs command by command and its run of the demo organization succeeds, summarized on the
-console; an organization's first hour through the API is live with no restart (issue 13's sequence,
-which test_serve.py runs on the production topology). Then SIGTERM ends the run in flight and every
-process, nothing tracked by git has changed, the next start works, and four more fresh starts (Dagster's
-storage and the API's database removed each time) load with no corruption.
+console; an operator sees the demo's lineage and that run's steps in Dagit, in a browser; an
+organization's first hour through the API is live with no restart (issue 13's sequence, which
+test_serve.py runs on the production topology). Then SIGTERM ends the run in flight and every process,
+nothing tracked by git has changed, the next start works, and four more fresh starts (Dagster's storage
+and the API's database removed each time) load with no corruption.
 
 The tests share the platform and run in this order (one xdist worker runs a module); the last one stops
 it. The platform runs with two operator settings the README documents: ``file`` git URLs (the first
@@ -29,6 +30,7 @@ import requests
 from tests.deploy.live_changes import Platform, first_hour_of_an_organization
 from tests.deploy.topology import REPO
 from tests.deploy.up_platform import ROOT_TOKEN, Up, run_state
+from tests.support.browser import browser
 
 LOGIN = re.compile(r"demo login: (\S+) / (\S+) ")
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -103,12 +105,45 @@ def test_the_readme_api_section_runs_as_written_and_its_run_succeeds(up: Up) -> 
         assert time.time() < deadline, state
         time.sleep(2)
     assert state == "succeeded", requests.get(f"{up.api}/api/runs/{run_id}", headers=headers, timeout=60).text
+    up.readme_run = run_id
     summary = re.compile(rf"run {run_id[:8]} of demo_ngo \(.*\) success in \d+ s")
     deadline = time.time() + 60
     while not summary.search(console := up.output()) and time.time() < deadline:
         time.sleep(1)
     assert summary.search(console), console[-3000:]
     assert " - DEBUG - " not in console and '"type": "RECORD"' not in console  # summaries, not events
+
+
+def test_an_operator_sees_the_lineage_and_the_run_in_dagit(up: Up) -> None:
+    """Dagit as the README sends an operator to it, in a browser: the lineage of the demo's last model
+    runs from the faker streams through both dbt projects, its dbt tests shown as passed checks; the run
+    the README launched through the API shows its three steps succeeded. The pages load from Dagit alone
+    (nothing from the internet), raise no script error and ask the operator for nothing."""
+    assert up.readme_run, "the README's run did not succeed (the test before)"
+    with browser() as visit:
+        page = visit.page
+        page.goto(f"{up.web}/assets/demo_ngo/analytics/daily_revenue?view=lineage&lineageScope=upstream&lineageDepth=5")
+        page.get_by_text("stg_purchases", exact=True).first.wait_for()
+        lineage = page.inner_text("#root")
+        for node in ("daily_revenue", "orders", "stg_products", "stg_purchases", "products", "purchases"):
+            assert f"\n{node}\n" in lineage, (node, lineage[:3000])
+        for group in ("demo_ngo_ingestion", "demo_ngo_sales", "demo_ngo_analytics"):
+            assert group in lineage, (group, lineage[:3000])
+        assert re.search(r"Asset checks\n(\d+) / \1 Passed", lineage), lineage[:3000]
+        assert "Failed" not in lineage
+
+        page.goto(f"{up.web}/runs/{up.readme_run}")
+        page.get_by_text("Succeeded (3)").wait_for()
+        run = page.inner_text("#root")
+        assert "Success" in run and "Errored (0)" in run, run[:3000]
+        for step in ("demo_ngo__airbyte__faker", "demo_ngo__sales", "demo_ngo__analytics"):
+            assert step in run, (step, run[:3000])
+
+    assert visit.hosts == {up.web}, visit.hosts
+    assert not visit.errors, visit.errors
+    # what Dagit asks before it shows its "Join the Dagster community" dialog: never (nux off in dagster.yaml)
+    nux = requests.post(f"{up.web}/graphql", json={"query": "{ shouldShowNux }"}, timeout=60).json()
+    assert nux == {"data": {"shouldShowNux": False}}
 
 
 def test_an_organizations_first_hour_is_live_with_no_restart(up: Up) -> None:

@@ -33,6 +33,7 @@ class Up:
         self.proc: subprocess.Popen | None = None
         self.log = clone.parent / "up.log"
         self.first_output = ""  # what the first start printed (its demo login)
+        self.readme_run = ""  # the run the README's API section launched
 
     def start(self) -> str:
         argv = [*self.command, "--port", str(self.ports["web"]), "--api-port", str(self.ports["api"])]

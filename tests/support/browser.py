@@ -17,7 +17,7 @@ from playwright.sync_api import Page, sync_playwright
 @dataclass
 class Visit:
     page: Page
-    hosts: set[str] = field(default_factory=set)  # host:port of every request the pages sent over the network
+    hosts: set[str] = field(default_factory=set)  # scheme://host:port of every request sent over the network
     errors: list[str] = field(default_factory=list)  # uncaught errors of the pages' scripts
 
 

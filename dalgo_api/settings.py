@@ -16,7 +16,10 @@
 - ``DALGO_API_MAX_BODY_BYTES``: the largest request body accepted (default 2621440); larger ones answer 413.
 - ``DALGO_API_SIGNUP_CODE``: the code a new user must give to sign up (signup is closed when unset).
 - ``DALGO_API_FRONTEND_URL``: the product frontend, base of links sent by email (invitations, password
-  resets); default ``http://127.0.0.1:3001`` (Dalgo's webapp beside Dagit on 3000).
+  resets); default ``http://127.0.0.1:3001`` (Dalgo's webapp beside Dagit on 3000). Its origin may call the
+  API from a browser (CORS).
+- ``DALGO_API_CORS_ORIGINS``: more origins whose pages may call the API from a browser, comma-separated
+  (``https://app.example.org``); none by default.
 - ``DALGO_API_EMAIL_*``: ``BACKEND`` (default console), ``HOST``, ``PORT``, ``HOST_USER``,
   ``HOST_PASSWORD``, ``USE_TLS``, ``FROM``; SMTP is used as soon as ``DALGO_API_EMAIL_HOST`` is set.
 - ``DALGO_API_TASK_WORKER``: the command that runs one task (connector installs, checks, discovers), its id
@@ -34,8 +37,11 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
+from corsheaders.defaults import default_headers
+from django.core.exceptions import ImproperlyConfigured
 
 from dalgo_core import layout
 
@@ -131,6 +137,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "ninja",  # /api/docs from its own static files (Swagger UI), not a CDN: it works offline
+    "corsheaders",
     "axes",
     "dalgo_api.accounts",
     "dalgo_api.orgs",
@@ -142,6 +149,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # first, so that every answer under /api/ (the guard's 413 and 400, django-axes' 429 too) carries the
+    # CORS headers a browser frontend needs to read it, and a preflight is answered before anything else
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files (docs, admin) under gunicorn
     # before anything reads the request: 413 for an oversized body, 400 for NUL bytes
@@ -204,6 +214,48 @@ TOKEN_TTL_HOURS = float(os.environ.get("DALGO_API_TOKEN_TTL_HOURS", "12"))
 INVITATION_TTL_DAYS = float(os.environ.get("DALGO_API_INVITATION_TTL_DAYS", "7"))
 SIGNUP_CODE = os.environ.get("DALGO_API_SIGNUP_CODE", "")
 FRONTEND_URL = os.environ.get("DALGO_API_FRONTEND_URL", "http://127.0.0.1:3001").rstrip("/")  # not Dagit (:3000)
+
+
+def cors_origins(frontend_url: str, listed: str) -> list[str]:
+    """The origins whose pages may call the API from a browser: the frontend's (its URL may have a path),
+    then those listed in ``DALGO_API_CORS_ORIGINS``; ``ImproperlyConfigured`` naming one that is not."""
+    origins: list[str] = []
+    extra = [("DALGO_API_CORS_ORIGINS", o.strip()) for o in listed.split(",") if o.strip()]
+    for name, url in [("DALGO_API_FRONTEND_URL", frontend_url.strip()), *extra]:
+        origin = _origin(url, path_allowed=name == "DALGO_API_FRONTEND_URL") if url else ""
+        if origin is None:
+            raise ImproperlyConfigured(f"{name}: {url!r} is not an origin (http(s)://host[:port])")
+        if origin and origin not in origins:
+            origins.append(origin)
+    return origins
+
+
+def _origin(url: str, *, path_allowed: bool) -> str | None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not one)
+    except ValueError:
+        return None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+        or (parts.path.strip("/") and not path_allowed)
+    ):
+        return None
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+# A browser frontend served from another origin than the API (Dalgo's webapp) calls it across origins
+# (django-cors-headers): its pages may send the headers the API reads and read the answers, errors and
+# Retry-After included. The token travels in Authorization, so no cookie is allowed across origins.
+CORS_ALLOWED_ORIGINS = cors_origins(FRONTEND_URL, os.environ.get("DALGO_API_CORS_ORIGINS", ""))
+CORS_URLS_REGEX = r"^/api/"
+CORS_ALLOW_HEADERS = (*default_headers, "x-dalgo-org", "idempotency-key")
+CORS_EXPOSE_HEADERS = ["Retry-After"]
+CORS_ALLOW_CREDENTIALS = False
 WORKSPACE_FILE = os.environ.get("DALGO_WORKSPACE_FILE", "")  # empty: the one dalgo up runs on
 SYSTEM_USER_EMAIL = os.environ.get("DALGO_API_SYSTEM_USER_EMAIL", "system@dalgo.local")
 

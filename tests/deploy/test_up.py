@@ -2,11 +2,12 @@
 folder installs and brings up the whole platform (Dagster's storage created once, before any process).
 On that one running platform: every location loads and the printed demo login works; the README's API
 section runs command by command and its run of the demo organization succeeds, summarized on the
-console; an operator sees the demo's lineage and that run's steps in Dagit, in a browser; an
-organization's first hour through the API is live with no restart (issue 13's sequence, which
-test_serve.py runs on the production topology). Then SIGTERM ends the run in flight and every process,
-nothing tracked by git has changed, the next start works, and four more fresh starts (Dagster's storage
-and the API's database removed each time) load with no corruption.
+console; an operator sees the demo's lineage and that run's steps in Dagit, in a browser, and the
+product frontend calls the API from its own origin; an organization's first hour through the API is
+live with no restart (issue 13's sequence, which test_serve.py runs on the production topology). Then
+SIGTERM ends the run in flight and every process, nothing tracked by git has changed, the next start
+works, and four more fresh starts (Dagster's storage and the API's database removed each time) load
+with no corruption.
 
 The tests share the platform and run in this order (one xdist worker runs a module); the last one stops
 it. The platform runs with two operator settings the README documents: ``file`` git URLs (the first
@@ -144,6 +145,43 @@ def test_an_operator_sees_the_lineage_and_the_run_in_dagit(up: Up) -> None:
     # what Dagit asks before it shows its "Join the Dagster community" dialog: never (nux off in dagster.yaml)
     nux = requests.post(f"{up.web}/graphql", json={"query": "{ shouldShowNux }"}, timeout=60).json()
     assert nux == {"data": {"shouldShowNux": False}}
+
+
+FRONTEND_CALLS = """async ([api, email, password]) => {
+  try {
+    const login = await fetch(`${api}/api/login/`, {method: "POST", headers: {"content-type": "application/json"},
+                                                     body: JSON.stringify({email, password})});
+    const headers = {"Authorization": `Bearer ${(await login.json()).token}`, "x-dalgo-org": "demo_ngo"};
+    const assets = await (await fetch(`${api}/api/assets/`, {headers})).json();
+    const missing = await fetch(`${api}/api/runs/not-a-run`, {headers});
+    return {keys: assets.map((a) => a.key), missing: missing.status, detail: (await missing.json()).detail};
+  } catch (error) {
+    return {blocked: String(error)};
+  }
+}"""
+
+
+def test_the_product_frontend_calls_the_api_from_its_own_origin(up: Up) -> None:
+    """A page of the product frontend (its default origin, http://127.0.0.1:3001, served here by the
+    browser itself) logs in, lists the demo's assets and reads a 404's reason, across origins; a page of
+    any other origin (Dagit's own included) cannot read the API's answers."""
+    login = [up.api, *LOGIN.search(up.first_output).groups()]
+    with browser() as visit:
+        page = visit.page
+        # a page the browser serves itself has no address, so Chromium's Local Network Access would keep it
+        # from the API on 127.0.0.1; a frontend served from the API's own address space needs no permission
+        page.context.grant_permissions(["local-network-access"])
+        for origin in ("http://127.0.0.1:3001", up.web, "http://127.0.0.1:3999"):
+            page.route(f"{origin}/", lambda route: route.fulfill(content_type="text/html", body="<p>frontend</p>"))
+            page.goto(f"{origin}/")
+            visit.console.clear()
+            answers = page.evaluate(FRONTEND_CALLS, login)
+            if origin == "http://127.0.0.1:3001":
+                assert {"faker/users", "analytics/daily_revenue"} <= set(answers.get("keys", [])), answers
+                assert answers["missing"] == 404 and "not-a-run" in answers["detail"], answers
+            else:
+                assert answers == {"blocked": "TypeError: Failed to fetch"}, (origin, answers)
+                assert any("No 'Access-Control-Allow-Origin' header" in m for m in visit.console), visit.console
 
 
 def test_an_organizations_first_hour_is_live_with_no_restart(up: Up) -> None:

@@ -1,7 +1,7 @@
 """A real browser for the tests that look at a page as its user does: Playwright driving the
 system's Chromium (Debian's ``chromium``, which ``scripts/test`` installs; Playwright's own browser
-download needs the internet). Every request the page makes and every error its scripts raise are kept,
-so a test can say the page stayed on its own server and ran cleanly."""
+download needs the internet). Every request the page makes, every error its scripts raise and every
+console message are kept, so a test can say the page stayed on its own server and ran cleanly."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ class Visit:
     page: Page
     hosts: set[str] = field(default_factory=set)  # scheme://host:port of every request sent over the network
     errors: list[str] = field(default_factory=list)  # uncaught errors of the pages' scripts
+    console: list[str] = field(default_factory=list)  # what the browser said on the pages' consoles
 
 
 def chromium() -> str:
@@ -39,6 +40,7 @@ def browser(timeout_ms: int = 60_000) -> Iterator[Visit]:
             visit = Visit(page)
             page.on("request", lambda request: _remember(visit, request.url))
             page.on("pageerror", lambda error: visit.errors.append(str(error)))
+            page.on("console", lambda message: visit.console.append(message.text))
             yield visit
         finally:
             engine.close()

@@ -124,9 +124,9 @@ def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
     return error_response(request, 500, "internal error")
 
 
-@api.get("/health", auth=None, tags=["platform"])
+@api.api_operation(["GET", "HEAD"], "/health", auth=None, tags=["platform"])
 def health(request: HttpRequest) -> dict[str, str]:
-    """Liveness probe (no database access)."""
+    """Liveness probe (no database access); HEAD too, as uptime monitors send it."""
     return {"status": "ok"}
 
 

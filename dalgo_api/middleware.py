@@ -7,7 +7,15 @@
   PostgreSQL cannot store NUL in text, and no name, slug or value needs one.
 
 Bodies are checked for the methods that carry one here (POST, PUT, PATCH); the answers are in the API's
-error format. Unknown paths under ``/api/`` (Django's HTML 404) are answered in that format too.
+error format. Under ``/api/``, Django's own answers are given in that format too:
+
+- an unknown path (Django's HTML 404): 404;
+- a method the endpoint does not take (django-ninja's HTML 405): 405 naming the methods it takes, in
+  ``Allow`` too;
+- a path without the trailing slash its endpoint has, requested with a method other than GET or HEAD:
+  308 to the path with the slash, which clients follow with the same method and body. Django's
+  ``APPEND_SLASH`` answers 301, which clients follow with a GET: ``POST /api/runs`` would have become
+  ``GET /api/runs/``, a 200 listing runs while nothing was launched (and a 500 with ``DALGO_API_DEBUG``).
 """
 
 from __future__ import annotations
@@ -20,9 +28,10 @@ from urllib.parse import parse_qsl
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost, RequestDataTooBig
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
+from django.urls import is_valid_path
 
-from dalgo_api.errors import json_error
+from dalgo_api.errors import error_body, json_error
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # ``\\u0000`` preceded by an even number of backslashes: a JSON escape of NUL, not an escaped backslash
@@ -116,8 +125,36 @@ def refusal(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
+def _moved(request: HttpRequest) -> HttpResponse | None:
+    """308 to the path with its trailing slash, for a request that would lose its method and body in
+    Django's 301; else ``None``."""
+    path = request.path_info
+    if request.method in ("GET", "HEAD") or path.endswith("/") or is_valid_path(path):
+        return None
+    if not is_valid_path(f"{path}/"):
+        return None
+    query = request.META.get("QUERY_STRING", "")
+    location = f"{request.path}/" + (f"?{query}" if query else "")
+    detail = f"moved: {request.method} {location} (this endpoint's path ends with a slash)"
+    body = json.dumps(error_body(detail))
+    return HttpResponsePermanentRedirect(location, preserve_request=True, content=body, content_type="application/json")
+
+
+def _in_error_format(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """Django's own HTML 404 and 405 under ``/api/``, in the API's error format."""
+    if response.status_code not in (404, 405) or response.get("Content-Type", "").startswith("application/json"):
+        return response
+    if response.status_code == 404:
+        return json_error(404, f"not found: no endpoint at {request.path_info}")
+    allowed = response.get("Allow", "")
+    refused = json_error(405, f"method not allowed: {request.method} {request.path_info} takes {allowed}")
+    refused["Allow"] = allowed
+    return refused
+
+
 class RequestGuardMiddleware:
-    """``refusal`` before the view; Django's HTML 404 under ``/api/`` becomes a JSON 404."""
+    """``refusal`` (and under ``/api/`` ``_moved``) before the view; Django's own HTML errors under
+    ``/api/`` answered in the API's error format."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -126,11 +163,9 @@ class RequestGuardMiddleware:
         refused = refusal(request)
         if refused is not None:
             return refused
-        response = self.get_response(request)
-        if (
-            response.status_code == 404
-            and request.path_info.startswith("/api/")
-            and not response.get("Content-Type", "").startswith("application/json")
-        ):
-            return json_error(404, f"not found: no endpoint at {request.path_info}")
-        return response
+        if not request.path_info.startswith("/api/"):
+            return self.get_response(request)
+        moved = _moved(request)
+        if moved is not None:
+            return moved
+        return _in_error_format(request, self.get_response(request))

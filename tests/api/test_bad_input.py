@@ -12,7 +12,7 @@ from django.utils import timezone
 from dalgo_api.accounts.models import ApiToken
 from dalgo_api.orgs import services
 from dalgo_api.orgs.models import Org
-from tests.api.conftest import OrgWorld
+from tests.api.conftest import PASSWORD, OrgWorld
 
 
 def _error(response, status: int) -> str:
@@ -133,3 +133,36 @@ def test_unknown_flag_and_last_account_manager(api, world: OrgWorld):
     r = api.delete(f"/api/users/{manager.pk}", token=token, org=org)
     assert "last Account Manager" in _error(r, 409)
     assert Org.objects.get(pk=world.org.pk).members.filter(role__slug="account-manager").count() == 1
+
+
+def test_a_change_sent_without_the_trailing_slash_keeps_its_method_and_body(api, world: OrgWorld):
+    """``POST /api/runs`` once answered Django's 301 to ``/api/runs/``, which clients follow with a GET: a
+    200 listing runs while nothing was launched. Now a 308 that clients follow with the same request."""
+    token, member = world.tokens["pipeline-manager"], world.users["pipeline-manager"]
+    moved = api.post("/api/runs?x=1", {"assets": ["faker/users"]}, token=token, org=world.slug)
+    assert "/api/runs/?x=1 (this endpoint's path ends with a slash)" in _error(moved, 308)
+    assert moved["Location"] == "/api/runs/?x=1"
+    followed = api.client.post(
+        "/api/login",
+        data={"email": member.email, "password": PASSWORD},
+        content_type="application/json",
+        follow=True,
+    )
+    assert followed.redirect_chain == [("/api/login/", 308)]
+    assert followed.status_code == 200 and followed.json()["token"]
+    # reading without the slash still redirects as before (a GET loses nothing)
+    assert api.get("/api/users", token=token, org=world.slug)["Location"] == "/api/users/"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"), [("GET", "/api/login/", "POST"), ("DELETE", "/api/health", "HEAD, GET")]
+)
+def test_a_method_the_endpoint_does_not_take_is_a_json_405_naming_those_it_takes(api, method, path, allowed):
+    refused = api.call(method, path)
+    assert _error(refused, 405) == f"method not allowed: {method} {path} takes {allowed}"
+    assert refused["Allow"] == allowed
+
+
+def test_the_health_probe_answers_head_as_uptime_monitors_send_it(api):
+    assert api.call("HEAD", "/api/health").status_code == 200
+    assert api.get("/api/health").json() == {"status": "ok"}

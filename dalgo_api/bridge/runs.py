@@ -9,6 +9,7 @@ launch cannot override. Records of finished runs no longer change and are kept i
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -46,6 +47,8 @@ from dalgo_core.names import (
 ASSET_JOB = "__ASSET_JOB"
 FINISHED_RUN_TTL_SECONDS = 3600
 ASSET_SCAN_LIMIT = 5000
+# what a Dagster run id can be (a UUID); anything else names no run, and is not looked up or cached
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # the longest ``launch_run`` takes: the daemon wait, its last GraphQL call and the launch's, and a margin
 LAUNCH_MAX_SECONDS = DAEMON_WAIT_SECONDS + 2 * TIMEOUT_SECONDS + 60
 
@@ -191,7 +194,7 @@ def cancel_run(slug: str, run_id: str) -> None:
 
 def run_for_org(slug: str, run_id: str) -> RunInfo | None:
     """The run if it exists and belongs to the organization, else None."""
-    if not run_id or len(run_id) > 64:
+    if not _RUN_ID.fullmatch(run_id):
         return None
     run = _run(run_id)
     if run is None or run.org != slug:

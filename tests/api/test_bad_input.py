@@ -166,3 +166,13 @@ def test_a_method_the_endpoint_does_not_take_is_a_json_405_naming_those_it_takes
 def test_the_health_probe_answers_head_as_uptime_monitors_send_it(api):
     assert api.call("HEAD", "/api/health").status_code == 200
     assert api.get("/api/health").json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("run_id", ["x" * 65, "../runs", "a b", "run\u00e9", "\U000ce4f6", "a%2Fb"])
+def test_a_run_id_that_cannot_be_one_is_404_without_a_storage_read(api, world: OrgWorld, monkeypatch, run_id):
+    from dalgo_api.bridge import runs
+
+    monkeypatch.setattr(runs, "_run", lambda run_id: pytest.fail(f"looked up {run_id!r}"))
+    token = world.tokens["analyst"]
+    for path in (f"/api/runs/{run_id}", f"/api/runs/{run_id}/logs"):
+        assert "not found" in _error(api.get(path, token=token, org=world.slug), 404)

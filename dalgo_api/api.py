@@ -35,9 +35,11 @@ logger = logging.getLogger(__name__)
 api = NinjaAPI(
     title="Dalgo API",
     version="1.0",
-    description="Users, organizations, roles and permissions, warehouses and feature flags. "
-    "Authenticate with `Authorization: Bearer <token>` from `POST /api/login/`; name the organization "
-    "with the `x-dalgo-org` header.",
+    description="An organization's data platform: its users and their roles, its warehouse, sources and "
+    "connections, dbt projects, pipelines with their freshness targets or schedules, its assets, runs and "
+    "logs, alerts and the audit log. Authenticate with `Authorization: Bearer <token>` from "
+    "`POST /api/login/`; name the organization with the `x-dalgo-org` header (a user of one organization "
+    "may leave it out).",
     urls_namespace="api",
     renderer=JsonRenderer(),
 )

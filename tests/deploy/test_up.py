@@ -147,6 +147,18 @@ def test_an_operator_sees_the_lineage_and_the_run_in_dagit(up: Up) -> None:
     assert nux == {"data": {"shouldShowNux": False}}
 
 
+def test_the_api_docs_work_in_a_browser_with_no_internet(up: Up) -> None:
+    """``/api/docs`` (the README's link) draws every area's operations from the API's own files."""
+    with browser() as visit:
+        visit.page.goto(f"{up.api}/api/docs")
+        visit.page.get_by_text("/api/runs/{run_id}/logs").first.wait_for()
+        docs = visit.page.inner_text("body")
+    for operation in ("/api/login/", "/api/organizations/warehouse", "/api/connections/", "/api/pipelines/"):
+        assert operation in docs, operation
+    assert visit.hosts == {up.api}, visit.hosts
+    assert not visit.errors, visit.errors
+
+
 FRONTEND_CALLS = """async ([api, email, password]) => {
   try {
     const login = await fetch(`${api}/api/login/`, {method: "POST", headers: {"content-type": "application/json"},

@@ -146,7 +146,7 @@ def _in_error_format(request: HttpRequest, response: HttpResponse) -> HttpRespon
         return response
     if response.status_code == 404:
         return json_error(404, f"not found: no endpoint at {request.path_info}")
-    allowed = response.get("Allow", "")
+    allowed = ", ".join(sorted(m.strip() for m in response.get("Allow", "").split(",") if m.strip()))
     refused = json_error(405, f"method not allowed: {request.method} {request.path_info} takes {allowed}")
     refused["Allow"] = allowed
     return refused

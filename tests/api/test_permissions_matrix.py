@@ -140,6 +140,7 @@ CASES: dict[tuple[str, str], Case] = {
 # Operations without authentication, exercised in test_accounts.py / test_bad_input.py.
 PUBLIC = {
     ("GET", "/api/health"),
+    ("HEAD", "/api/health"),
     ("POST", "/api/login/"),
     ("POST", "/api/signup/"),
     ("POST", "/api/users/forgot_password/"),

@@ -27,6 +27,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from tests.deploy.live_changes import Platform, first_hour_of_an_organization
 from tests.deploy.topology import REPO
@@ -124,7 +125,9 @@ def test_an_operator_sees_the_lineage_and_the_run_in_dagit(up: Up) -> None:
     with browser() as visit:
         page = visit.page
         page.goto(f"{up.web}/assets/demo_ngo/analytics/daily_revenue?view=lineage&lineageScope=upstream&lineageDepth=5")
-        page.get_by_text("stg_purchases", exact=True).first.wait_for()
+        # the graph is drawn first, each node's latest events and checks after (Loading...): wait for the
+        # checks of the four dbt models upstream of and including daily_revenue
+        expect(page.get_by_text(re.compile(r"^\d+ / \d+ Passed$"))).to_have_count(4, timeout=120_000)
         lineage = page.inner_text("#root")
         for node in ("daily_revenue", "orders", "stg_products", "stg_purchases", "products", "purchases"):
             assert f"\n{node}\n" in lineage, (node, lineage[:3000])

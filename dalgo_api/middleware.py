@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl
 from django.conf import settings
 from django.core.exceptions import DisallowedHost, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
-from django.urls import is_valid_path
+from django.middleware.common import CommonMiddleware
 
 from dalgo_api.errors import error_body, json_error
 
@@ -125,13 +125,14 @@ def refusal(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
+# Django's own rule for a path missing its trailing slash (APPEND_SLASH, the URLconf); only its answer differs
+_APPEND_SLASH = CommonMiddleware(lambda request: HttpResponse())
+
+
 def _moved(request: HttpRequest) -> HttpResponse | None:
     """308 to the path with its trailing slash, for a request that would lose its method and body in
     Django's 301; else ``None``."""
-    path = request.path_info
-    if request.method in ("GET", "HEAD") or path.endswith("/") or is_valid_path(path):
-        return None
-    if not is_valid_path(f"{path}/"):
+    if request.method in ("GET", "HEAD") or not _APPEND_SLASH.should_redirect_with_slash(request):
         return None
     query = request.META.get("QUERY_STRING", "")
     location = f"{request.path}/" + (f"?{query}" if query else "")

@@ -17,7 +17,10 @@ import dagster as dg
 
 from dalgo_assets.transform.translator import Relation
 from dalgo_core.connectors import changes
+from dalgo_core.names import ORG_TAG
 from dalgo_core.spec import ConnectionSpec, OrgSpec
+
+_LOG_LEVELS = {"debug", "info", "warning", "error"}
 
 
 @dataclass
@@ -73,6 +76,64 @@ def schema_reporter(
 
 def ingestion_group(org: str) -> str:
     return f"{org}_ingestion"
+
+
+def table_name(spec: OrgSpec, connection: ConnectionSpec, stream: str) -> str:
+    """The stream's table as the warehouse names it (for Dagster's table metadata)."""
+    wh = spec.warehouse
+    relation = f"{connection.destination_schema}.{stream.lower()}"
+    if wh.type == "postgres":
+        return f"{wh.database}.{relation}"
+    if wh.type == "bigquery":
+        return f"{wh.project}.{relation}"
+    return relation
+
+
+def stream_specs(
+    spec: OrgSpec,
+    connection: ConnectionSpec,
+    *,
+    kind: str,
+    describe: Callable[[str], str],
+    metadata: dict[str, str],
+) -> dict[dg.AssetKey, dg.AssetSpec]:
+    """The asset of each stream of a connection synced on this host (embedded Airbyte connectors or
+    dlt), by key: grouped, tagged, described (``describe(stream)``, then its sync mode) and labelled
+    alike, ``kind`` (the tool) beside the warehouse's type, ``metadata`` added to the table's."""
+    org = spec.slug
+    specs = {}
+    for s in connection.streams:
+        key = stream_key(org, connection.name, s.name)
+        specs[key] = dg.AssetSpec(
+            key=key,
+            group_name=ingestion_group(org),
+            kinds={kind, spec.warehouse.type},
+            tags={ORG_TAG: org},
+            description=f"{describe(s.name)} (connection '{connection.name}'), {s.sync_mode.replace('_', ' ')}",
+            metadata={
+                "dagster/table_name": table_name(spec, connection, s.name),
+                "dalgo/connection": connection.name,
+                **metadata,
+                "dalgo/sync_mode": s.sync_mode,
+            },
+            # a stream the source no longer has is not synced under propagate_fully (its table stays)
+            skippable=connection.schema_change_policy == "propagate_fully",
+        )
+    return specs
+
+
+def selected_streams(context: dg.AssetExecutionContext, specs: dict[dg.AssetKey, dg.AssetSpec]) -> list[str]:
+    """The names of the streams a run selected, in the connection's order."""
+    return [key.path[-1] for key in specs if key in context.selected_asset_keys]
+
+
+def step_log(context: dg.AssetExecutionContext) -> Callable[[str, str], None]:
+    """``log(level, message)`` into the run's event log; a level Dagster has no method for logs at debug."""
+
+    def log(level: str, message: str) -> None:
+        getattr(context.log, level if level in _LOG_LEVELS else "debug")(message)
+
+    return log
 
 
 def stream_relations(spec: OrgSpec) -> dict[Relation, tuple[str, dg.AssetKey]]:

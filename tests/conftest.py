@@ -11,6 +11,7 @@ re-runs tests/api on PostgreSQL that way).
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,3 +103,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     of database tests and each module's own order stay)."""
     rank = {module: i for i, module in enumerate(LONGEST_MODULES)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+    """Each test leaves the process's handling of SIGTERM and SIGINT as it found it. Dagster's in-process
+    execution (``dg.materialize``) maps SIGTERM to SIGINT's handler and leaves it so: in a test process
+    started with SIGINT ignored (a background job), SIGTERM stayed ignored afterwards, every process a
+    later test started inherited that, and the Kubelet stand-in's pods outlived their SIGTERM."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return (yield)
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None and signal.getsignal(sig) is not handler:
+                signal.signal(sig, handler)

@@ -16,9 +16,11 @@ from typing import Any
 import dagster as dg
 
 from dalgo_assets.transform.translator import Relation
+from dalgo_assets.warehouse.writers import writer_tags
 from dalgo_core.connectors import changes
 from dalgo_core.names import ORG_TAG
-from dalgo_core.spec import ConnectionSpec, OrgSpec
+from dalgo_core.pools import sync_pool
+from dalgo_core.spec import BigQueryWarehouse, ConnectionSpec, OrgSpec, PostgresWarehouse
 
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
 
@@ -78,34 +80,40 @@ def ingestion_group(org: str) -> str:
     return f"{org}_ingestion"
 
 
+def warehouse_database(spec: OrgSpec) -> str | None:
+    """What the warehouse puts before ``schema.table``: PostgreSQL's database, BigQuery's project; none on DuckDB."""
+    wh = spec.warehouse
+    if isinstance(wh, PostgresWarehouse):
+        return wh.database
+    if isinstance(wh, BigQueryWarehouse):
+        return wh.project
+    return None
+
+
 def table_name(spec: OrgSpec, connection: ConnectionSpec, stream: str) -> str:
     """The stream's table as the warehouse names it (for Dagster's table metadata)."""
-    wh = spec.warehouse
     relation = f"{connection.destination_schema}.{stream.lower()}"
-    if wh.type == "postgres":
-        return f"{wh.database}.{relation}"
-    if wh.type == "bigquery":
-        return f"{wh.project}.{relation}"
-    return relation
+    database = warehouse_database(spec)
+    return f"{database}.{relation}" if database else relation
 
 
-def stream_specs(
+def sync_multi_asset(
     spec: OrgSpec,
     connection: ConnectionSpec,
     *,
     kind: str,
     describe: Callable[[str], str],
     metadata: dict[str, str],
-) -> dict[dg.AssetKey, dg.AssetSpec]:
-    """The asset of each stream of a connection synced on this host (embedded Airbyte connectors or
-    dlt), by key: grouped, tagged, described (``describe(stream)``, then its sync mode) and labelled
-    alike, ``kind`` (the tool) beside the warehouse's type, ``metadata`` added to the table's."""
+) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """The decorator of the sync of a connection run on this host (embedded Airbyte connectors or dlt,
+    ``kind``): one subsettable multi-asset ``<org>__<kind>__<connection>``, one sync of the connection at a
+    time (its pool), one writer of a DuckDB warehouse (``writer_tags``). Its streams' assets are grouped,
+    tagged, described (``describe(stream)``, then its sync mode) and labelled alike, ``kind`` beside the
+    warehouse's type, ``metadata`` added to the table's."""
     org = spec.slug
-    specs = {}
-    for s in connection.streams:
-        key = stream_key(org, connection.name, s.name)
-        specs[key] = dg.AssetSpec(
-            key=key,
+    specs = [
+        dg.AssetSpec(
+            key=stream_key(org, connection.name, s.name),
             group_name=ingestion_group(org),
             kinds={kind, spec.warehouse.type},
             tags={ORG_TAG: org},
@@ -119,12 +127,21 @@ def stream_specs(
             # a stream the source no longer has is not synced under propagate_fully (its table stays)
             skippable=connection.schema_change_policy == "propagate_fully",
         )
-    return specs
+        for s in connection.streams
+    ]
+    return dg.multi_asset(
+        name=f"{org}__{kind}__{connection.name}",
+        specs=specs,
+        can_subset=True,
+        pool=sync_pool(spec, connection.name),
+        op_tags=writer_tags(spec),
+    )
 
 
-def selected_streams(context: dg.AssetExecutionContext, specs: dict[dg.AssetKey, dg.AssetSpec]) -> list[str]:
-    """The names of the streams a run selected, in the connection's order."""
-    return [key.path[-1] for key in specs if key in context.selected_asset_keys]
+def selected_streams(context: dg.AssetExecutionContext, org: str, connection: ConnectionSpec) -> list[str]:
+    """The names of the connection's streams a run selected, in the connection's order."""
+    selected = context.selected_asset_keys
+    return [s.name for s in connection.streams if stream_key(org, connection.name, s.name) in selected]
 
 
 def step_log(context: dg.AssetExecutionContext) -> Callable[[str, str], None]:

@@ -1,5 +1,5 @@
 """Each database or file connection as one Dagster multi-asset: one asset per stream, subsettable, keyed,
-grouped, tagged and pooled as Airbyte connections are (``embedded/assets.py``).
+grouped, tagged and pooled as embedded Airbyte connections are (``ingestion.sync_multi_asset``).
 
 Definitions load from the spec alone. A materialization runs one dlt sync of the selected streams and
 records, per stream, the rows loaded, the table and the sync mode. One sync per connection at a time (its
@@ -11,11 +11,9 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from dalgo_assets.ingestion import materializations, schema_reporter, selected_streams, step_log, stream_specs
+from dalgo_assets.ingestion import materializations, schema_reporter, selected_streams, step_log, sync_multi_asset
 from dalgo_assets.ingestion.dlt.run import DltRun, DltSyncError
 from dalgo_assets.warehouse import WarehouseResource
-from dalgo_assets.warehouse.writers import writer_tags
-from dalgo_core.pools import sync_pool
 from dalgo_core.spec import ConnectionSpec, DatabaseSource, OrgSpec
 
 
@@ -29,25 +27,18 @@ def source_label(connection: ConnectionSpec) -> str:
 
 def connection_asset(spec: OrgSpec, connection: ConnectionSpec) -> dg.AssetsDefinition:
     org, label = spec.slug, source_label(connection)
-    specs = stream_specs(
+
+    @sync_multi_asset(
         spec,
         connection,
         kind="dlt",
         describe=lambda stream: f"Table '{stream}' of {label}",
         metadata={"dalgo/source": label},
     )
-
-    @dg.multi_asset(
-        name=f"{org}__dlt__{connection.name}",
-        specs=list(specs.values()),
-        can_subset=True,
-        pool=sync_pool(spec, connection.name),
-        op_tags=writer_tags(spec),
-    )
     def _sync(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
         run = DltRun(spec, connection, warehouse, step_log(context), schema_reporter(context, org, connection))
         try:
-            results = run.sync(selected_streams(context, specs))
+            results = run.sync(selected_streams(context, org, connection))
         except DltSyncError as exc:
             raise dg.Failure(description=str(exc)) from None
         yield from materializations(org, connection.name, results)

@@ -11,11 +11,9 @@ from collections.abc import Iterator
 import dagster as dg
 from pydantic import Field
 
-from dalgo_assets.ingestion import materializations, schema_reporter, selected_streams, step_log, stream_specs
+from dalgo_assets.ingestion import materializations, schema_reporter, selected_streams, step_log, sync_multi_asset
 from dalgo_assets.ingestion.embedded.sync import ConnectionSync, SyncError
 from dalgo_assets.warehouse import WarehouseResource
-from dalgo_assets.warehouse.writers import writer_tags
-from dalgo_core.pools import sync_pool
 from dalgo_core.spec import ConnectionSpec, OrgSpec
 
 RUNTIME_KEY = "airbyte_connectors"
@@ -29,20 +27,13 @@ class ConnectorRuntime(dg.ConfigurableResource):
 
 def connection_asset(spec: OrgSpec, connection: ConnectionSpec) -> dg.AssetsDefinition:
     org, connector = spec.slug, connection.source.connector
-    specs = stream_specs(
+
+    @sync_multi_asset(
         spec,
         connection,
         kind="airbyte",
         describe=lambda stream: f"Stream '{stream}' of {connector}",
         metadata={"dalgo/connector": connector},
-    )
-
-    @dg.multi_asset(
-        name=f"{org}__airbyte__{connection.name}",
-        specs=list(specs.values()),
-        can_subset=True,
-        pool=sync_pool(spec, connection.name),
-        op_tags=writer_tags(spec),
     )
     def _sync(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, airbyte_connectors: ConnectorRuntime
@@ -62,7 +53,7 @@ def connection_asset(spec: OrgSpec, connection: ConnectionSpec) -> dg.AssetsDefi
             report=schema_reporter(context, org, connection),
         )
         try:
-            results = sync.run(selected_streams(context, specs))
+            results = sync.run(selected_streams(context, org, connection))
         except SyncError as exc:
             raise dg.Failure(description=str(exc)) from None
         yield from materializations(org, connection.name, results)

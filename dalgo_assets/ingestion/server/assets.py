@@ -15,11 +15,11 @@ from dagster import AssetExecutionContext
 from dagster_airbyte import AirbyteConnectionTableProps, DagsterAirbyteTranslator
 from dagster_airbyte.utils import DAGSTER_AIRBYTE_TRANSLATOR_METADATA_KEY
 
-from dalgo_assets.ingestion import ingestion_group, stream_key
+from dalgo_assets.ingestion import ingestion_group, stream_key, warehouse_database
 from dalgo_assets.ingestion.server.resource import DalgoAirbyteWorkspace
 from dalgo_core.names import ORG_TAG
 from dalgo_core.pools import sync_pool
-from dalgo_core.spec import BigQueryWarehouse, ConnectionSpec, OrgSpec, PostgresWarehouse
+from dalgo_core.spec import ConnectionSpec, OrgSpec
 
 
 class OrgAirbyteTranslator(DagsterAirbyteTranslator):
@@ -43,15 +43,6 @@ class OrgAirbyteTranslator(DagsterAirbyteTranslator):
         )
 
 
-def _database(spec: OrgSpec) -> str | None:
-    wh = spec.warehouse
-    if isinstance(wh, PostgresWarehouse):
-        return wh.database
-    if isinstance(wh, BigQueryWarehouse):
-        return wh.project
-    return None
-
-
 def stream_specs(
     spec: OrgSpec, conn: ConnectionSpec, connection_id: str | None, translator: OrgAirbyteTranslator
 ) -> list[dg.AssetSpec]:
@@ -65,7 +56,7 @@ def stream_specs(
                 connection_id=connection_id or "",
                 connection_name=conn.name,
                 destination_type=spec.warehouse.type,
-                database=_database(spec),
+                database=warehouse_database(spec),
                 schema=conn.destination_schema,
             )
         ).merge_attributes(

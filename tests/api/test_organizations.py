@@ -4,6 +4,7 @@ commands of the seed."""
 from __future__ import annotations
 
 import io
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,11 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 
 from dalgo_api.accounts.models import User
+from dalgo_api.bridge import locations
 from dalgo_api.orgs.flags import FEATURE_FLAGS, set_flag
 from dalgo_api.orgs.models import Org, OrgUser, RetiredSlug
 from dalgo_api.specs import store as specs
+from dalgo_core.code_locations import code_servers, write_workspace
 from dalgo_core.spec import list_org_slugs, load_org_spec
 from tests.api.conftest import OrgWorld
 from tests.support.orgs import copy_demo_org, write_spec
@@ -151,6 +154,27 @@ def test_createorganduser_and_system_user(api, db):
     assert "already exists" in _run("create-system-orguser")
     system = User.objects.get(email="system@dalgo.local")
     assert not system.has_usable_password()
+
+
+def test_the_first_organization_of_a_served_platform_gets_its_own_code_server_from_any_shell(
+    api, db, monkeypatch: pytest.MonkeyPatch
+):
+    """``dalgo serve`` started with no organization, then the operator's first ``createorganduser`` in
+    another shell (no ``DALGO_GRPC_BASE_PORT`` there): the new organization is served by a long-lived code
+    server the supervisor starts, never by module entries the webserver and the daemon would each spawn."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        base = sock.getsockname()[1]
+    workspace = specs.workspace_file()
+    assert write_workspace(workspace, grpc_base_port=base) == []  # what dalgo serve writes at its start
+    monkeypatch.delenv("DALGO_GRPC_BASE_PORT", raising=False)
+    monkeypatch.setattr(locations, "RELOAD_TIMEOUT_SECONDS", 0.5)  # no code server answers in this test
+
+    _run("createorganduser", "Field NGO", "admin@field.example.org", "--password", "Fi3ld-pass!")
+    assert code_servers(workspace) == {"field_ngo": base}
+    assert "python_module" not in workspace.read_text()
+    _run("createorganduser", "Second NGO", "admin@second.example.org", "--password", "S3cond-pass!")
+    assert code_servers(workspace) == {"field_ngo": base, "second_ngo": base + 1}
 
 
 def test_the_organizations_folder_is_adopted_and_createorganduser_joins_it(api, db, dalgo_env: Path):

@@ -17,6 +17,9 @@ def frontend_link(path: str, **params: str) -> str:
 
 
 def send(to: str, subject: str, body: str) -> None:
-    """Send one email; the log line names the recipient and subject, never the body (it holds tokens)."""
+    """Send one email; the log line names the recipient and subject, never the body (it holds tokens).
+    The subject is one line whatever names it carries (an organization's name saved before names were
+    checked could hold a line break, which Django refuses in a header)."""
+    subject = " ".join(subject.split())
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [to], fail_silently=False)
     logger.info("sent email '%s' to %s", subject, to)

@@ -3,13 +3,14 @@ appear in a repr, a log line or a validation error."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from ninja import Schema
-from pydantic import AfterValidator, Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr, StringConstraints
 
 
 def _email(value: str) -> str:
@@ -21,9 +22,22 @@ def _email(value: str) -> str:
     return value
 
 
+def _readable(value: str) -> str:
+    """A name people read in pages and in email subjects: no control characters (a line break there would
+    end the email's header)."""
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise ValueError("must not contain control characters (line breaks, tabs)")
+    return value
+
+
 Email = Annotated[str, Field(max_length=254, json_schema_extra={"format": "email"}), AfterValidator(_email)]
 Password = Annotated[SecretStr, Field(min_length=1, max_length=256)]
-PersonName = Annotated[str, Field(max_length=150)]  # the user table's first_name / last_name
+# the user table's first_name / last_name, without the spaces around it
+PersonName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=150), AfterValidator(_readable)]
+# an organization's name, without the spaces around it: blank is no name
+OrgName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_readable)
+]
 Code = Annotated[str, Field(min_length=1, max_length=256)]  # a signup code, invitation or reset token
 
 
@@ -67,7 +81,7 @@ class SignupIn(Schema):
     signup_code: Code
     first_name: PersonName = ""
     last_name: PersonName = ""
-    organization: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+    organization: OrgName | None = Field(
         None, description="Create this organization with the new user as its Account Manager"
     )
 

@@ -12,10 +12,8 @@ from typing import Annotated, Any, Literal
 from ninja import Schema
 from pydantic import Field, SecretStr, field_validator
 
-from dalgo_api.accounts.schemas import Code, Email, PersonName
+from dalgo_api.accounts.schemas import Code, Email, OrgName, PersonName
 from dalgo_core.spec import NAME_PATTERN
-
-OrgName = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class OrgIn(Schema):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.core import mail
 from django.utils import timezone
 
 from dalgo_api.accounts.models import ApiToken
@@ -50,6 +51,43 @@ def test_missing_or_invalid_fields_are_named(api, path, body, field):
     detail = _error(r, 422)
     assert field in detail
     assert field in [e["field"] for e in r.json()["errors"]]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("   ", "at least 1 character"),
+        ("Evil\r\nBcc: victim@example.net", "control characters"),
+        ("Tab\tNGO", "control characters"),
+    ],
+)
+def test_an_organization_name_people_cannot_read_is_named_and_nothing_changes(api, world: OrgWorld, name, message):
+    """Names go into pages and email subjects: a blank one, or one with a line break or tab (which would
+    break an invitation's or alert's email header), is a 422 naming the field, on create and rename."""
+    token = world.tokens["super-admin"]
+    created = api.post("/api/organizations/", {"name": name}, token=token)
+    assert message in _error(created, 422) and "body.payload.name" in _error(created, 422)
+    renamed = api.put(f"/api/organizations/{world.slug}", {"name": name}, token=world.tokens["account-manager"])
+    assert message in _error(renamed, 422)
+    assert Org.objects.get(slug=world.slug).name == world.org.name
+    assert Org.objects.count() == 1
+
+
+def test_an_organization_name_is_kept_without_the_spaces_around_it(api, world: OrgWorld):
+    r = api.post("/api/organizations/", {"name": "  Field NGO  "}, token=world.tokens["super-admin"])
+    assert r.status_code == 201 and r.json()["name"] == "Field NGO"
+
+
+def test_a_line_break_saved_in_a_name_before_names_were_checked_never_breaks_an_invitation(api, world: OrgWorld):
+    """An organization renamed with a line break before this API checked names: its invitations are still
+    sent (201, one subject line), not a 500 from the mail header check."""
+    Org.objects.filter(pk=world.org.pk).update(name="Old\r\nBcc: victim@example.net")
+    r = api.post(
+        "/api/invitations/", {"email": "new@example.org", "role": "analyst"}, token=world.tokens["account-manager"]
+    )
+    assert r.status_code == 201, r.content
+    assert mail.outbox[-1].subject == "You are invited to Old Bcc: victim@example.net on Dalgo"
+    assert mail.outbox[-1].to == ["new@example.org"] and not mail.outbox[-1].bcc
 
 
 def test_wrong_types(api, world: OrgWorld):

@@ -66,14 +66,18 @@ def grpc_base_port() -> int | None:
     return int(value) if value else None
 
 
-def _entries(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    """A workspace file's entries of organizations: (slug, what the entry says), whatever their kind."""
+def _read(path: Path) -> str:
+    """A workspace file's text; empty when there is none yet."""
     try:
-        config = yaml.safe_load(path.read_text()) or {}
+        return path.read_text()
     except FileNotFoundError:
-        return []
+        return ""
+
+
+def _entries(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """A workspace's entries of organizations: (slug, what the entry says), whatever their kind."""
     found = []
-    for entry in config.get("load_from") or []:
+    for entry in (yaml.safe_load(text) or {}).get("load_from") or []:
         for target in entry.values() if isinstance(entry, dict) else ():
             name = str((target or {}).get("location_name", ""))
             if name.startswith(LOCATION_PREFIX):
@@ -81,23 +85,24 @@ def _entries(path: Path) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
+def _ports(text: str) -> dict[str, int]:
+    return {slug: int(target["port"]) for slug, target in _entries(text) if "port" in target}
+
+
 def code_servers(path: Path) -> dict[str, int]:
     """The organizations a workspace file serves from long-lived code servers, with their ports."""
-    return {slug: int(target["port"]) for slug, target in _entries(path) if "port" in target}
+    return _ports(_read(path))
 
 
-def served_from(path: Path) -> int | None:
-    """The base port of a workspace file of long-lived code servers (None: module entries, or no file)."""
-    try:
-        found = _BASE_PORT.search(path.read_text())
-    except FileNotFoundError:
-        return None
+def _base_port(text: str) -> int | None:
+    """The base port a workspace of long-lived code servers records (None: module entries)."""
+    found = _BASE_PORT.search(text)
     return int(found.group(1)) if found else None
 
 
 def workspace_slugs(path: Path) -> list[str]:
     """The organizations a workspace file lists, whatever its entries (modules or code servers)."""
-    return sorted(slug for slug, _ in _entries(path))
+    return sorted(slug for slug, _ in _entries(_read(path)))
 
 
 def assign_ports(slugs: list[str], current: dict[str, int], base: int) -> dict[str, int]:
@@ -141,15 +146,15 @@ def write_workspace(path: Path, orgs_dir: Path | None = None, *, grpc_base_port:
     from its base port."""
     slugs = list_org_slugs(orgs_dir)
     with _locked(path):
-        current = code_servers(path)
+        before = _read(path)
+        current = _ports(before)
         if grpc_base_port is None:
-            grpc_base_port = served_from(path)
-        if grpc_base_port is None and current:  # a file written before the base port line
-            grpc_base_port = min(current.values())
+            # the base port the file records, else (written before that line) its lowest port
+            grpc_base_port = _base_port(before) or (min(current.values()) if current else None)
         ports = None if grpc_base_port is None else assign_ports(slugs, current, grpc_base_port)
         served = "" if grpc_base_port is None else _BASE_PORT_LINE.format(port=grpc_base_port)
         text = HEADER + served + yaml.safe_dump(workspace_config(slugs, ports=ports), sort_keys=False)
-        if not path.exists() or path.read_text() != text:
+        if text != before:
             tmp = path.with_suffix(".tmp")
             tmp.write_text(text)
             tmp.replace(path)
